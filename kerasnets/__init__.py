@@ -1,0 +1,32 @@
+"""kerasnets: the classic convolutional networks as Keras 3 functional models.
+
+    import kerasnets
+    model = kerasnets.build_vgg16()            # or kerasnets.build("vgg16")
+    kerasnets.available_models()               # every registered name
+
+Every builder takes the keras.applications arguments (`include_top`,
+`weights`, `input_shape`, `input_tensor`, `pooling`, `classes`,
+`classifier_activation`, `name`) plus options of its family.
+"""
+
+from kerasnets import layers, shapes
+from kerasnets.summary import parameter_count
+from kerasnets.alexnet import build_alexnet, build_zfnet
+from kerasnets.lenet import build_lenet5
+from kerasnets.registry import available_models, build, model_spec, register_model
+from kerasnets.vgg import (
+    build_vgg,
+    build_vgg11,
+    build_vgg11_bn,
+    build_vgg13,
+    build_vgg13_bn,
+    build_vgg16,
+    build_vgg16_bn,
+    build_vgg19,
+    build_vgg19_bn,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [name for name in dir() if name.startswith("build") or name in (
+    "available_models", "model_spec", "register_model", "layers", "shapes", "parameter_count")]

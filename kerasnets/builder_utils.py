@@ -1,0 +1,166 @@
+"""Argument checking, inputs and heads shared by every classification builder.
+
+Each builder follows the keras.applications signature::
+
+    build_x(include_top=True, weights=None, input_shape=None, input_tensor=None,
+            pooling=None, classes=1000, classifier_activation="softmax",
+            name=None, **options)
+
+and calls these helpers so that bad arguments fail the same way everywhere:
+with a `ValueError` that says what was expected and what was received,
+before any layer is built.
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+
+POOLINGS = (None, "avg", "max")
+
+
+def check_common_args(*, include_top, weights, pooling, classes, classifier_activation):
+    """Validates the arguments every classification builder shares."""
+    if not isinstance(include_top, bool):
+        raise ValueError(f"`include_top` must be True or False. Received: include_top={include_top!r}")
+    if pooling not in POOLINGS:
+        raise ValueError(f"`pooling` must be one of {POOLINGS}. Received: pooling={pooling!r}")
+    if include_top and (not isinstance(classes, int) or isinstance(classes, bool) or classes < 1):
+        raise ValueError(f"`classes` must be a positive integer. Received: classes={classes!r}")
+    if weights is not None and not isinstance(weights, (str, os.PathLike)):
+        raise ValueError(
+            "`weights` must be None (random initialization) or the path of a weight file. "
+            f"Received: weights={weights!r}"
+        )
+    if isinstance(weights, str) and weights == "imagenet":
+        raise ValueError(
+            "No pretrained presets ship with kerasnets yet: pass `weights=` the path of a weight "
+            "file (.npy/.npz/.mat/.pth/.h5) or load one with weights_io.load_weights. "
+            "Received: weights='imagenet'"
+        )
+    if weights is not None and not os.path.exists(weights):
+        raise ValueError(f"`weights` file does not exist. Received: weights={os.fspath(weights)!r}")
+    if classifier_activation is not None:
+        try:
+            keras.activations.get(classifier_activation)
+        except ValueError as err:
+            raise ValueError(
+                "`classifier_activation` must be None or a Keras activation. "
+                f"Received: classifier_activation={classifier_activation!r}"
+            ) from err
+
+
+def resolve_input_shape(
+    input_shape,
+    *,
+    default_shape,
+    min_size,
+    fixed_size=False,
+    channels=None,
+    model_name="model",
+):
+    """Returns the checked input shape (H, W, C), channels last.
+
+    Args:
+        input_shape: what the user passed, or None for `default_shape`.
+        default_shape: the network's usual input, e.g. (224, 224, 3).
+        min_size: smallest spatial size the network can process.
+        fixed_size: True when a flattening classifier pins H and W to
+            `default_shape` (VGG, AlexNet and LeNet with `include_top=True`).
+        channels: required channel count, or None for any.
+        model_name: used in error messages.
+    """
+    if input_shape is None:
+        return tuple(default_shape)
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        shape = None
+    if shape is None or len(shape) != 3 or not all(d is None or (isinstance(d, int) and d > 0) for d in shape):
+        raise ValueError(
+            f"`input_shape` for {model_name} must be a tuple (height, width, channels) of positive "
+            f"integers (None allowed for height/width). Received: input_shape={input_shape!r}"
+        )
+    height, width, chans = shape
+    if chans is None:
+        raise ValueError(f"The channel count of `input_shape` must be known. Received: input_shape={input_shape!r}")
+    if channels is not None and chans != channels:
+        raise ValueError(
+            f"{model_name} expects {channels} input channels (channels last). Received: input_shape={shape}"
+        )
+    if fixed_size and (height, width) != tuple(default_shape[:2]):
+        raise ValueError(
+            f"With include_top=True, {model_name}'s flattening classifier needs input_shape "
+            f"{tuple(default_shape[:2]) + (chans,)}; use include_top=False (or the fully-convolutional "
+            f"option where the model has one) for other sizes. Received: input_shape={shape}"
+        )
+    for dim in (height, width):
+        if dim is not None and dim < min_size:
+            raise ValueError(
+                f"Input size must be at least {min_size}x{min_size} for {model_name}. "
+                f"Received: input_shape={shape}"
+            )
+    return shape
+
+
+def make_inputs(shape, input_tensor=None, name="input"):
+    """An `Input` of `shape`, or `input_tensor` checked against it."""
+    if input_tensor is None:
+        return keras.Input(shape=shape, name=name)
+    if not keras.backend.is_keras_tensor(input_tensor):
+        raise ValueError(
+            "`input_tensor` must be a Keras tensor (from keras.Input or a layer). "
+            f"Received: input_tensor={input_tensor!r}"
+        )
+    got = tuple(input_tensor.shape[1:])
+    if len(got) != 3 or got[-1] != shape[-1]:
+        raise ValueError(f"`input_tensor` shape must be (batch,) + {shape}. Received: {tuple(input_tensor.shape)}")
+    return input_tensor
+
+
+def pooled_head(x, *, include_top, pooling, classes, classifier_activation, dropout=0.0, head_name="predictions"):
+    """Global-pooling head: `include_top` -> GAP (+dropout) + Dense; else optional pooling."""
+    if include_top:
+        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        if dropout:
+            x = keras.layers.Dropout(dropout, name="dropout")(x)
+        return keras.layers.Dense(classes, activation=classifier_activation, name=head_name)(x)
+    return global_pool(x, pooling)
+
+
+def global_pool(x, pooling):
+    """`pooling` ('avg', 'max' or None) applied to a feature map."""
+    if pooling == "avg":
+        return keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    if pooling == "max":
+        return keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
+    return x
+
+
+def finish_model(inputs, outputs, *, input_tensor=None, name, weights=None):
+    """Wraps the graph in a `keras.Model` and loads `weights` (a file path) if given."""
+    if input_tensor is not None:
+        inputs = keras.utils.get_source_inputs(input_tensor)
+    model = keras.Model(inputs, outputs, name=name)
+    if weights is not None:
+        from weights_io import load_weights  # kerasnets may call weights_io, never the reverse
+
+        load_weights(model, weights)
+    return model
+
+
+def check_options(options, allowed, model_name):
+    """Rejects keyword options a builder does not know, naming the known ones."""
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"Unknown option(s) {unknown} for {model_name}. Known options: {sorted(allowed)}"
+        )
+
+
+def check_choice(value, choices, arg_name):
+    """`value` if it is one of `choices`, else a ValueError naming them."""
+    if value not in choices:
+        raise ValueError(f"`{arg_name}` must be one of {tuple(choices)}. Received: {arg_name}={value!r}")
+    return value

@@ -1,0 +1,32 @@
+"""kerasnets: classic convolutional networks in Keras 3, with weight importers and training."""
+
+from setuptools import find_packages, setup
+
+TEST = ["pytest>=8.0", "scikit-learn>=1.5", "scikit-image>=0.24", "matplotlib>=3.8", "pillow>=10.0",
+        "hypothesis>=6.100", "pycocotools>=2.0.8", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"]
+
+setup(
+    name="kerasnets",
+    version="0.1.0",
+    description="Classic CNNs (LeNet to MobileNetV3, FSRCNN to Ucolor) as Keras 3 builders, "
+    "with exact weight importers from MatConvNet, numpy, PyTorch and Keras files.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(include=["kerasnets", "kerasnets.*", "weights_io", "weights_io.*", "training", "training.*"]),
+    package_data={"kerasnets": ["data/*"]},
+    install_requires=[
+        "tensorflow>=2.21",
+        "keras>=3.15",
+        "numpy>=2.0",
+        "scipy>=1.13",
+        "h5py>=3.11",
+        "scikit-learn>=1.5",  # ships the digits data set of the default training job
+    ],
+    extras_require={
+        "test": TEST,
+        "oracle": ["torch==2.14.1", "torchvision==0.29.1"],
+        "notebooks": ["matplotlib>=3.8", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29", "jupyter"],
+    },
+    entry_points={"console_scripts": ["kerasnets=kerasnets.cli:main"]},
+)

@@ -1,0 +1,61 @@
+"""Shared fixtures and reference helpers for the test suites.
+
+Core suite: `pytest tests` (TensorFlow backend, no torch needed).
+Oracle suite: tests/oracle, comparing against torchvision; skipped without torch.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+FIXTURES = ROOT.parent / "shared" / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir():
+    if not FIXTURES.is_dir():
+        pytest.skip(f"shared fixtures not found at {FIXTURES}")
+    return FIXTURES
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    import keras
+
+    keras.utils.set_random_seed(1234)
+    np.random.seed(1234)
+
+
+def assert_close(actual, expected, rtol=1e-4, what="output"):
+    """max |actual - expected| <= rtol * max |expected|: the project's parity bar."""
+    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
+    scale = max(np.abs(expected).max(), 1e-12)
+    err = np.abs(actual - expected).max()
+    assert err <= rtol * scale, f"{what}: max |diff| {err:.3g} > {rtol} x max |ref| {scale:.3g}"
+
+
+def randomize_bn_statistics(model, seed=0):
+    """Non-trivial moving mean/variance, so parity tests exercise BN inference."""
+    import keras
+
+    rng = np.random.default_rng(seed)
+    for layer in model._flatten_layers():
+        if isinstance(layer, keras.layers.BatchNormalization):
+            c = layer.moving_mean.shape
+            layer.moving_mean.assign(rng.normal(0, 0.1, c).astype("float32"))
+            layer.moving_variance.assign(rng.uniform(0.5, 1.5, c).astype("float32"))
+            if layer.gamma is not None:
+                layer.gamma.assign(rng.uniform(0.5, 1.5, c).astype("float32"))
+            if layer.beta is not None:
+                layer.beta.assign(rng.normal(0, 0.1, c).astype("float32"))
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: heavier tests (full-size models, training runs)")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -1,0 +1,26 @@
+"""Weight importers: other frameworks' files in, Keras weights out.
+
+    from kerasnets import build_vgg16
+    from weights_io import load_npy_weights
+
+    model = build_vgg16()
+    report = load_npy_weights(model, "vgg16.npy")   # tensorflow-vgg layout
+    print(report)
+
+Readers (file -> neutral arrays) know nothing of Keras; layouts (our layer
+names -> the source's) know nothing of files; one assign step converts,
+checks everything and applies all or nothing.
+"""
+
+from weights_io.api import load_npy_weights, load_weights
+from weights_io.assign import assign_weights
+from weights_io.core import Layout, Report, WeightFile
+from weights_io.errors import UnsafePickleError, WeightFileError, WeightMismatchError, WeightsIOError
+from weights_io.layouts import LAYOUTS, detect_layout, get_layout, register_layout, rule_layout
+from weights_io.readers import READERS, detect_format, read_weights
+
+__all__ = [
+    "LAYOUTS", "READERS", "Layout", "Report", "UnsafePickleError", "WeightFile", "WeightFileError",
+    "WeightMismatchError", "WeightsIOError", "assign_weights", "detect_format", "detect_layout",
+    "get_layout", "load_npy_weights", "load_weights", "read_weights", "register_layout", "rule_layout",
+]

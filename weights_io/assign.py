@@ -1,0 +1,216 @@
+"""Convert source arrays to a model's variables, check everything, then apply.
+
+The one assign step every loader goes through. It
+
+1. asks the layout for `{our layer name: source layer key}`;
+2. for each weighted layer, picks the source array of each variable by the
+   source's parameter names (`CONVENTIONS`) and converts its axes to Keras';
+3. records loaded / missing / unexpected / mis-shaped weights in a `Report`;
+4. writes nothing unless every check passed (or `strict=False`, which loads
+   what fits and leaves the rest), so a failed load leaves the model untouched.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from weights_io.core import Report, WeightFile
+from weights_io.errors import WeightMismatchError
+
+# Our variable name -> the source's parameter name, per convention.
+PARAM_NAMES = {
+    "torch": {
+        "kernel": "weight", "depthwise_kernel": "weight", "bias": "bias",
+        "gamma": "weight", "beta": "bias", "moving_mean": "running_mean", "moving_variance": "running_var",
+        "alpha": "weight",
+        "squeeze_kernel": "fc1.weight", "squeeze_bias": "fc1.bias",
+        "excite_kernel": "fc2.weight", "excite_bias": "fc2.bias",
+    },
+    "tf": {
+        "kernel": "weights", "depthwise_kernel": "weights", "bias": "biases",
+        "gamma": "scale", "beta": "offset", "moving_mean": "mean", "moving_variance": "variance",
+        "alpha": "alpha",
+    },
+    "matconvnet": {
+        "kernel": "weights", "depthwise_kernel": "weights", "bias": "biases",
+        "gamma": "mult", "beta": "bias", "moving_mean": "moments", "moving_variance": "moments",
+        "alpha": "weights",
+    },
+}
+
+# Source parameters that carry no weight (bookkeeping): consumed silently.
+IGNORED_PARAMS = ("num_batches_tracked",)
+
+
+def weighted_layers(model):
+    """Layers that own variables, in model order, descending into nested models."""
+    out = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            out += weighted_layers(layer)
+        elif layer.weights:
+            out.append(layer)
+    return out
+
+
+def _flatten_source_shape(layer):
+    """(H, W, C) when a Dense layer reads a flattened spatial map, else None.
+
+    Torch flattens CHW and Keras HWC, so the first Linear after a feature map
+    needs its input axis permuted; walks back through shape-preserving layers.
+    """
+    try:
+        tensor = layer._inbound_nodes[0].input_tensors[0]
+    except (IndexError, AttributeError):
+        return None
+    for _ in range(8):
+        producer = tensor._keras_history.operation
+        if isinstance(producer, keras.layers.Flatten):
+            shape = tuple(producer._inbound_nodes[0].input_tensors[0].shape[1:])
+            return shape if len(shape) == 3 and shape[0] * shape[1] > 1 else None
+        if isinstance(producer, (keras.layers.Dropout, keras.layers.Activation, keras.layers.ReLU)):
+            tensor = producer._inbound_nodes[0].input_tensors[0]
+            continue
+        return None
+    return None
+
+
+def _restore_singletons(array, shape):
+    """Re-adds the trailing singleton axes MATLAB drops ((3,3,64,1) saved as (3,3,64))."""
+    if array.shape != tuple(shape) and array.size == int(np.prod(shape)) and array.ndim < len(shape):
+        if tuple(shape[: array.ndim]) == array.shape and all(d == 1 for d in shape[array.ndim:]):
+            return array.reshape(shape)
+    return array
+
+
+def _convert_kernel(array, variable, layer, convention):
+    """Source kernel -> Keras layout; returns (array, note)."""
+    target = tuple(variable.shape)
+    if convention == "matconvnet":
+        array = _restore_singletons(array, target)
+    if convention == "torch":
+        if isinstance(layer, keras.layers.DepthwiseConv2D) and array.ndim == 4:
+            kh, kw, channels, multiplier = target
+            return array.reshape(channels, multiplier, kh, kw).transpose(2, 3, 0, 1), "depthwise (C,M,kh,kw)->(kh,kw,C,M)"
+        if len(target) == 4 and array.ndim == 4:
+            note = "ConvTranspose (in,out,kh,kw)->(kh,kw,out,in)" if isinstance(layer, keras.layers.Conv2DTranspose) else "OIHW->HWIO"
+            return array.transpose(2, 3, 1, 0), note
+        if len(target) == 4 and array.ndim == 2:
+            kh, kw, cin, cout = target
+            if array.shape != (cout, kh * kw * cin):
+                return array, "Linear->conv"
+            return array.reshape(cout, cin, kh, kw).transpose(2, 3, 1, 0), "Linear (out, C*H*W)->conv HWIO"
+        if len(target) == 2 and array.ndim in (2, 4):
+            matrix = array.reshape(array.shape[0], -1)
+            spatial = _flatten_source_shape(layer) if isinstance(layer, keras.layers.Dense) else None
+            if spatial is not None and matrix.shape == (target[1], target[0]):
+                h, w, c = spatial
+                return (
+                    matrix.reshape(-1, c, h, w).transpose(2, 3, 1, 0).reshape(h * w * c, -1),
+                    "Linear CHW-flatten->HWC-flatten, transposed",
+                )
+            return matrix.T, "Linear (out,in)->(in,out)"
+        return array, ""
+    # tf, matconvnet, keras: HWIO and (in, out) already; only FC <-> conv reshapes.
+    if array.shape != target and array.size == int(np.prod(target)) and (
+        (len(target) == 4 and array.ndim == 2) or (len(target) == 2 and array.ndim == 4)
+    ):
+        return array.reshape(target), f"reshape {array.shape}->{target}"
+    return array, ""
+
+
+def _source_array(variable, layer, src, flat, convention):
+    """Finds and converts the source value of one variable: (array, key, note) or (None, key, '')."""
+    var_name = variable.name.split("/")[-1].split(":")[0]
+    if convention == "keras":
+        key = f"{src}.{var_name}"
+        return flat.get(key), key, ""
+    param = PARAM_NAMES[convention].get(var_name, var_name)
+    if convention == "matconvnet" and isinstance(layer, keras.layers.BatchNormalization) and var_name == "beta":
+        param = "bias"
+    key = f"{src}.{param}"
+    array = flat.get(key)
+    if array is None:
+        return None, key, ""
+    array = np.asarray(array)
+    if var_name in ("kernel", "depthwise_kernel"):
+        array, note = _convert_kernel(array, variable, layer, convention)
+        return array, key, note
+    if var_name in ("squeeze_kernel", "excite_kernel") and convention == "torch":
+        return array.reshape(array.shape[0], -1).T, key, "Linear/1x1 conv (out,in)->(in,out)"
+    if convention == "matconvnet" and param == "moments":
+        moments = array.reshape(-1, 2)
+        if var_name == "moving_mean":
+            return moments[:, 0].copy(), key, "moments[:, 0]"
+        return moments[:, 1] ** 2 - layer.epsilon, key, "moments[:, 1]**2 - eps"
+    target = tuple(variable.shape)
+    if array.shape != target and array.size == int(np.prod(target)):
+        return array.reshape(target), key, f"reshape {array.shape}->{target}" if array.ndim > 1 else ""
+    if var_name == "alpha" and array.size == 1 and int(np.prod(target)) > 1:
+        return np.full(target, array.reshape(()), dtype=array.dtype), key, "shared PReLU slope broadcast"
+    return array, key, ""
+
+
+def _first_conv_name(layers):
+    for layer in layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            return layer.name
+    return None
+
+
+def assign_weights(model, weight_file: WeightFile, layout, *, strict=True, flip_first_conv_channels=False):
+    """Loads `weight_file` into `model` through `layout`; returns a `Report`.
+
+    Args:
+        model: a built Keras model.
+        weight_file: what a reader returned.
+        layout: a `Layout` (names only).
+        strict: raise `WeightMismatchError` (model untouched) on any missing,
+            unexpected or mis-shaped weight. With False, load every weight that
+            fits and report the rest.
+        flip_first_conv_channels: reverse the input-channel axis of the first
+            convolution (BGR-trained weights used on RGB input, and back).
+    """
+    layers = weighted_layers(model)
+    names = [layer.name for layer in layers]
+    mapping = layout.map_names(names)
+    flat = weight_file.flat()
+    consumed = {key for key in flat if key.rpartition(".")[2] in IGNORED_PARAMS}
+    report = Report(path=weight_file.path, format=weight_file.format, layout=layout.name)
+    first_conv = layout.first_conv or _first_conv_name(layers)
+    plan = []
+    for layer in layers:
+        src = mapping.get(layer.name)
+        if src is None:
+            report.missing += [(v.path, "(no source layer)", "") for v in layer.weights]
+            continue
+        layer_plan, layer_ok = [], True
+        for variable in layer.weights:
+            array, key, note = _source_array(variable, layer, src, flat, weight_file.convention)
+            if array is None:
+                report.missing.append((variable.path, key, ""))
+                layer_ok = False
+                continue
+            consumed.add(key)
+            if flip_first_conv_channels and layer.name == first_conv and variable.name == "kernel":
+                array = array[:, :, ::-1, :]
+                note = (note + "; " if note else "") + "BGR<->RGB flip"
+            if tuple(array.shape) != tuple(variable.shape):
+                report.mismatched.append((variable.path, tuple(variable.shape), key, tuple(array.shape)))
+                layer_ok = False
+                continue
+            layer_plan.append((variable, array, key, note))
+        if layer_ok:
+            plan += layer_plan
+        else:
+            report.skipped += [(v.path, k, "layer not loaded: see missing / mis-shaped") for v, _, k, _ in layer_plan]
+    report.unexpected = sorted(set(flat) - consumed)
+    if strict and not report.ok:
+        raise WeightMismatchError(report)
+    staged = [(variable, np.asarray(array, dtype=variable.dtype), key, note) for variable, array, key, note in plan]
+    for variable, value, key, note in staged:
+        variable.assign(value)
+        report.loaded.append((variable.path, key, note))
+    report.applied = True
+    return report

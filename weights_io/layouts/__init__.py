@@ -1,0 +1,91 @@
+"""Layouts: how other projects name the layers of the networks we build.
+
+A layout is a function of our layer names (see `weights_io.core.Layout`);
+`rule_layout` writes one from regex rules with format templates, so a layout
+is a few lines of data rather than a hand-typed list. `detect_layout` picks
+the layout under which most of a file's layers find a home in the model.
+"""
+
+from __future__ import annotations
+
+import re
+
+from weights_io.core import Layout
+
+LAYOUTS: dict[str, Layout] = {}
+
+
+def register_layout(layout):
+    if layout.name in LAYOUTS:
+        raise ValueError(f"Layout {layout.name!r} registered twice")
+    LAYOUTS[layout.name] = layout
+    return layout
+
+
+def get_layout(name):
+    if isinstance(name, Layout):
+        return name
+    if name not in LAYOUTS:
+        raise ValueError(f"Unknown layout {name!r}. Known layouts: {sorted(LAYOUTS)}")
+    return LAYOUTS[name]
+
+
+def rule_layout(name, rules, *, description="", first_conv=None, keep_unmatched=False):
+    """A layout from `(regex, template)` rules applied to each of our layer names.
+
+    The first rule whose regex fully matches a name gives the source key, as
+    `template.format(*groups)`; a template may also be a function of the match.
+    Names no rule matches are absent from the source, or kept as they are with
+    `keep_unmatched=True`.
+    """
+    compiled = [(re.compile(pattern), template) for pattern, template in rules]
+
+    def map_names(names):
+        mapping = {}
+        for our in names:
+            for regex, template in compiled:
+                match = regex.fullmatch(our)
+                if match:
+                    mapping[our] = template(match) if callable(template) else template.format(*match.groups())
+                    break
+            else:
+                if keep_unmatched:
+                    mapping[our] = our
+        return mapping
+
+    return Layout(name=name, map_names=map_names, description=description, first_conv=first_conv)
+
+
+IDENTITY = register_layout(
+    Layout(
+        name="keras",
+        map_names=lambda names: {n: n for n in names},
+        description="The source uses our layer names (Keras weight files, keras.applications, our own exports).",
+    )
+)
+
+
+def detect_layout(names, weight_file):
+    """The registered layout that places the most source layers on the model.
+
+    Ties go to the layout that leaves fewer model layers unmapped, then to
+    registration order (identity first).
+    """
+    sources = set(weight_file.tensors)
+    best, best_score = None, (0, 0)
+    for layout in LAYOUTS.values():
+        mapped = layout.map_names(names)
+        hits = len(sources & set(mapped.values()))
+        score = (hits, -(len(names) - len(mapped)))
+        if hits and score > best_score:
+            best, best_score = layout, score
+    if best is None:
+        raise ValueError(
+            "No known layout matches this file: none of its layer names "
+            f"({sorted(sources)[:6]}...) correspond to the model's layers ({names[:6]}...). "
+            f"Pass source=<layout> (one of {sorted(LAYOUTS)})."
+        )
+    return best
+
+
+from weights_io.layouts import vgg as _vgg  # noqa: E402,F401  (registers VGG/AlexNet layouts)

@@ -1,0 +1,71 @@
+"""Readers: weight file -> `WeightFile`. They know file formats, nothing of Keras.
+
+`READERS` maps a format name to its reader; `detect_format` picks one from
+the file's first bytes (never from the extension alone, so a renamed file is
+still read right and a wrong one is refused).
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+
+from weights_io.errors import WeightFileError
+
+READERS = {}
+
+
+def register_reader(fmt):
+    def decorate(fn):
+        READERS[fmt] = fn
+        return fn
+
+    return decorate
+
+
+def detect_format(path):
+    """Names the format of the file at `path` from its magic bytes."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise WeightFileError("No such weight file", path=path)
+    with open(path, "rb") as f:
+        head = f.read(128)
+    if not head:
+        raise WeightFileError("The weight file is empty (0 bytes)", path=path)
+    if head.startswith(b"\x93NUMPY"):
+        return "npy"
+    if head.startswith(b"MATLAB 7.3"):
+        return "mat-v73"
+    if head.startswith(b"MATLAB 5.0") or head[:4] in (b"MATL",):
+        return "mat"
+    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+        return "keras-h5"
+    if head.startswith(b"PK"):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError) as err:
+            raise WeightFileError(f"Corrupt zip archive ({err})", path=path) from err
+        if any(name.endswith("data.pkl") for name in names):
+            return "torch-zip"
+        if names and all(name.endswith(".npy") for name in names):
+            return "npz"
+        if "model.weights.h5" in names or "config.json" in names:
+            return "keras-zip"
+        raise WeightFileError(f"A zip archive that is neither .npz nor a torch file (entries: {names[:5]})", path=path)
+    if head[:2] == b"\x80\x02" or head[:1] == b"\x80":
+        return "torch-legacy"
+    raise WeightFileError(f"Unrecognised weight file format (first bytes {head[:8]!r})", path=path)
+
+
+def read_weights(path, format=None):
+    """Reads any supported weight file into a `WeightFile` (see `detect_format`)."""
+    fmt = format or detect_format(path)
+    if fmt not in READERS:
+        raise WeightFileError(
+            f"No reader for format {fmt!r}; supported: {sorted(READERS)}", path=os.fspath(path)
+        )
+    return READERS[fmt](os.fspath(path))
+
+
+from weights_io.readers import npy as _npy  # noqa: E402,F401  (registers "npy" and "npz")
