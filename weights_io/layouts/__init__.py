@@ -8,6 +8,7 @@ the layout under which most of a file's layers find a home in the model.
 
 from __future__ import annotations
 
+import importlib
 import re
 
 from weights_io.core import Layout
@@ -88,4 +89,7 @@ def detect_layout(names, weight_file):
     return best
 
 
-from weights_io.layouts import vgg as _vgg  # noqa: E402,F401  (registers VGG/AlexNet layouts)
+# Family modules register their layouts on import; add yours to this tuple.
+_FAMILY_MODULES = ("vgg",)
+for _module in _FAMILY_MODULES:
+    importlib.import_module(f"weights_io.layouts.{_module}")

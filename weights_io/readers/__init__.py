@@ -7,6 +7,7 @@ still read right and a wrong one is refused).
 
 from __future__ import annotations
 
+import importlib
 import os
 import zipfile
 
@@ -68,4 +69,7 @@ def read_weights(path, format=None):
     return READERS[fmt](os.fspath(path))
 
 
-from weights_io.readers import npy as _npy  # noqa: E402,F401  (registers "npy" and "npz")
+# Format modules register their readers on import; add yours to this tuple.
+_FORMAT_MODULES = ("npy",)
+for _module in _FORMAT_MODULES:
+    importlib.import_module(f"weights_io.readers.{_module}")
