@@ -1,0 +1,253 @@
+"""The `kerasnets` command.
+
+    kerasnets train                      # LeNet-5 on the bundled digits -> lenet5.h5
+    kerasnets list                       # every model: family, input, parameters
+    kerasnets summary vgg16 --receptive-field
+    kerasnets convert --arch vgg16 --from vgg16.npy --to vgg16.h5
+    kerasnets train --model resnet34 --data flower_photos/ --weights resnet34.pth --epochs 3
+    kerasnets train fsrcnn --train-file train.h5 --eval-file eval.h5 --scale 3
+    kerasnets prepare --images-dir photos/ --output train.h5 --scale 3
+    kerasnets predict --model model.keras --image tulip.jpg --classes class_indices.json
+
+Heavy imports (Keras, TensorFlow) happen inside each command, so `--help` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+
+def _parse_option(text):
+    """`key=value` -> (key, value) with value read as JSON when it parses (numbers, true, lists)."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"options are key=value, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def _options(pairs):
+    return dict(pairs or [])
+
+
+def _param_cache_path():
+    import kerasnets
+
+    home = os.environ.get("KERASNETS_HOME", os.path.join(os.path.expanduser("~"), ".cache", "kerasnets"))
+    return os.path.join(home, f"param_counts-{kerasnets.__version__}.json")
+
+
+def _parameter_counts(names, refresh=False):
+    """Builds each model once to count its parameters; cached per version."""
+    import keras
+
+    from kerasnets import build, parameter_count
+
+    path = _param_cache_path()
+    cache = {}
+    if os.path.exists(path) and not refresh:
+        with open(path) as f:
+            cache = json.load(f)
+    todo = [n for n in names if n not in cache]
+    if todo:
+        print(f"counting parameters of {len(todo)} models (cached for next time)...", file=sys.stderr)
+        bar = keras.utils.Progbar(len(todo), stateful_metrics=["model"])
+        for i, name in enumerate(todo, 1):
+            model = build(name)
+            cache[name] = parameter_count(model)
+            del model
+            keras.backend.clear_session()
+            bar.update(i)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            json.dump(cache, f, indent=1, sort_keys=True)
+    return cache
+
+
+def cmd_list(args):
+    from kerasnets import available_models, model_spec
+    from kerasnets.summary import format_table
+
+    names = available_models(family=args.family, task=args.task)
+    counts = {} if args.no_params else _parameter_counts(names, refresh=args.refresh)
+    rows = []
+    for name in names:
+        spec = model_spec(name)
+        row = [name, spec.family, spec.task, "x".join(map(str, spec.input_shape))]
+        if not args.no_params:
+            row.append(counts[name])
+        rows.append(row)
+    headers = ["model", "family", "task", "input"] + ([] if args.no_params else ["params"])
+    print(format_table(headers, rows))
+    return 0
+
+
+def cmd_summary(args):
+    from kerasnets import build, parameter_count
+    from kerasnets.summary import format_table, layer_table
+
+    options = _options(args.option)
+    if args.input_shape:
+        options["input_shape"] = tuple(args.input_shape)
+    model = build(args.name, **options)
+    headers = ["layer", "type", "output shape", "params"] + (["receptive field"] if args.receptive_field else [])
+    print(f"Model: {model.name}")
+    print(format_table(headers, layer_table(model, receptive_field=args.receptive_field)))
+    print(f"Outputs: {[tuple(o.shape) for o in model.outputs]}")
+    print(f"Parameters: {parameter_count(model):,} (BN moving statistics excluded); "
+          f"{model.count_params():,} in all")
+    return 0
+
+
+def cmd_train(args):
+    target = (args.target or args.model or "lenet5").lower()
+    if target == "fsrcnn":
+        from training import superres
+
+        if not (args.train_file and args.eval_file):
+            raise SystemExit("kerasnets train fsrcnn needs --train-file and --eval-file (make them with kerasnets prepare)")
+        result = superres.train_fsrcnn(
+            args.train_file, args.eval_file, scale=args.scale, outputs_dir=args.output_dir or "fsrcnn_outputs",
+            epochs=args.epochs or 20, batch_size=args.batch_size or 16,
+        )
+        print(f"best epoch {result['best_epoch']}: eval PSNR {result['best_psnr']:.2f} dB")
+        return 0
+    if args.data is None:
+        if target != "lenet5":
+            raise SystemExit(f"--data DIR (one folder per class) is needed to train {target}")
+        from training.digits import train_lenet5_digits
+
+        result = train_lenet5_digits(output=args.output or "lenet5.h5", epochs=args.epochs or 25,
+                                     batch_size=args.batch_size or 32)
+        return 0 if result["test_accuracy"] > 0 else 1
+    from training.fit import train_on_folder
+
+    train_on_folder(
+        target, args.data, weights=args.weights, epochs=args.epochs or 10, batch_size=args.batch_size or 32,
+        image_size=args.image_size, output_dir=args.output_dir or f"{target}_run", transfer=args.transfer,
+    )
+    return 0
+
+
+def cmd_convert(args):
+    from kerasnets.convert import convert
+
+    report = convert(args.arch, args.src, args.dst, source=args.source, strict=not args.no_strict,
+                     **_options(args.option))
+    print(report)
+    print(f"saved {args.dst}")
+    return 0
+
+
+def cmd_predict(args):
+    from training.predict import predict_cli
+
+    return predict_cli(args)
+
+
+def cmd_prepare(args):
+    from training.superres import prepare_fsrcnn_h5
+
+    path = prepare_fsrcnn_h5(args.images_dir, args.output, scale=args.scale, eval=args.eval,
+                             augment=args.augment)
+    print(f"wrote {path}")
+    return 0
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="kerasnets",
+        description="Classic CNNs in Keras 3: list and inspect models, import weights, train, predict.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("list", help="every registered model with family, input size and parameter count",
+                       description="List registered models. Parameter counts build each model once and are cached.")
+    p.add_argument("--family", help="only this family (vgg, resnet, ...)")
+    p.add_argument("--task", help="only this task (classification, image-to-image, generative)")
+    p.add_argument("--no-params", action="store_true", help="skip parameter counts (instant)")
+    p.add_argument("--refresh", action="store_true", help="recount parameters, ignoring the cache")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("summary", help="layer table of one model",
+                       description="Layer table (output shapes, parameters), optionally receptive fields.")
+    p.add_argument("name", help="model name, e.g. vgg16 (see kerasnets list)")
+    p.add_argument("--receptive-field", action="store_true", help="add each layer's receptive field in pixels")
+    p.add_argument("--input-shape", type=int, nargs=3, metavar=("H", "W", "C"), help="input shape, channels last")
+    p.add_argument("--option", type=_parse_option, action="append", metavar="KEY=VALUE",
+                   help="builder option, e.g. --option batch_norm=true --option include_top=false")
+    p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("train", help="train a model (default: LeNet-5 on the bundled digits)",
+                       description="With no arguments: LeNet-5 on scikit-learn's digits, saved to lenet5.h5. "
+                       "With --data DIR: fine-tune --model on a folder-per-class image tree. "
+                       "With 'fsrcnn': super-resolution training on h5 files from `kerasnets prepare`.")
+    p.add_argument("target", nargs="?", help="'fsrcnn' for super-resolution; otherwise use --model")
+    p.add_argument("--model", help="registered model name (default lenet5)")
+    p.add_argument("--data", help="folder with one sub-folder of images per class")
+    p.add_argument("--weights", help="weight file to start from (.pth/.npy/.mat/.h5)")
+    p.add_argument("--transfer", default="all", choices=["all", "last", "head"],
+                   help="train all layers, only the last layers, or only a new head")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--image-size", type=int, help="square input size (default: the model's)")
+    p.add_argument("--output", help="saved model path (default lenet5.h5 for the digits job)")
+    p.add_argument("--output-dir", help="run directory for checkpoints and logs")
+    p.add_argument("--train-file", help="fsrcnn: training h5 from kerasnets prepare")
+    p.add_argument("--eval-file", help="fsrcnn: evaluation h5 from kerasnets prepare --eval")
+    p.add_argument("--scale", type=int, default=3, help="fsrcnn: upscaling factor")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("convert", help="import a weight file into a model and save it as .h5/.keras",
+                       description="Build --arch, load --from through weights_io (format and layout detected), "
+                       "print the report, save --to.")
+    p.add_argument("--arch", required=True, help="model name, e.g. resnet50")
+    p.add_argument("--from", dest="src", required=True, help="source weights (.pth/.npy/.npz/.mat/.h5)")
+    p.add_argument("--to", dest="dst", required=True, help="output .h5, .keras or .weights.h5")
+    p.add_argument("--source", help="source layout (default: detected), e.g. torchvision-resnet")
+    p.add_argument("--no-strict", action="store_true", help="load what fits, report the rest")
+    p.add_argument("--option", type=_parse_option, action="append", metavar="KEY=VALUE", help="builder option")
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("predict", help="top-k classes of an image",
+                       description="Classify one image with a saved model and its class_indices.json.")
+    p.add_argument("--model", required=True, help=".keras or .h5 model")
+    p.add_argument("--image", required=True, nargs="+", help="image file(s)")
+    p.add_argument("--classes", help="class_indices.json written by training")
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--preprocessing", default=None, help="caffe, matconvnet, torch, tf or none")
+    p.add_argument("--plot", help="save the image titled with the prediction to this PNG")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("prepare", help="build FSRCNN h5 training/eval files from a folder of images",
+                       description="Y-channel patches (train) or whole images (eval) in FSRCNN-pytorch's h5 layout.")
+    p.add_argument("--images-dir", required=True)
+    p.add_argument("--output", required=True)
+    p.add_argument("--scale", type=int, default=3)
+    p.add_argument("--eval", action="store_true", help="write the evaluation layout (groups lr/hr)")
+    p.add_argument("--augment", action="store_true", help="scale/rotation augmentation (training files)")
+    p.set_defaults(func=cmd_prepare)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"kerasnets {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
