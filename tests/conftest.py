@@ -59,3 +59,24 @@ def randomize_bn_statistics(model, seed=0):
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: heavier tests (full-size models, training runs)")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def keras_weight_file(model):
+    """A `WeightFile` holding `model`'s variables under their own layer names (keras convention).
+
+    The test-side way to copy weights between two Keras models through the
+    public assign step, e.g. keras.applications -> kerasnets.
+    """
+    from weights_io import WeightFile
+    from weights_io.assign import weighted_layers
+
+    tensors = {
+        layer.name: {v.name: keras_to_numpy(v) for v in layer.weights} for layer in weighted_layers(model)
+    }
+    return WeightFile(tensors=tensors, convention="keras", format="keras-model")
+
+
+def keras_to_numpy(variable):
+    import keras
+
+    return keras.ops.convert_to_numpy(variable)

@@ -125,7 +125,11 @@ def _source_array(variable, layer, src, flat, convention):
     var_name = variable.name.split("/")[-1].split(":")[0]
     if convention == "keras":
         key = f"{src}.{var_name}"
-        return flat.get(key), key, ""
+        array = flat.get(key)
+        if array is not None and var_name == "kernel":
+            array, note = _convert_kernel(np.asarray(array), variable, layer, convention)
+            return array, key, note
+        return array, key, ""
     param = PARAM_NAMES[convention].get(var_name, var_name)
     if convention == "matconvnet" and isinstance(layer, keras.layers.BatchNormalization) and var_name == "beta":
         param = "bias"

@@ -60,6 +60,9 @@ class SqueezeExcitation(keras.layers.Layer):
 
     def channel_weights(self, inputs):
         """The per-channel gate in [0, 1], shape (batch, C): what the notes plot."""
+        if not self.built:
+            self.build(inputs.shape)
+            self.built = True
         squeezed = ops.mean(inputs, axis=tuple(range(1, len(inputs.shape) - 1)))
         hidden = ops.matmul(squeezed, self.squeeze_kernel)
         if self.use_bias:
