@@ -14,6 +14,28 @@ from kerasnets.summary import parameter_count
 from kerasnets.alexnet import build_alexnet, build_zfnet
 from kerasnets.lenet import build_lenet5
 from kerasnets.registry import available_models, build, model_spec, register_model
+from kerasnets.densenet import (
+    build_densenet,
+    build_densenet121,
+    build_densenet161,
+    build_densenet169,
+    build_densenet201,
+)
+from kerasnets.mobilenet_v3 import build_mobilenet_v3, build_mobilenet_v3_large, build_mobilenet_v3_small
+from kerasnets.resnet import (
+    build_resnet,
+    build_resnet18,
+    build_resnet34,
+    build_resnet50,
+    build_resnet101,
+    build_resnet152,
+    build_resnext50_32x4d,
+    build_resnext101_32x8d,
+    build_se_resnet50,
+    build_se_resnet101,
+    build_se_resnet152,
+    build_se_resnext50_32x4d,
+)
 from kerasnets.vgg import (
     build_vgg,
     build_vgg11,
