@@ -28,7 +28,15 @@ def _numpy_core_module():
 
 _multiarray = _numpy_core_module()
 
+def _latin1_encode(text, encoding="latin1"):
+    """Protocol-2 pickles written by Python 3 spell bytes as _codecs.encode(str, 'latin1')."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(f"_codecs.encode only allowed for latin1 text, got {encoding!r}")
+    return text.encode("latin1")
+
+
 NUMPY_GLOBALS = {
+    ("_codecs", "encode"): _latin1_encode,
     ("numpy.core.multiarray", "_reconstruct"): _multiarray._reconstruct,
     ("numpy._core.multiarray", "_reconstruct"): _multiarray._reconstruct,
     ("numpy.core.multiarray", "scalar"): _multiarray.scalar,
