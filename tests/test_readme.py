@@ -1,0 +1,30 @@
+"""The README's tour runs as written and prints what its comments promise."""
+
+import contextlib
+import io
+import pathlib
+import re
+
+README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_tour_runs_and_prints_its_comments():
+    block = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)[0]
+    promised = [m.group(1).strip() for m in re.finditer(r"print\(.*\)\s+#\s*(\S[^\n]*)", block)]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(block, "README.md", "exec"), {})
+    printed = out.getvalue().splitlines()
+    for promise, line in zip(promised, printed):
+        assert line.startswith(promise.split(",")[0].split(" ")[0]), (promise, line)
+
+
+def test_readme_starts_with_the_two_commands():
+    lines = README.read_text().splitlines()
+    fence = lines.index("```bash")
+    commands = lines[fence + 1 : lines.index("```", fence + 1)]
+    assert len(commands) == 2
+    assert "pip install" in commands[0] and commands[0].endswith("kerasnets train")
+    assert commands[1].endswith("python -m pytest tests")
+    ci = (README.parent / ".ci" / "run").read_text()
+    assert "python -m pytest tests" in ci
