@@ -15,8 +15,8 @@ def test_readme_tour_runs_and_prints_its_comments():
     with contextlib.redirect_stdout(out):
         exec(compile(block, "README.md", "exec"), {})
     printed = out.getvalue().splitlines()
-    for promise, line in zip(promised, printed):
-        assert line.startswith(promise.split(",")[0].split(" ")[0]), (promise, line)
+    assert len(promised) == len(printed) >= 4
+    assert printed == promised
 
 
 def test_readme_starts_with_the_two_commands():
