@@ -1,0 +1,39 @@
+"""DenseNet layout: torchvision names onto ours.
+
+Ours (kerasnets.densenet, keras.applications' names): ``conv1_conv``,
+``conv1_bn``, ``conv{s}_block{b}_0_bn`` / ``_1_conv`` / ``_1_bn`` /
+``_2_conv``, ``pool{s}_bn`` / ``pool{s}_conv`` (transitions), ``bn``,
+``predictions``.
+
+torchvision densenet121/161/169/201: ``features.conv0``, ``features.norm0``,
+``features.denseblock{s-1}.denselayer{b}.{norm1,conv1,norm2,conv2}``,
+``features.transition{s-1}.{norm,conv}``, ``features.norm5``,
+``classifier``. (Pre-0.4 torchvision checkpoints spell ``norm.1``/``conv.1``;
+torchvision renames those on load, so rename them before using this layout.)
+"""
+
+from __future__ import annotations
+
+from weights_io.layouts import register_layout, rule_layout
+
+_LAYER_PARTS = {"0_bn": "norm1", "1_conv": "conv1", "1_bn": "norm2", "2_conv": "conv2"}
+
+register_layout(
+    rule_layout(
+        "torchvision-densenet",
+        [
+            (r"conv1_conv", "features.conv0"),
+            (r"conv1_bn", "features.norm0"),
+            (
+                r"conv(\d)_block(\d+)_(0_bn|1_conv|1_bn|2_conv)",
+                lambda m: f"features.denseblock{int(m.group(1)) - 1}.denselayer{m.group(2)}.{_LAYER_PARTS[m.group(3)]}",
+            ),
+            (r"pool(\d)_(bn|conv)", lambda m: f"features.transition{int(m.group(1)) - 1}.{'norm' if m.group(2) == 'bn' else 'conv'}"),
+            (r"bn", "features.norm5"),
+            (r"predictions", "classifier"),
+        ],
+        description="torchvision densenet*: features.conv0/norm0, features.denseblockN.denselayerJ.{norm1,conv1,norm2,"
+        "conv2}, features.transitionN.{norm,conv}, features.norm5, classifier.",
+        first_conv="conv1_conv",
+    )
+)

@@ -1,0 +1,61 @@
+"""MobileNetV3 layout: torchvision names onto ours.
+
+Ours (kerasnets.mobilenet_v3, keras.applications' names): ``conv``/``conv_bn``;
+per block ``i`` the prefix ``expanded_conv_`` (i = 0) or
+``expanded_conv_{i}_`` with ``expand``/``expand_bn`` (when the block
+expands), ``depthwise``/``depthwise_bn``, ``squeeze_excite_conv``/
+``squeeze_excite_conv_1`` (SE blocks), ``project``/``project_bn``; head
+``conv_1``/``conv_1_bn``, ``conv_2``, ``logits``.
+
+torchvision mobilenet_v3_large/small: ``features.0.{0,1}`` (stem),
+``features.{i+1}.block.{j}`` where the block's modules are numbered in order
+(expand, depthwise, SE, project; each conv-BN pair ``.0``/``.1``, SE
+``.fc1``/``.fc2``), ``features.{n+1}.{0,1}`` (last 1x1), ``classifier.0``
+and ``classifier.3`` (Linear layers; assign reshapes them onto our 1x1 convs
+``conv_2`` and ``logits``). Which modules a block has is read from our names,
+so the layout also fits other widths.
+"""
+
+from __future__ import annotations
+
+import re
+
+from weights_io.core import Layout
+from weights_io.layouts import register_layout
+
+_DEPTHWISE = re.compile(r"expanded_conv_(?:(\d+)_)?depthwise")
+
+
+def _torchvision_mobilenet_v3(names):
+    present = set(names)
+    mapping = {"conv": "features.0.0", "conv_bn": "features.0.1", "conv_2": "classifier.0", "logits": "classifier.3"}
+    blocks = sorted(int(m.group(1) or 0) for m in map(_DEPTHWISE.fullmatch, names) if m)
+    for i in blocks:
+        prefix = f"expanded_conv_{i}_" if i else "expanded_conv_"
+        module = f"features.{i + 1}.block"
+        j = 0
+        for part in ("expand", "depthwise"):
+            if prefix + part in present:
+                mapping[prefix + part] = f"{module}.{j}.0"
+                mapping[f"{prefix}{part}_bn"] = f"{module}.{j}.1"
+                j += 1
+        if prefix + "squeeze_excite_conv" in present:
+            mapping[prefix + "squeeze_excite_conv"] = f"{module}.{j}.fc1"
+            mapping[prefix + "squeeze_excite_conv_1"] = f"{module}.{j}.fc2"
+            j += 1
+        mapping[prefix + "project"] = f"{module}.{j}.0"
+        mapping[prefix + "project_bn"] = f"{module}.{j}.1"
+    last = len(blocks) + 1
+    mapping.update({"conv_1": f"features.{last}.0", "conv_1_bn": f"features.{last}.1"})
+    return {ours: theirs for ours, theirs in mapping.items() if ours in present}
+
+
+register_layout(
+    Layout(
+        name="torchvision-mobilenet-v3",
+        map_names=_torchvision_mobilenet_v3,
+        description="torchvision mobilenet_v3_large/small: features.0, features.I.block.J(.fc1/.fc2), features.N, "
+        "classifier.{0,3} (Linear onto our 1x1 conv head).",
+        first_conv="conv",
+    )
+)
