@@ -1,0 +1,151 @@
+"""ResNet / ResNeXt / SE-ResNet: parameter counts, keras.applications parity, features, save/load, fit, errors."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+import kerasnets
+import weights_io
+from kerasnets.resnet import KERAS_APPLICATIONS
+from tests.conftest import assert_close, randomize_bn_statistics
+
+# torchvision (resnet*, resnext*) and timm (se*) counts: trainable + BN affine.
+REFERENCE_PARAMS = {
+    "resnet18": 11_689_512,
+    "resnet34": 21_797_672,
+    "resnet50": 25_557_032,
+    "resnet101": 44_549_160,
+    "resnet152": 60_192_808,
+    "resnext50_32x4d": 25_028_904,
+    "resnext101_32x8d": 88_791_336,
+    "se_resnet50": 28_088_024,  # timm seresnet50
+    "se_resnext50_32x4d": 27_559_896,  # timm seresnext50_32x4d
+}
+
+
+def randomize_biases(model, seed=0):
+    """Non-zero biases (keras initialises them to 0), so parity covers them too."""
+    rng = np.random.default_rng(seed)
+    for v in model.weights:
+        if v.name == "bias":
+            v.assign(rng.normal(0, 0.1, v.shape).astype("float32"))
+
+
+def copy_keras_weights(source, target):
+    """keras.applications weights -> ours by layer name, through weights_io (all or nothing).
+
+    TODO: switch to `weights_io.load_weights(target, "x.weights.h5")` once the
+    Keras 3 h5 reader lands.
+    """
+    tensors = {
+        layer.name: {v.name: keras.ops.convert_to_numpy(v) for v in layer.weights}
+        for layer in weights_io.assign.weighted_layers(source)
+    }
+    wf = weights_io.WeightFile(tensors=tensors, convention="keras", format="keras-model")
+    return weights_io.assign_weights(target, wf, weights_io.get_layout("keras"), strict=True)
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_PARAMS))
+def test_parameter_count(name):
+    model = kerasnets.build(name, input_shape=(32, 32, 3))
+    assert kerasnets.parameter_count(model) == REFERENCE_PARAMS[name]
+
+
+@pytest.mark.parametrize(
+    "name, reference",
+    [("resnet50", "ResNet50"), ("resnet101", "ResNet101"), ("resnet152", "ResNet152")],
+)
+def test_keras_applications_parity(name, reference):
+    shape = (64, 64, 3)
+    theirs = getattr(keras.applications, reference)(weights=None, input_shape=shape, classifier_activation=None)
+    randomize_bn_statistics(theirs)
+    randomize_biases(theirs)
+    ours = kerasnets.build(name, input_shape=shape, classifier_activation=None, **KERAS_APPLICATIONS)
+    assert kerasnets.parameter_count(ours, bn_moving_stats=True) == theirs.count_params()
+    report = copy_keras_weights(theirs, ours)
+    assert report.ok and not report.unexpected
+    x = np.random.default_rng(0).normal(size=(2,) + shape).astype("float32")
+    assert_close(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), what=name)
+
+
+def test_stride_placement_changes_the_network():
+    """v1 and v1.5 have the same weights but differ in output: the option is not a no-op."""
+    shape = (64, 64, 3)
+    v15 = kerasnets.build_resnet50(input_shape=shape, classifier_activation=None)
+    v1 = kerasnets.build_resnet50(input_shape=shape, classifier_activation=None, stride_placement="v1")
+    v1.set_weights(v15.get_weights())
+    assert v1.get_layer("conv3_block1_1_conv").strides == (2, 2)
+    assert v15.get_layer("conv3_block1_2_conv").strides == (2, 2)
+    x = np.random.default_rng(1).normal(size=(1,) + shape).astype("float32")
+    assert np.abs(v1.predict(x, verbose=0) - v15.predict(x, verbose=0)).max() > 1e-3
+
+
+@pytest.mark.parametrize("name, widths", [
+    ("resnet18", (64, 64, 128, 256, 512)),
+    ("resnet50", (64, 256, 512, 1024, 2048)),
+])
+def test_features_are_the_stage_outputs(name, widths):
+    model = kerasnets.build(name, include_top=False, features=True, input_shape=(64, 64, 3))
+    assert [tuple(t.shape[1:]) for t in model.outputs] == [
+        (64 // s, 64 // s, w) for s, w in zip((2, 4, 8, 16, 32), widths)
+    ]
+    outputs = model.predict(np.zeros((1, 64, 64, 3), "float32"), verbose=0)
+    assert isinstance(outputs, list) and len(outputs) == 5
+
+
+SMALL_CONFIGS = {
+    "se_resnext_tiny": lambda: kerasnets.build_resnet(
+        (1, 1, 1, 1), "bottleneck", input_shape=(32, 32, 3), classes=3, groups=4, width_per_group=16, se_ratio=16,
+    ),
+    "resnet_basic_keras_style": lambda: kerasnets.build_resnet(
+        (1, 1, 1, 1), "basic", input_shape=(32, 32, 3), classes=3, **KERAS_APPLICATIONS,
+    ),
+}
+
+
+@pytest.mark.parametrize("config", sorted(SMALL_CONFIGS))
+@pytest.mark.parametrize("fmt", ["keras", "h5"])
+def test_save_load_and_fit(config, fmt, tmp_path):
+    model = SMALL_CONFIGS[config]()
+    x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype("float32")
+    before = model.predict(x, verbose=0)
+    path = tmp_path / f"model.{fmt}"
+    model.save(path)
+    restored = keras.models.load_model(path)
+    np.testing.assert_allclose(restored.predict(x, verbose=0), before, rtol=1e-5, atol=1e-6)
+    restored.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    history = restored.fit(x, np.array([0, 2]), batch_size=2, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
+def test_resnet50_features_round_trip(tmp_path):
+    model = kerasnets.build_resnet50(include_top=False, features=True, input_shape=(32, 32, 3))
+    model.save(tmp_path / "features.keras")
+    assert len(keras.models.load_model(tmp_path / "features.keras").outputs) == 5
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(block="wide"), "block"),
+    (dict(blocks=(3, 4, 6)), "blocks"),
+    (dict(stride_placement="v2"), "stride_placement"),
+    (dict(padding="reflect"), "padding"),
+    (dict(groups=0), "groups"),
+    (dict(block="basic", groups=32), "basic block"),
+    (dict(se_ratio=0), "se_ratio"),
+    (dict(bn_epsilon=-1.0), "bn_epsilon"),
+    (dict(conv_bias="yes"), "conv_bias"),
+    (dict(features=True), "features"),
+    (dict(include_top=False, pooling="avg", features=True), "features"),
+    (dict(input_shape=(16, 16, 3)), "at least 32"),
+    (dict(pooling="sum"), "pooling"),
+])
+def test_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        kerasnets.build_resnet(**kwargs)
+
+
+def test_unknown_option_is_rejected():
+    with pytest.raises(ValueError, match="Unknown option"):
+        kerasnets.build_resnet50(stride="v1")
