@@ -1,0 +1,126 @@
+"""MobileNetV3: parameter counts, keras.applications parity (incl. alpha/minimalistic), features, save/load, fit, errors."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+import kerasnets
+import weights_io
+from kerasnets.mobilenet_v3 import make_divisible
+from tests.conftest import assert_close, randomize_bn_statistics
+
+# torchvision counts: trainable + BN affine.
+REFERENCE_PARAMS = {"mobilenet_v3_large": 5_483_032, "mobilenet_v3_small": 2_542_856}
+
+
+def copy_keras_weights(source, target):
+    """keras.applications weights -> ours by layer name, through weights_io (all or nothing).
+
+    TODO: switch to `weights_io.load_weights(target, "x.weights.h5")` once the
+    Keras 3 h5 reader lands.
+    """
+    tensors = {
+        layer.name: {v.name: keras.ops.convert_to_numpy(v) for v in layer.weights}
+        for layer in weights_io.assign.weighted_layers(source)
+    }
+    wf = weights_io.WeightFile(tensors=tensors, convention="keras", format="keras-model")
+    return weights_io.assign_weights(target, wf, weights_io.get_layout("keras"), strict=True)
+
+
+def randomize_biases(model, seed=0):
+    """Non-zero biases (keras initialises them to 0), so parity covers SE and head biases."""
+    rng = np.random.default_rng(seed)
+    for v in model.weights:
+        if v.name == "bias":
+            v.assign(rng.normal(0, 0.5, v.shape).astype("float32"))
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_PARAMS))
+def test_parameter_count(name):
+    assert kerasnets.parameter_count(kerasnets.build(name, input_shape=(32, 32, 3))) == REFERENCE_PARAMS[name]
+
+
+def test_make_divisible():
+    # TF-slim / torchvision rule: nearest multiple of 8, never more than 10% below.
+    assert [make_divisible(v) for v in (3, 16, 18, 72 / 4, 120 / 4, 480 / 4, 10, 36)] == [8, 16, 24, 24, 32, 120, 16, 40]
+
+
+@pytest.mark.parametrize("reference, size, options", [
+    ("MobileNetV3Large", "large", {}),
+    ("MobileNetV3Small", "small", {}),
+    ("MobileNetV3Small", "small", dict(minimalistic=True)),
+    ("MobileNetV3Large", "large", dict(alpha=0.75)),
+])
+def test_keras_applications_parity(reference, size, options):
+    shape = (64, 64, 3)
+    theirs = getattr(keras.applications, reference)(
+        weights=None, input_shape=shape, classifier_activation=None, **options
+    )
+    randomize_bn_statistics(theirs)
+    randomize_biases(theirs)
+    ours = kerasnets.build_mobilenet_v3(size, input_shape=shape, classifier_activation=None, **options)
+    assert kerasnets.parameter_count(ours, bn_moving_stats=True) == theirs.count_params()
+    report = copy_keras_weights(theirs, ours)
+    assert report.ok and not report.unexpected
+    x = np.random.default_rng(0).uniform(0, 255, size=(2,) + shape).astype("float32")
+    assert_close(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), what=f"{reference} {options}")
+
+
+@pytest.mark.parametrize("name, widths", [
+    ("mobilenet_v3_large", (16, 24, 40, 112, 960)),
+    ("mobilenet_v3_small", (16, 16, 24, 48, 576)),
+])
+def test_features_are_the_stage_outputs(name, widths):
+    model = kerasnets.build(name, include_top=False, features=True, input_shape=(64, 64, 3))
+    assert [tuple(t.shape[1:]) for t in model.outputs] == [
+        (64 // s, 64 // s, w) for s, w in zip((2, 4, 8, 16, 32), widths)
+    ]
+
+
+def test_torch_padding_is_symmetric():
+    model = kerasnets.build_mobilenet_v3_small(padding="torch", include_preprocessing=False, input_shape=(64, 64, 3))
+    assert model.get_layer("conv_pad").padding == ((1, 1), (1, 1))
+    assert model.get_layer("expanded_conv_3_depthwise_pad").padding == ((2, 2), (2, 2))
+    assert "rescaling" not in [layer.name for layer in model.layers]
+
+
+SMALL_CONFIGS = {
+    "small": dict(size="small"),
+    "large_minimalistic_torch": dict(size="large", minimalistic=True, padding="torch", include_preprocessing=False),
+}
+
+
+@pytest.mark.parametrize("config", sorted(SMALL_CONFIGS))
+@pytest.mark.parametrize("fmt", ["keras", "h5"])
+def test_save_load_and_fit(config, fmt, tmp_path):
+    model = kerasnets.build_mobilenet_v3(input_shape=(32, 32, 3), classes=3, **SMALL_CONFIGS[config])
+    x = np.random.default_rng(0).uniform(0, 255, size=(2, 32, 32, 3)).astype("float32")
+    before = model.predict(x, verbose=0)
+    model.save(tmp_path / f"model.{fmt}")
+    restored = keras.models.load_model(tmp_path / f"model.{fmt}")
+    np.testing.assert_allclose(restored.predict(x, verbose=0), before, rtol=1e-5, atol=1e-6)
+    restored.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    history = restored.fit(x, np.array([0, 2]), batch_size=2, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(size="medium"), "size"),
+    (dict(alpha=0), "alpha"),
+    (dict(minimalistic="yes"), "minimalistic"),
+    (dict(dropout_rate=1.0), "dropout_rate"),
+    (dict(include_preprocessing=None), "include_preprocessing"),
+    (dict(padding="same"), "padding"),
+    (dict(features=True), "features"),
+    (dict(input_shape=(224, 224)), "input_shape"),
+])
+def test_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        kerasnets.build_mobilenet_v3(**kwargs)
+
+
+def test_unknown_option_is_rejected():
+    with pytest.raises(ValueError, match="Unknown option"):
+        kerasnets.build_mobilenet_v3_large(width_multiplier=0.5)
