@@ -35,7 +35,7 @@ def load_weights(model, path, source=None, *, strict=True, flip_first_conv_chann
     else:
         layout = get_layout(source)
     return assign_weights(
-        model, weight_file, layout, strict=strict, flip_first_conv_channels=flip_first_conv_channels
+        model, weight_file, layout, strict=strict, flip_first_conv_channels=flip_first_conv_channels, release=True
     )
 
 
@@ -51,4 +51,5 @@ def load_npy_weights(model, path, source=None, *, strict=True, flip_bgr_to_rgb=F
     fmt = "npz" if os.fspath(path).endswith(".npz") else "npy"
     weight_file = read_weights(path, format=fmt)
     layout = get_layout(source) if source else detect_layout([l.name for l in weighted_layers(model)], weight_file)
-    return assign_weights(model, weight_file, layout, strict=strict, flip_first_conv_channels=flip_bgr_to_rgb)
+    return assign_weights(model, weight_file, layout, strict=strict, flip_first_conv_channels=flip_bgr_to_rgb,
+                          release=True)

@@ -163,7 +163,8 @@ def _first_conv_name(layers):
     return None
 
 
-def assign_weights(model, weight_file: WeightFile, layout, *, strict=True, flip_first_conv_channels=False):
+def assign_weights(model, weight_file: WeightFile, layout, *, strict=True, flip_first_conv_channels=False,
+                   release=False):
     """Loads `weight_file` into `model` through `layout`; returns a `Report`.
 
     Args:
@@ -175,6 +176,9 @@ def assign_weights(model, weight_file: WeightFile, layout, *, strict=True, flip_
             fits and report the rest.
         flip_first_conv_channels: reverse the input-channel axis of the first
             convolution (BGR-trained weights used on RGB input, and back).
+        release: empty `weight_file` while assigning, so each source array is
+            freed once copied (the loaders pass True: peak memory stays near
+            the file size instead of twice it).
     """
     layers = weighted_layers(model)
     names = [layer.name for layer in layers]
@@ -213,8 +217,15 @@ def assign_weights(model, weight_file: WeightFile, layout, *, strict=True, flip_
     if strict and not report.ok:
         raise WeightMismatchError(report)
     staged = [(variable, np.asarray(array, dtype=variable.dtype), key, note) for variable, array, key, note in plan]
-    for variable, value, key, note in staged:
-        variable.assign(value)
+    del plan
+    if release:
+        flat.clear()
+        weight_file.tensors.clear()
+    while staged:
+        variable, value, key, note = staged.pop(0)
+        # One explicit conversion: handing numpy to assign() converts twice on some backends.
+        variable.assign(keras.ops.convert_to_tensor(value, dtype=variable.dtype))
+        del value
         report.loaded.append((variable.path, key, note))
     report.applied = True
     return report

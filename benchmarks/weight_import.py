@@ -1,0 +1,128 @@
+"""Time and peak memory of importing a full-size VGG16 (528 MB) from each format.
+
+Each measurement runs in a fresh subprocess that first builds `build_vgg16()`
+(so the model's own 528 MB is not counted), then resets the kernel's peak-RSS
+mark (/proc/self/clear_refs) and either reads the file's bytes once (the
+reference) or loads it with weights_io. Reported, interleaved over rounds:
+
+* time ratio  = load time / read-bytes time          (target <= 2)
+* memory ratio = peak RSS growth during load / file size (target <= 2)
+
+    python benchmarks/weight_import.py --formats npy h5 --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from harness import environment  # noqa: E402
+
+CHILD = r"""
+import os, sys, time
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+mode, path = sys.argv[1], sys.argv[2]
+from kerasnets import build_vgg16
+model = build_vgg16()
+def rss(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1]) * 1024
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+base = rss("VmRSS:")
+start = time.perf_counter()
+if mode == "read":
+    with open(path, "rb") as f:
+        data = f.read()
+else:
+    from weights_io import load_weights
+    load_weights(model, path)
+elapsed = time.perf_counter() - start
+print("RESULT", elapsed, rss("VmHWM:") - base)
+"""
+
+
+def write_npy(path, model):
+    import numpy as np
+
+    params = {}
+    for b in range(1, 6):
+        for c in range(1, 5):
+            name = f"block{b}_conv{c}"
+            if any(layer.name == name for layer in model.layers):
+                layer = model.get_layer(name)
+                params[f"conv{b}_{c}"] = [layer.kernel.numpy(), layer.bias.numpy()]
+    for ours, theirs in (("fc1", "fc6"), ("fc2", "fc7"), ("predictions", "fc8")):
+        layer = model.get_layer(ours)
+        params[theirs] = [layer.kernel.numpy(), layer.bias.numpy()]
+    array = np.empty((), dtype=object)
+    array[()] = params
+    np.save(path, array, allow_pickle=True)
+
+
+def write_h5(path, model):
+    model.save_weights(path)
+
+
+WRITERS = {"npy": (".npy", write_npy), "h5": (".weights.h5", write_h5)}
+
+
+def run_child(mode, path):
+    out = subprocess.run([sys.executable, "-c", CHILD, mode, path], capture_output=True, text=True, check=True)
+    line = next(l for l in out.stdout.splitlines() if l.startswith("RESULT"))
+    _, seconds, peak = line.split()
+    return float(seconds), int(peak)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--formats", nargs="+", default=list(WRITERS))
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workdir", default=None, help="where the 528 MB files go (default: a temp dir)")
+    args = parser.parse_args(argv)
+
+    from kerasnets import build_vgg16
+
+    model = build_vgg16()
+    rows = []
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        for fmt in args.formats:
+            suffix, writer = WRITERS[fmt]
+            path = os.path.join(tmp, "vgg16" + suffix)
+            writer(path, model)
+            size = os.path.getsize(path)
+            reads, loads = [], []
+            run_child("read", path)  # warm the page cache for both sides
+            for i in range(args.rounds):
+                order = ("read", "load") if i % 2 == 0 else ("load", "read")
+                for mode in order:
+                    (reads if mode == "read" else loads).append(run_child(mode, path))
+            time_ratios = [l[0] / r[0] for l, r in zip(loads, reads)]
+            mem_ratios = [l[1] / size for l in loads]
+            row = {
+                "format": fmt, "file_mb": size / 2**20,
+                "read_s": statistics.median(r[0] for r in reads), "load_s": statistics.median(l[0] for l in loads),
+                "time_ratio_min": min(time_ratios), "time_ratio_median": statistics.median(time_ratios),
+                "time_ratio_max": max(time_ratios),
+                "peak_rss_ratio_median": statistics.median(mem_ratios), "peak_rss_ratio_max": max(mem_ratios),
+            }
+            row["meets_targets"] = row["time_ratio_median"] <= 2 and row["peak_rss_ratio_max"] <= 2
+            rows.append(row)
+            os.remove(path)
+            print(f"{fmt:6s} {row['file_mb']:7.0f} MB  read {row['read_s']:.2f}s  load {row['load_s']:.2f}s  "
+                  f"time x{row['time_ratio_min']:.2f}/{row['time_ratio_median']:.2f}/{row['time_ratio_max']:.2f}  "
+                  f"peak RSS x{row['peak_rss_ratio_median']:.2f} (max {row['peak_rss_ratio_max']:.2f})", flush=True)
+    print("BENCH " + json.dumps({"benchmark": "weight import (VGG16)", "environment": environment(), "results": rows}))
+
+
+if __name__ == "__main__":
+    main()
