@@ -1,0 +1,54 @@
+"""Every registered builder keeps the project's contract (docs/contributing.md).
+
+These checks fail fast before any layer is built, so they cover the whole
+registry cheaply: the keras.applications signature, a docstring, and a
+ValueError that names the problem for each kind of bad argument.
+"""
+
+import inspect
+
+import pytest
+
+import kerasnets
+
+CLASSIFIERS = kerasnets.available_models(task="classification")
+ALL = kerasnets.available_models()
+KERAS_ARGS = ["include_top", "weights", "input_shape", "input_tensor", "pooling", "classes",
+              "classifier_activation", "name"]
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_builder_is_documented_and_exported(name):
+    builder = kerasnets.model_spec(name).builder
+    assert builder.__doc__ and len(builder.__doc__.strip()) > 20
+    assert getattr(kerasnets, builder.__name__, None) is builder, f"{builder.__name__} not exported from kerasnets"
+
+
+@pytest.mark.parametrize("name", CLASSIFIERS)
+def test_classifier_signature_matches_keras_applications(name):
+    params = list(inspect.signature(kerasnets.model_spec(name).builder).parameters)
+    assert params[: len(KERAS_ARGS)] == KERAS_ARGS
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_unknown_option_is_a_value_error(name):
+    with pytest.raises(ValueError, match="(?i)unknown option|unexpected"):
+        kerasnets.build(name, definitely_not_an_option=1)
+
+
+BAD = [
+    ({"pooling": "mean"}, "pooling"),
+    ({"input_shape": (224, 224)}, "input_shape"),
+    ({"include_top": False, "input_shape": (8, 8, 3)}, "(?i)at least|too small"),
+    ({"classes": 0}, "classes"),
+    ({"weights": "imagenet", "include_top": False}, "(?i)preset|weights"),
+]
+
+
+@pytest.mark.parametrize("name", CLASSIFIERS)
+@pytest.mark.parametrize("options,message", BAD, ids=["pooling", "rank", "too_small", "classes", "imagenet"])
+def test_bad_arguments_are_value_errors(name, options, message):
+    if name == "lenet5" and "input_shape" in options and options["input_shape"] == (8, 8, 3):
+        options = dict(options, input_shape=(8, 8, 1))
+    with pytest.raises(ValueError, match=message):
+        kerasnets.build(name, **options)
