@@ -1,0 +1,63 @@
+"""Runs every benchmark script and prints one summary of its ratios.
+
+    python benchmarks/run_all.py --quick     # the CI-sized run: under 10 minutes on 2 cores
+
+Each script runs in its own process (fresh memory, fresh Keras session); their
+`BENCH {json}` lines are collected into benchmarks/results-<date>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# script -> extra arguments for --quick
+SCRIPTS = {
+    "model_throughput.py": ["--quick"],
+    "speed_switches.py": ["--quick"],
+    "build_time.py": ["--repeats", "1"],
+    "weight_import.py": ["--rounds", "2"],
+    "input_pipeline.py": ["--quick"],
+    "predictor_latency.py": ["--quick"],
+}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", nargs="*", help="script names to run")
+    args = parser.parse_args(argv)
+    results, started = [], time.time()
+    for script, quick_args in SCRIPTS.items():
+        if args.only and script not in args.only:
+            continue
+        path = os.path.join(HERE, script)
+        if not os.path.exists(path):
+            print(f"== {script}: not present, skipped")
+            continue
+        print(f"== {script}", flush=True)
+        t0 = time.time()
+        proc = subprocess.run([sys.executable, path] + (quick_args if args.quick else []),
+                              capture_output=True, text=True)
+        for line in proc.stdout.splitlines():
+            if line.startswith("BENCH "):
+                results.append(json.loads(line[6:]))
+            else:
+                print("   " + line)
+        if proc.returncode:
+            print(f"   FAILED ({proc.returncode}): {proc.stderr.strip().splitlines()[-1:]}")
+        print(f"   ({time.time() - t0:.0f} s)", flush=True)
+    out = os.path.join(HERE, f"results-{time.strftime('%Y-%m-%d')}.json")
+    with open(out, "w") as f:
+        json.dump(results, f, indent=1)
+    print(f"\n{len(results)} result tables in {time.time() - started:.0f} s -> {out}")
+
+
+if __name__ == "__main__":
+    main()
