@@ -8,9 +8,6 @@ resized to LeNet's 32x32 input with bilinear interpolation.
 
 from __future__ import annotations
 
-import os
-import tempfile
-
 import keras
 import numpy as np
 
@@ -34,25 +31,6 @@ def load_digits_32(test_fraction=0.2, seed=0):
         resized, digits.target.astype("int32"), test_size=test_fraction, stratify=digits.target, random_state=seed
     )
     return (x_train, y_train), (x_test, y_test)
-
-
-def save_atomically(model, path):
-    """`model.save(path)` through a temporary file, so a kill mid-save keeps the old file."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    suffix = os.path.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(suffix=suffix, dir=directory, prefix=".tmp-")
-    os.close(fd)
-    try:
-        model.save(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
 
 
 def digit_augmentation():
@@ -82,6 +60,7 @@ def train_lenet5_digits(output="lenet5.h5", epochs=25, batch_size=32, learning_r
         dict with `test_accuracy`, `test_loss`, `history` and `path`.
     """
     from kerasnets import build_lenet5
+    from kerasnets.saving import save_model_atomically
 
     keras.utils.set_random_seed(seed)
     (x_train, y_train), (x_test, y_test) = load_digits_32(seed=seed)
@@ -97,7 +76,7 @@ def train_lenet5_digits(output="lenet5.h5", epochs=25, batch_size=32, learning_r
     test_loss, test_accuracy = model.evaluate(x_test, y_test, verbose=0)
     if verbose:
         print(f"held-out accuracy: {test_accuracy:.4f} ({len(x_test)} images), loss {test_loss:.4f}")
-    path = save_atomically(model, output)
+    path = save_model_atomically(model, output)
     if verbose:
         print(f"saved {path}; reopen with keras.models.load_model({path!r})")
     return {

@@ -1,0 +1,99 @@
+"""Atomic saves survive SIGKILL; a directory lock keeps two writers apart."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from kerasnets.saving import DirectoryLock, DirectoryLockedError, save_model_atomically, save_weights_atomically
+
+WRITER = textwrap.dedent(
+    """
+    import os, sys
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    import numpy as np
+    import kerasnets
+    from kerasnets.saving import save_model_atomically
+    path = sys.argv[1]
+    model = kerasnets.build_vgg11(include_top=False, input_shape=(32, 32, 3))
+    version = 0
+    while True:
+        version += 1
+        model.set_weights([np.full(w.shape, version, w.dtype) for w in model.get_weights()])
+        save_model_atomically(model, path)
+        print(version, flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".keras"])
+def test_kill_during_save_leaves_a_whole_previous_file(tmp_path, suffix):
+    path = tmp_path / f"model{suffix}"
+    rng = random.Random(0)
+    survived = 0
+    for kill in range(3):
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True)
+        try:
+            proc.stdout.readline()  # one complete save exists
+            time.sleep(rng.uniform(0.0, 0.5))
+            deadline = time.time() + 30
+            while not any(n.startswith(".tmp-") for n in os.listdir(tmp_path)) and time.time() < deadline:
+                time.sleep(0.001)  # wait until a save is under way, then kill it there
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        torn = [n for n in os.listdir(tmp_path) if n.startswith(".tmp-")]
+        assert torn, "the kill did not land mid-save"
+        for name in torn:
+            os.remove(tmp_path / name)
+        model = keras.models.load_model(path, compile=False)
+        values = {float(np.unique(w)[0]) for w in model.get_weights()}
+        assert len(values) == 1 and all(len(np.unique(w)) == 1 for w in model.get_weights()), \
+            "weights from two different saves: the file was torn"
+        survived += 1
+    assert survived == 3
+
+
+def test_atomic_save_round_trip_and_permissions(tmp_path):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    save_model_atomically(model, tmp_path / "m.keras")
+    save_weights_atomically(model, tmp_path / "m.weights.h5")
+    assert sorted(os.listdir(tmp_path)) == ["m.keras", "m.weights.h5"]  # no temporary left behind
+    mode = os.stat(tmp_path / "m.keras").st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask
+    clone = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    clone.load_weights(tmp_path / "m.weights.h5")
+    np.testing.assert_array_equal(clone.get_weights()[0], model.get_weights()[0])
+
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from kerasnets.saving import DirectoryLock
+    with DirectoryLock(sys.argv[1]):
+        print("locked", flush=True)
+        time.sleep(60)
+    """
+)
+
+
+def test_second_writer_is_refused_and_lock_dies_with_its_process(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(DirectoryLockedError, match=f"pid {holder.pid}"):
+            DirectoryLock(tmp_path).acquire()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with DirectoryLock(tmp_path):  # no stale lock after a kill
+        pass
