@@ -2,5 +2,12 @@
 
 from kerasnets.layers.attention import SqueezeExcitation
 from kerasnets.layers.normalization import LocalResponseNormalization
+from kerasnets.layers.color import RGBToHSV, RGBToLab
+from kerasnets.layers.instance_norm import InstanceNormalization
+from kerasnets.layers.pooling import MaxPoolingWithArgmax2D, MaxUnpooling2D
+from kerasnets.layers.resampling import PixelShuffle, ReflectionPadding2D
 
-__all__ = ["LocalResponseNormalization", "SqueezeExcitation"]
+__all__ = [
+    "InstanceNormalization", "LocalResponseNormalization", "MaxPoolingWithArgmax2D", "MaxUnpooling2D",
+    "PixelShuffle", "RGBToHSV", "RGBToLab", "ReflectionPadding2D", "SqueezeExcitation",
+]
