@@ -13,6 +13,7 @@ from kerasnets import layers, shapes
 from kerasnets.summary import parameter_count
 from kerasnets.alexnet import build_alexnet, build_zfnet
 from kerasnets.lenet import build_lenet5
+from kerasnets.fsrcnn import build_fsrcnn
 from kerasnets.registry import available_models, build, model_spec, register_model
 from kerasnets.densenet import (
     build_densenet,
