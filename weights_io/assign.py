@@ -120,11 +120,22 @@ def _convert_kernel(array, variable, layer, convention):
     return array, ""
 
 
+def _saving_order(layer):
+    """The order Keras 3 saves a layer's variables in: own trainable, then non-trainable."""
+    own = getattr(layer, "_trainable_variables", None)
+    if own is None:
+        return list(layer.weights)
+    ordered = list(own) + list(layer._non_trainable_variables)
+    return ordered + [v for v in layer.weights if not any(v is o for o in ordered)]
+
+
 def _source_array(variable, layer, src, flat, convention):
     """Finds and converts the source value of one variable: (array, key, note) or (None, key, '')."""
     var_name = variable.name.split("/")[-1].split(":")[0]
     if convention == "keras":
         key = f"{src}.{var_name}"
+        if key not in flat and f"{src}.0" in flat:  # Keras 3 .weights.h5 names variables by position
+            key = f"{src}.{next(i for i, v in enumerate(_saving_order(layer)) if v is variable)}"
         array = flat.get(key)
         if array is not None and var_name == "kernel":
             array, note = _convert_kernel(np.asarray(array), variable, layer, convention)
