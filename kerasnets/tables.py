@@ -1,0 +1,106 @@
+"""The model and weight-format tables of the README and docs, generated from the registry.
+
+    python -m kerasnets.tables            # print both tables (markdown)
+    python -m kerasnets.tables --update README.md docs/architectures.md
+
+`--update` rewrites the text between `<!-- models:start -->` and
+`<!-- models:end -->` (and `formats:`), so the committed tables cannot drift
+from the code: tests/test_tables.py regenerates them and compares.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+COVERAGE = 0.95  # a layout "imports" a model when it names this share of its weighted layers
+
+
+def model_rows():
+    """One row per registered model: name, family, task, input, params, reference, layouts."""
+    import keras
+
+    from kerasnets.registry import available_models, model_spec
+    from kerasnets.summary import parameter_count
+    from weights_io import LAYOUTS
+    from weights_io.assign import weighted_layers
+
+    rows = []
+    for name in available_models():
+        spec = model_spec(name)
+        model = spec.build()
+        names = [layer.name for layer in weighted_layers(model)]
+        sources = sorted(
+            layout.name
+            for layout in LAYOUTS.values()
+            if layout.name != "keras" and names and len(layout.map_names(names)) >= COVERAGE * len(names)
+        )
+        rows.append({
+            "name": name,
+            "family": spec.family,
+            "task": spec.task,
+            "input": "x".join(str(d) for d in spec.input_shape),
+            "params": parameter_count(model),
+            "reference": spec.reference,
+            "imports": sources,
+        })
+        del model
+        keras.backend.clear_session()
+    return rows
+
+
+def models_markdown(rows):
+    lines = [
+        "| model | family | task | input | parameters | reproduces | imports from (besides Keras files) |",
+        "|---|---|---|---|---:|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| `{r['name']}` | {r['family']} | {r['task']} | {r['input']} | {r['params']:,} | "
+            f"{r['reference']} | {', '.join(f'`{s}`' for s in r['imports']) or '-'} |"
+        )
+    return "\n".join(lines)
+
+
+def formats_markdown():
+    from weights_io import LAYOUTS, READERS
+
+    lines = ["| format | reader | notes |", "|---|---|---|"]
+    for fmt, reader in sorted(READERS.items()):
+        doc = (reader.__doc__ or "").strip().splitlines()[0] if reader.__doc__ else ""
+        lines.append(f"| `{fmt}` | `{reader.__module__}.{reader.__name__}` | {doc} |")
+    lines += ["", "| layout | names |", "|---|---|"]
+    for name, layout in sorted(LAYOUTS.items()):
+        lines.append(f"| `{name}` | {layout.description} |")
+    return "\n".join(lines)
+
+
+def replace_section(text, tag, body):
+    pattern = re.compile(rf"(<!-- {tag}:start -->\n).*?(\n<!-- {tag}:end -->)", re.S)
+    if not pattern.search(text):
+        return text
+    return pattern.sub(lambda m: m.group(1) + body + m.group(2), text)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--update", nargs="*", help="files whose marked sections to rewrite")
+    args = parser.parse_args(argv)
+    models = models_markdown(model_rows())
+    formats = formats_markdown()
+    if not args.update:
+        print(models + "\n\n" + formats)
+        return 0
+    for path in args.update:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        new = replace_section(replace_section(text, "models", models), "formats", formats)
+        if new != text:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(new)
+            print(f"updated {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
