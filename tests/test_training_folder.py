@@ -1,0 +1,235 @@
+"""image_folder_dataset, preprocessing modes and augmentation on a small real image tree.
+
+`make_image_folder` (imported by the other test_training_* files) cuts three
+classes out of scikit-image's bundled photos: the cat (chelsea), the coffee
+cup and the rocket, as random crops, so a tiny model can learn them in a few
+epochs and nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+CLASSES = {"cat": "chelsea", "coffee": "coffee", "rocket": "rocket"}
+
+
+def make_image_folder(root, per_class=10, size=40, seed=0, extras=True):
+    """root/<class>/<i>.jpg|png crops of skimage photos; returns root.
+
+    With `extras`, the cat class also holds a grayscale JPEG, an RGBA PNG and a
+    CMYK JPEG (all readable, converted to RGB).
+    """
+    from PIL import Image
+    from skimage import data
+
+    rng = np.random.default_rng(seed)
+    root = str(root)
+    for cls, photo in CLASSES.items():
+        image = getattr(data, photo)()[..., :3]
+        folder = os.path.join(root, cls)
+        os.makedirs(folder, exist_ok=True)
+        h, w = image.shape[:2]
+        for i in range(per_class):
+            side = int(rng.integers(min(h, w) // 2, min(h, w)))
+            top, left = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
+            crop = Image.fromarray(image[top:top + side, left:left + side]).resize((size, size + 4 * (i % 3)))
+            if i % 2:
+                crop.save(os.path.join(folder, f"{i:02d}.png"))
+            else:
+                crop.save(os.path.join(folder, f"{i:02d}.jpg"), quality=90)
+        if extras and cls == "cat":
+            crop = Image.fromarray(image[50:250, 100:300]).resize((size, size))
+            crop.convert("L").save(os.path.join(folder, "gray.jpg"))
+            crop.convert("RGBA").save(os.path.join(folder, "alpha.png"))
+            crop.convert("CMYK").save(os.path.join(folder, "cmyk.jpg"))
+    return root
+
+
+def add_bad_files(root):
+    """A truncated JPEG and a text file named .png in class 'coffee'; returns their paths."""
+    folder = os.path.join(root, "coffee")
+    src = os.path.join(folder, "00.jpg")
+    truncated = os.path.join(folder, "truncated.jpg")
+    with open(src, "rb") as f:
+        payload = f.read()
+    with open(truncated, "wb") as f:
+        f.write(payload[: len(payload) // 2])
+    text = os.path.join(folder, "notes.png")
+    with open(text, "w") as f:
+        f.write("not an image")
+    return sorted([truncated, text])
+
+
+@pytest.fixture
+def folder(tmp_path):
+    return make_image_folder(tmp_path / "flowers")
+
+
+def test_modes_match_hand_formulas():
+    from training.preprocessing import MODES, Preprocess, preprocess_input
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (2, 4, 5, 3)).astype("float32")
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    expected = {
+        "caffe": np.stack([b - 103.939, g - 116.779, r - 123.68], -1),
+        "matconvnet": np.stack([r - 123.68, g - 116.779, b - 103.939], -1),
+        "torch": np.stack([(r / 255 - 0.485) / 0.229, (g / 255 - 0.456) / 0.224, (b / 255 - 0.406) / 0.225], -1),
+        "tf": x / 127.5 - 1,
+        "none": x / 255,
+    }
+    assert set(MODES) == set(expected)
+    for mode, want in expected.items():
+        np.testing.assert_allclose(preprocess_input(x, mode), want, rtol=1e-5, atol=1e-4, err_msg=mode)
+        layer = Preprocess(mode)
+        np.testing.assert_allclose(np.asarray(layer(x)), want, rtol=1e-5, atol=1e-4, err_msg=mode)
+        assert MODES[mode].weights
+    with pytest.raises(ValueError, match="mode"):
+        preprocess_input(x, "imagenet")
+
+
+def test_preprocess_layer_round_trips(tmp_path):
+    import keras
+
+    from training.preprocessing import Preprocess
+
+    inputs = keras.Input((8, 8, 3))
+    model = keras.Model(inputs, Preprocess("caffe")(inputs))
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    again = keras.models.load_model(path, safe_mode=True)
+    x = np.random.default_rng(1).uniform(0, 255, (1, 8, 8, 3)).astype("float32")
+    np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_folder_dataset_converts_modes_and_writes_indices(folder, tmp_path):
+    from PIL import Image
+
+    from training.data import image_folder_dataset, read_class_indices
+    from training.augment import resize
+
+    indices = tmp_path / "class_indices.json"
+    data = image_folder_dataset(folder, image_size=32, batch_size=4, validation_split=0.25,
+                                class_indices_path=indices, val_transform=resize(32))
+    assert data.class_names == ["cat", "coffee", "rocket"]
+    assert read_class_indices(indices) == {0: "cat", 1: "coffee", 2: "rocket"}
+    assert json.load(open(indices)) == {"0": "cat", "1": "coffee", "2": "rocket"}
+    all_files = data.train_files + data.val_files
+    assert len(all_files) == 33 and len({p for p, _ in all_files}) == 33
+    # stratified: every class is in validation
+    assert {y for _, y in data.val_files} == {0, 1, 2}
+    xb, yb = next(iter(data.train))
+    assert xb.shape == (4, 32, 32, 3) and xb.dtype.name == "float32"
+    assert float(np.min(xb)) >= 0 and float(np.max(xb)) <= 255
+    # every validation image, whatever its mode on disk, equals PIL's RGB conversion resized
+    seen = 0
+    for xb, yb in data.val:
+        for image, label in zip(np.asarray(xb), np.asarray(yb)):
+            path, want_label = data.val_files[seen]
+            assert label == want_label
+            ref = np.asarray(Image.open(path).convert("RGB"), "float32")
+            import tensorflow as tf
+
+            ref = tf.image.resize(ref, (32, 32), antialias=True).numpy()
+            # PNG is lossless: equal up to resampling rounding; JPEG decoders (libjpeg-turbo in TF,
+            # PIL's own build) differ by a few grey levels in chroma upsampling
+            assert np.abs(image - ref).max() < (1.0 if path.endswith(".png") else 8.0), path
+            seen += 1
+    assert seen == len(data.val_files)
+
+
+def test_special_modes_decode_like_pil(folder):
+    from PIL import Image
+
+    from training.data import check_images, decode_image
+
+    paths = [os.path.join(folder, "cat", n) for n in ("gray.jpg", "alpha.png", "cmyk.jpg", "00.jpg")]
+    good, bad = check_images([(p, 0) for p in paths])
+    assert not bad
+    decoders = {os.path.basename(p): d for p, _, d in good}
+    assert decoders["cmyk.jpg"] == "pil" and decoders["00.jpg"] == "tf"
+    for path, _, decoder in good:
+        got = decode_image(path, decoder).numpy()
+        want = np.asarray(Image.open(path).convert("RGB"))
+        assert got.shape == want.shape, path
+        diff = np.abs(got.astype(int) - want.astype(int))
+        if path.endswith(".png"):
+            assert diff.max() == 0, path
+        else:  # libjpeg builds differ by a few grey levels; a wrong conversion (CMYK inverted) differs by ~100s
+            assert diff.mean() < 2 and diff.max() <= 12, path
+
+
+def test_bad_files_reported_up_front(folder, tmp_path):
+    from training.data import BadImageError, image_folder_dataset
+
+    bad = add_bad_files(folder)
+    with pytest.raises(BadImageError) as err:
+        image_folder_dataset(folder, 32, 4, class_indices_path=None)
+    assert sorted(p for p, _ in err.value.paths) == bad
+    for path in bad:
+        assert path in str(err.value)
+    with pytest.warns(UserWarning, match="truncated.jpg"):
+        data = image_folder_dataset(folder, 32, 4, on_bad_file="skip", class_indices_path=None)
+    assert sorted(p for p, _ in data.skipped) == bad
+    assert not set(bad) & {p for p, _ in data.train_files}
+    n = sum(int(y.shape[0]) for _, y in data.train)  # a full epoch without a crash
+    assert n == len(data.train_files) == 33
+
+
+def test_empty_class_and_val_dir(folder, tmp_path):
+    from training.data import image_folder_dataset
+
+    os.makedirs(os.path.join(folder, "zebra"))
+    val = make_image_folder(tmp_path / "val", per_class=2, extras=False, seed=3)
+    os.makedirs(os.path.join(val, "zebra"))
+    with pytest.warns(UserWarning, match="zebra"):
+        data = image_folder_dataset(folder, 32, 8, val_dir=val, class_indices_path=None)
+    assert "zebra" in data.empty_classes and data.num_classes == 4
+    assert len(data.val_files) == 6
+    with pytest.raises(ValueError, match="differ"):
+        image_folder_dataset(folder, 32, 8, val_dir=os.path.join(val, "cat"), class_indices_path=None)
+    with pytest.raises(ValueError, match="not both"):
+        image_folder_dataset(folder, 32, 8, val_dir=val, validation_split=0.2)
+
+
+def test_random_resized_crop_geometry():
+    import tensorflow as tf
+
+    from training.augment import random_resized_crop_flip, resize_center_crop
+
+    # a horizontal ramp: every crop of it, resized, is still monotone in x
+    ramp = np.tile(np.linspace(0, 255, 300, dtype="float32")[None, :, None], (200, 1, 3))
+    crop = random_resized_crop_flip(24, flip=False)
+    for _ in range(5):
+        out = crop(tf.constant(ramp)).numpy()
+        assert out.shape == (24, 24, 3)
+        assert np.all(np.diff(out[12, :, 0]) >= -1e-3)
+    # eval: 200x300 -> shorter side 256 (256x384) -> centre 224x224 = columns 80..304 of 384
+    out = resize_center_crop(224)(tf.constant(ramp)).numpy()
+    assert out.shape == (224, 224, 3)
+    scaled = tf.image.resize(ramp, (256, 384), antialias=True).numpy()
+    np.testing.assert_allclose(out, scaled[16:240, 80:304], atol=1e-3)
+
+
+def test_pca_jitter_is_the_fancy_pca_formula():
+    import keras
+
+    from training.augment import IMAGENET_EIGVAL, IMAGENET_EIGVEC, PCAColorJitter
+
+    layer = PCAColorJitter(0.1, value_range=255.0, seed=7)
+    x = np.full((4, 3, 3, 3), 100.0, "float32")
+    assert np.array_equal(np.asarray(layer(x, training=False)), x)
+    out = np.asarray(layer(x, training=True))
+    delta = out[:, 0, 0, :] - 100.0
+    assert np.allclose(out, out[:, :1, :1, :] , atol=1e-4)  # one shift per image, same for all pixels
+    # delta = 255 * eigvec @ (alpha * eigval): recover alpha and check it is consistent
+    alpha = np.linalg.solve(IMAGENET_EIGVEC * IMAGENET_EIGVAL[None, :] * 255.0, delta.T).T
+    np.testing.assert_allclose(255.0 * (IMAGENET_EIGVEC @ (alpha * IMAGENET_EIGVAL).T).T, delta, atol=1e-3)
+    assert np.all(np.abs(alpha) < 0.6) and np.std(delta) > 0
+    config = layer.get_config()
+    assert keras.layers.deserialize(keras.layers.serialize(layer)).stddev == config["stddev"]

@@ -1,0 +1,167 @@
+"""Augmentation: per-image crops for tf.data, per-batch Keras layers for the device.
+
+Per image, in the input pipeline (tf.image; images differ in size there):
+- `random_resized_crop_flip(224)`: torchvision's RandomResizedCrop (area 8%-100%,
+  aspect 3/4-4/3, ten tries then a centre crop) + horizontal flip.
+- `resize_center_crop(224)`: evaluation, shorter side to 256 then the centre 224.
+
+Per batch, as layers (run on the GPU inside the model or a `map`, active only
+when training): `augmentation_layers(...)` = flip, rotation, translation,
+Gaussian noise and `PCAColorJitter`, AlexNet's "fancy PCA" lighting noise.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+
+# ImageNet RGB pixel covariance (pixels in [0, 1]): eigenvalues and eigenvectors (columns), as used
+# for AlexNet's PCA colour augmentation (Krizhevsky et al. 2012, sec. 4.1) and published in
+# fb.resnet.torch datasets/imagenet.lua (`pca.eigval`, `pca.eigvec`) with alphastd 0.1.
+IMAGENET_EIGVAL = np.array([0.2175, 0.0188, 0.0045], "float32")
+IMAGENET_EIGVEC = np.array(
+    [[-0.5675, 0.7192, 0.4009],
+     [-0.5808, -0.0045, -0.8140],
+     [-0.5836, -0.6948, 0.4203]],
+    "float32",
+)
+
+
+def _size(image_size):
+    if isinstance(image_size, int):
+        return (image_size, image_size)
+    return tuple(int(s) for s in image_size)
+
+
+def random_resized_crop_flip(image_size=224, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), flip=True, attempts=10):
+    """A tf function uint8/float (H, W, 3) -> float32 `image_size` RGB 0..255: RandomResizedCrop + flip.
+
+    Follows torchvision's RandomResizedCrop: up to `attempts` boxes with area
+    uniform in `scale` x image area and log-uniform aspect ratio in `ratio`;
+    the first that fits is cropped; if none fits, a centre crop clamped to `ratio`.
+    """
+    import tensorflow as tf
+
+    out_h, out_w = _size(image_size)
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+
+    def transform(image):
+        shape = tf.shape(image)
+        height, width = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
+        area = height * width
+        target = area * tf.random.uniform([attempts], scale[0], scale[1])
+        aspect = tf.exp(tf.random.uniform([attempts], log_ratio[0], log_ratio[1]))
+        w = tf.round(tf.sqrt(target * aspect))
+        h = tf.round(tf.sqrt(target / aspect))
+        fits = (w > 0) & (h > 0) & (w <= width) & (h <= height)
+        first = tf.argmax(tf.cast(fits, tf.int32))
+        in_ratio = width / height
+        fallback_w = tf.where(in_ratio < ratio[0], width, tf.where(in_ratio > ratio[1], tf.round(height * ratio[1]), width))
+        fallback_h = tf.where(in_ratio < ratio[0], tf.round(width / ratio[0]), height)
+        any_fit = tf.reduce_any(fits)
+        crop_h = tf.cast(tf.where(any_fit, h[first], fallback_h), tf.int32)
+        crop_w = tf.cast(tf.where(any_fit, w[first], fallback_w), tf.int32)
+        top_max, left_max = shape[0] - crop_h, shape[1] - crop_w
+        top = tf.where(any_fit, tf.random.uniform([], 0, top_max + 1, tf.int32), top_max // 2)
+        left = tf.where(any_fit, tf.random.uniform([], 0, left_max + 1, tf.int32), left_max // 2)
+        crop = tf.image.crop_to_bounding_box(image, top, left, crop_h, crop_w)
+        crop = tf.image.resize(tf.cast(crop, tf.float32), (out_h, out_w), method="bilinear", antialias=True)
+        if flip:
+            crop = tf.image.random_flip_left_right(crop)
+        return tf.clip_by_value(crop, 0.0, 255.0)
+
+    return transform
+
+
+def resize_center_crop(image_size=224, resize_ratio=256 / 224):
+    """A tf function (H, W, 3) -> float32 `image_size`: shorter side to size x ratio, then the centre crop.
+
+    With the defaults this is the notes' evaluation transform Resize(256) + CenterCrop(224).
+    """
+    import tensorflow as tf
+
+    out_h, out_w = _size(image_size)
+    short_target = int(round(min(out_h, out_w) * resize_ratio))
+
+    def transform(image):
+        shape = tf.cast(tf.shape(image)[:2], tf.float32)
+        factor = short_target / tf.reduce_min(shape)
+        new = tf.maximum(tf.cast(tf.round(shape * factor), tf.int32), [out_h, out_w])
+        resized = tf.image.resize(tf.cast(image, tf.float32), new, method="bilinear", antialias=True)
+        top, left = (new[0] - out_h) // 2, (new[1] - out_w) // 2
+        crop = tf.image.crop_to_bounding_box(resized, top, left, out_h, out_w)
+        return tf.clip_by_value(crop, 0.0, 255.0)
+
+    return transform
+
+
+def resize(image_size=224):
+    """A tf function (H, W, 3) -> float32 `image_size` (plain stretch, no crop)."""
+    import tensorflow as tf
+
+    size = _size(image_size)
+    return lambda image: tf.image.resize(tf.cast(image, tf.float32), size, method="bilinear", antialias=True)
+
+
+@keras.saving.register_keras_serializable(package="kerasnets")
+class PCAColorJitter(keras.layers.Layer):
+    """AlexNet's PCA lighting noise: adds sum_j eigvec[:, j] * alpha_j * eigval_j to every pixel.
+
+    alpha_j ~ N(0, `stddev`) once per image. Active only when training.
+
+    Args:
+        stddev: alpha's standard deviation (AlexNet and fb.resnet.torch: 0.1).
+        value_range: pixel scale of the inputs, 255.0 for 0..255 or 1.0 for [0, 1]
+            (the eigenvalues are for [0, 1] pixels).
+        seed: random seed.
+    """
+
+    def __init__(self, stddev=0.1, value_range=255.0, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.stddev = float(stddev)
+        self.value_range = float(value_range)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=None):
+        if not training or self.stddev == 0:
+            return inputs
+        batch = keras.ops.shape(inputs)[0]
+        alpha = keras.random.normal((batch, 3), stddev=self.stddev, seed=self.seed_generator, dtype=self.compute_dtype)
+        weights = alpha * keras.ops.cast(IMAGENET_EIGVAL, alpha.dtype)  # (batch, 3)
+        delta = keras.ops.matmul(weights, keras.ops.cast(IMAGENET_EIGVEC.T, alpha.dtype)) * self.value_range
+        return inputs + keras.ops.cast(delta[:, None, None, :], inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "stddev": self.stddev, "value_range": self.value_range, "seed": self.seed}
+
+
+def augmentation_layers(flip=True, rotation=0.0, translation=0.0, noise=0.0, pca_stddev=0.0, seed=None,
+                        name="augmentation"):
+    """A `keras.Sequential` of batch augmentations for 0..255 images (inactive at inference).
+
+    Args:
+        flip: random horizontal flip.
+        rotation: max rotation as a fraction of a full turn (0.05 = +/-18 degrees).
+        translation: max shift as a fraction of height/width.
+        noise: std of additive Gaussian noise, in pixel units (0..255).
+        pca_stddev: AlexNet PCA lighting noise strength (0.1 in the paper), 0 to disable.
+        seed: random seed.
+    """
+    stack = []
+    if flip:
+        stack.append(keras.layers.RandomFlip("horizontal", seed=seed))
+    if rotation:
+        stack.append(keras.layers.RandomRotation(rotation, fill_mode="reflect", seed=seed))
+    if translation:
+        stack.append(keras.layers.RandomTranslation(translation, translation, fill_mode="reflect", seed=seed))
+    if pca_stddev:
+        stack.append(PCAColorJitter(pca_stddev, value_range=255.0, seed=seed))
+    if noise:
+        stack.append(keras.layers.GaussianNoise(noise, seed=seed))
+    return keras.Sequential(stack, name=name)

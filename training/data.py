@@ -1,0 +1,302 @@
+"""A folder-per-class image tree -> tf.data pipelines (the notes' flower_data layout).
+
+    root/daisy/001.jpg, root/roses/002.png, ...
+
+Every file is checked once, up front, in a thread pool (PIL decodes it fully),
+so an unreadable file is reported by path before training starts instead of
+crashing epoch 7. Grayscale, palette, RGBA and CMYK images are converted to
+RGB (alpha is dropped). Files TensorFlow decodes natively (RGB/gray JPEG,
+PNG, BMP, GIF) are decoded by tf.io in parallel; the rest (CMYK JPEG, TIFF,
+WebP, 16-bit PNG) by PIL inside the pipeline.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import json
+import os
+import warnings
+
+import numpy as np
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+# (PIL format, PIL mode) pairs tf.io.decode_image turns into the same RGB pixels as PIL's convert("RGB")
+_TF_NATIVE = {("JPEG", "RGB"), ("JPEG", "L"), ("PNG", "RGB"), ("PNG", "L"), ("PNG", "RGBA"), ("BMP", "RGB")}
+
+
+class BadImageError(ValueError):
+    """Image files that cannot be decoded; `.paths` lists them with the reason."""
+
+    def __init__(self, bad):
+        self.paths = bad
+        lines = "\n".join(f"  {path}: {why}" for path, why in bad[:20])
+        more = f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else ""
+        super().__init__(
+            f"{len(bad)} unreadable image file(s):\n{lines}{more}\n"
+            "Remove them, or pass on_bad_file='skip' to leave them out with a warning."
+        )
+
+
+@dataclasses.dataclass
+class FolderData:
+    """What `image_folder_dataset` returns.
+
+    Attributes:
+        train, val: batched `tf.data.Dataset`s of (float32 images 0..255, int32 labels); val may be None.
+        class_names: sorted class folder names; label i is class_names[i].
+        class_indices_path: the written {index: class} JSON, or None.
+        train_files, val_files: (path, label) lists actually used.
+        skipped: (path, reason) of unreadable files left out.
+        empty_classes: class folders with no usable image.
+    """
+
+    train: object
+    val: object
+    class_names: list
+    class_indices_path: str | None
+    train_files: list
+    val_files: list
+    skipped: list
+    empty_classes: list
+
+    @property
+    def num_classes(self):
+        return len(self.class_names)
+
+
+def inspect_image(path):
+    """(decoder, None) for a readable image, (None, reason) otherwise.
+
+    decoder is "tf" when tf.io decodes the file to the same RGB pixels as PIL, else "pil".
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            img.verify()
+        with Image.open(path) as img:  # verify() leaves the image unusable; decode fully to catch truncation
+            img.load()
+            key = (img.format, img.mode)
+            if getattr(img, "n_frames", 1) > 1:
+                return "pil", None
+    except Exception as err:  # PIL raises many types (OSError, SyntaxError, DecompressionBombError, ...)
+        return None, f"{type(err).__name__}: {err}"
+    return ("tf" if key in _TF_NATIVE else "pil"), None
+
+
+def list_class_folder(root, class_names=None):
+    """(class_names, [(path, label)], empty_classes) for a folder-per-class tree."""
+    root = os.fspath(root)
+    if not os.path.isdir(root):
+        raise ValueError(f"Image folder does not exist. Received: root={root!r}")
+    found = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
+    if class_names is None:
+        class_names = found
+    elif sorted(found) != sorted(class_names):
+        raise ValueError(
+            f"Class folders of {root} {found} differ from the training classes {list(class_names)}."
+        )
+    if not class_names:
+        raise ValueError(f"No class folders under {root}: expected root/<class>/<image files>.")
+    files, empty = [], []
+    for label, name in enumerate(class_names):
+        folder = os.path.join(root, name)
+        names = sorted(
+            f for f in os.listdir(folder)
+            if f.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(folder, f))
+        )
+        if not names:
+            empty.append(name)
+        files.extend((os.path.join(folder, f), label) for f in names)
+    return list(class_names), files, empty
+
+
+def check_images(files, *, on_bad_file="raise", workers=8):
+    """Decodes every file once in a thread pool; returns (good [(path, label, decoder)], bad [(path, why)]).
+
+    Args:
+        files: (path, label) pairs.
+        on_bad_file: "raise" (BadImageError listing every bad path) or "skip" (warn and leave them out).
+        workers: decoding threads (PIL releases the GIL while decoding).
+    """
+    if on_bad_file not in ("raise", "skip"):
+        raise ValueError(f"`on_bad_file` must be 'raise' or 'skip'. Received: on_bad_file={on_bad_file!r}")
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(inspect_image, [path for path, _ in files]))
+    good, bad = [], []
+    for (path, label), (decoder, why) in zip(files, results):
+        if decoder is None:
+            bad.append((path, why))
+        else:
+            good.append((path, label, decoder))
+    if bad and on_bad_file == "raise":
+        raise BadImageError(bad)
+    if bad:
+        warnings.warn(f"Skipping {len(bad)} unreadable image(s): " + ", ".join(p for p, _ in bad), stacklevel=3)
+    return good, bad
+
+
+def _pil_decode(path):
+    from PIL import Image
+
+    if isinstance(path, np.ndarray):
+        path = path.item()
+    with Image.open(path.decode() if isinstance(path, bytes) else path) as img:
+        return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+def decode_image(path, decoder):
+    """tf graph op: file -> uint8 (H, W, 3) RGB, by tf.io or (for decoder 'pil') by PIL."""
+    import tensorflow as tf
+
+    def tf_decode():
+        return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+
+    def pil_decode():
+        return tf.numpy_function(_pil_decode, [path], tf.uint8, stateful=False)
+
+    image = tf.cond(tf.equal(decoder, "pil"), pil_decode, tf_decode)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def _split(files, validation_split, seed):
+    """Stratified split: each class contributes round(n * split) images to validation."""
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    labels = sorted({f[1] for f in files})
+    for label in labels:
+        members = [f for f in files if f[1] == label]
+        order = rng.permutation(len(members))
+        n_val = int(round(len(members) * validation_split))
+        if len(members) > 1:
+            n_val = min(max(n_val, 1), len(members) - 1)
+        else:
+            n_val = 0
+        val += [members[i] for i in order[:n_val]]
+        train += [members[i] for i in order[n_val:]]
+    return train, val
+
+
+def write_class_indices(class_names, path):
+    """Writes {"0": "daisy", ...} (the notes' class_indices.json) atomically; returns path."""
+    from kerasnets.saving import atomic_path
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({str(i): name for i, name in enumerate(class_names)}, f, indent=4, ensure_ascii=False)
+    return os.fspath(path)
+
+
+def read_class_indices(path):
+    """{int index: class name} from a class_indices.json."""
+    with open(path, encoding="utf-8") as f:
+        return {int(k): v for k, v in json.load(f).items()}
+
+
+def make_dataset(files, *, batch_size, transform, shuffle, seed=0, cache=False, drop_remainder=False):
+    """(path, label, decoder) list -> batched tf.data.Dataset of (transform(image), label).
+
+    Args:
+        transform: tf function uint8 (H, W, 3) -> float32 (h, w, 3) of a fixed size.
+        cache: False, True (in memory) or a file path prefix; caches decoded images
+            before the (random) transform.
+    """
+    import tensorflow as tf
+
+    autotune = tf.data.AUTOTUNE
+    paths = tf.constant([f[0] for f in files])
+    labels = tf.constant([f[1] for f in files], tf.int32)
+    decoders = tf.constant([f[2] for f in files])
+    ds = tf.data.Dataset.from_tensor_slices((paths, labels, decoders))
+    if shuffle and not cache:  # shuffle cheap file names, not decoded pixels
+        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.map(lambda p, y, d: (decode_image(p, d), y), num_parallel_calls=autotune, deterministic=not shuffle)
+    if cache:
+        ds = ds.cache("" if cache is True else os.fspath(cache))
+        if shuffle:
+            ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.map(lambda x, y: (transform(x), y), num_parallel_calls=autotune, deterministic=not shuffle)
+    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(autotune)
+
+
+def image_folder_dataset(
+    root,
+    image_size=(224, 224),
+    batch_size=32,
+    *,
+    validation_split=None,
+    val_dir=None,
+    train_transform=None,
+    val_transform=None,
+    shuffle=True,
+    seed=0,
+    cache=False,
+    on_bad_file="raise",
+    class_indices_path="class_indices.json",
+    workers=8,
+):
+    """Folder-per-class images -> shuffled, parallel-decoded, prefetched train/val datasets.
+
+    Args:
+        root: the training folder, one sub-folder of images per class.
+        image_size: (height, width) or an int; images come out float32 RGB in 0..255.
+        batch_size: images per batch.
+        validation_split: fraction of each class held out for validation, or None.
+        val_dir: a separate validation folder with the same class folders (instead of a split).
+        train_transform, val_transform: tf functions uint8 (H, W, 3) -> float32 (h, w, 3); the
+            defaults are `augment.random_resized_crop_flip` for training and
+            `augment.resize_center_crop` (the notes' Resize 256 + CenterCrop 224) for validation.
+        shuffle: shuffle the training files every epoch.
+        seed: seeds the split and the shuffling.
+        cache: cache decoded images in memory (True) or in files with this prefix.
+        on_bad_file: "raise" or "skip" for unreadable files (found before any training).
+        class_indices_path: where to write {index: class} JSON, or None.
+        workers: threads checking the files.
+
+    Returns:
+        A `FolderData`.
+    """
+    from training import augment
+
+    if isinstance(image_size, int):
+        image_size = (image_size, image_size)
+    image_size = tuple(int(s) for s in image_size)
+    if validation_split is not None and val_dir is not None:
+        raise ValueError("Pass `validation_split` or `val_dir`, not both.")
+    if validation_split is not None and not 0 < validation_split < 1:
+        raise ValueError(f"`validation_split` must be in (0, 1). Received: validation_split={validation_split!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
+    class_names, files, empty = list_class_folder(root)
+    val_files_raw = []
+    if val_dir is not None:
+        _, val_files_raw, val_empty = list_class_folder(val_dir, class_names)
+        empty += [f"{name} (validation)" for name in val_empty]
+    good, bad = check_images(files + val_files_raw, on_bad_file=on_bad_file, workers=workers)
+    good_paths = {g[0]: g for g in good}
+    train_files = [good_paths[p] for p, _ in files if p in good_paths]
+    val_files = [good_paths[p] for p, _ in val_files_raw if p in good_paths]
+    usable = {f[1] for f in train_files}
+    empty += [name for i, name in enumerate(class_names) if i not in usable and name not in empty]
+    if empty:
+        warnings.warn(f"Class folder(s) with no usable image under {root}: {empty}", stacklevel=2)
+    if not train_files:
+        raise ValueError(f"No readable images under {root}.")
+    if validation_split is not None:
+        train_files, val_files = _split(train_files, validation_split, seed)
+    train_transform = train_transform or augment.random_resized_crop_flip(image_size)
+    val_transform = val_transform or augment.resize_center_crop(image_size)
+    train = make_dataset(train_files, batch_size=batch_size, transform=train_transform, shuffle=shuffle,
+                         seed=seed, cache=cache)
+    val = None
+    if val_files:
+        val = make_dataset(val_files, batch_size=batch_size, transform=val_transform, shuffle=False,
+                           cache=bool(cache) if cache is True else (f"{cache}_val" if cache else False))
+    indices = write_class_indices(class_names, class_indices_path) if class_indices_path else None
+    return FolderData(
+        train=train, val=val, class_names=class_names, class_indices_path=indices,
+        train_files=[(p, y) for p, y, _ in train_files], val_files=[(p, y) for p, y, _ in val_files],
+        skipped=bad, empty_classes=empty,
+    )
