@@ -113,8 +113,12 @@ def _convert_kernel(array, variable, layer, convention):
             return matrix.T, "Linear (out,in)->(in,out)"
         return array, ""
     # tf, matconvnet, keras: HWIO and (in, out) already; only FC <-> conv reshapes.
+    # MatConvNet FC layers are convs whose support is the whole input; their
+    # (H, W, C, out) kernel, maybe missing a trailing 1, flattens in C order
+    # exactly as Flatten does NHWC.
+    fc_ranks = (3, 4) if convention == "matconvnet" else (4,)
     if array.shape != target and array.size == int(np.prod(target)) and (
-        (len(target) == 4 and array.ndim == 2) or (len(target) == 2 and array.ndim == 4)
+        (len(target) == 4 and array.ndim == 2) or (len(target) == 2 and array.ndim in fc_ranks)
     ):
         return array.reshape(target), f"reshape {array.shape}->{target}"
     return array, ""

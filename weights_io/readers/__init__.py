@@ -70,6 +70,6 @@ def read_weights(path, format=None):
 
 
 # Format modules register their readers on import; add yours to this tuple.
-_FORMAT_MODULES = ("npy", "torch", "keras_h5")
+_FORMAT_MODULES = ("npy", "torch", "keras_h5", "mat")
 for _module in _FORMAT_MODULES:
     importlib.import_module(f"weights_io.readers.{_module}")
