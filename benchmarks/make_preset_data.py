@@ -1,0 +1,235 @@
+"""Regenerates kerasnets/data/presets.json and kerasnets/data/imagenet_classes.txt.
+
+Run once by hand (needs torchvision; nothing is downloaded):
+
+    python benchmarks/make_preset_data.py
+
+Provenance of every fact in the table:
+
+* torchvision rows: read from the installed torchvision's weight enums
+  (URL, the sha256 prefix torch.hub checks in the file name, acc@1/acc@5,
+  resize/crop/mean/std) and its ImageNet category list.
+* keras rows: URLs and md5 hashes from keras' own source
+  (keras/src/applications/*.py, passed to get_file as file_hash); top-1 for
+  MobileNetV3 from the table in keras' mobilenet_v3.py docstring; VGG16/19
+  top-1/top-5 errors from the keras-applications README table. Where no
+  figure was checked the accuracy is null.
+* MatConvNet and tensorflow-vgg rows: the URLs their publishers give
+  (vlfeat.org model page; machrisaa/tensorflow-vgg README, a mega.nz page,
+  not a direct download). Neither publishes a hash: null, so the loader
+  trusts the first file it sees and prints its sha256.
+* FSRCNN-pytorch rows: the Dropbox pages in yjn870/FSRCNN-pytorch's README
+  (pages, not direct downloads: manual), Set5 PSNR from the same README.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DATA = os.path.join(HERE, os.pardir, "kerasnets", "data")
+
+TORCH_MEAN, TORCH_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+CAFFE = {"mode": "caffe", "color": "BGR", "scale": 1.0, "mean": [103.939, 116.779, 123.68], "std": None,
+         "input_size": [224, 224], "resize": None, "crop": 224, "interpolation": None}
+IMAGENET = {"name": "imagenet", "count": 1000, "file": "imagenet_classes.txt"}
+
+# Our builder options that reproduce each source's network (see tests/oracle and the family tests).
+TORCHVISION_OPTIONS = {
+    "densenet": {"bn_epsilon": 1e-5},
+    "mobilenet_v3": {"padding": "torch", "include_preprocessing": False},
+}
+KERAS_RESNET = {"stride_placement": "v1", "conv_bias": True, "bn_epsilon": 1.001e-5, "padding": "keras"}
+
+# Layers that exist only with include_top=True (our names): their source arrays are dropped otherwise.
+HEADS = {
+    "vgg": ["fc1", "fc2", "predictions"],
+    "alexnet": ["fc6", "fc7", "predictions"],
+    "resnet": ["predictions"],
+    "densenet": ["predictions"],
+    "mobilenet_v3": ["conv_2", "logits"],
+}
+TORCHVISION_LAYOUTS = {
+    "vgg": "torchvision-vgg", "alexnet": "torchvision-alexnet", "resnet": "torchvision-resnet",
+    "densenet": "torchvision-densenet", "mobilenet_v3": "torchvision-mobilenet-v3",
+}
+# Pre-0.4 torchvision DenseNet checkpoints spell 'norm.1'; torchvision renames on load, so do we.
+DENSENET_RENAMES = [[r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$",
+                     r"\1\2"]]
+
+TORCHVISION_MODELS = {
+    "alexnet": "alexnet", "vgg11": "vgg", "vgg11_bn": "vgg", "vgg13": "vgg", "vgg13_bn": "vgg", "vgg16": "vgg",
+    "vgg16_bn": "vgg", "vgg19": "vgg", "vgg19_bn": "vgg", "resnet18": "resnet", "resnet34": "resnet",
+    "resnet50": "resnet", "resnet101": "resnet", "resnet152": "resnet", "resnext50_32x4d": "resnet",
+    "resnext101_32x8d": "resnet", "densenet121": "densenet", "densenet161": "densenet", "densenet169": "densenet",
+    "densenet201": "densenet", "mobilenet_v3_large": "mobilenet_v3", "mobilenet_v3_small": "mobilenet_v3",
+}
+
+
+def torchvision_rows():
+    from torchvision.models import get_model_weights
+
+    rows = []
+    for model, family in TORCHVISION_MODELS.items():
+        enum = get_model_weights(model)
+        for weights in enum:
+            if not weights.name.startswith("IMAGENET1K_V"):
+                continue  # IMAGENET1K_FEATURES (vgg16): a features-only port without a classifier
+            version = weights.name.split("_")[-1].lower()
+            transform = weights.transforms()
+            metrics = weights.meta["_metrics"]["ImageNet-1K"]
+            file_name = weights.url.rsplit("/", 1)[1]
+            rows.append({
+                "name": f"{model}.torchvision_{version}",
+                "model": model,
+                "options": TORCHVISION_OPTIONS.get(family, {}),
+                "task": "classification",
+                "publisher": f"torchvision {type(weights).__name__}.{weights.name}",
+                "url": weights.url,
+                "manual_download": False,
+                "file_name": file_name,
+                "file_size_mb": weights.meta.get("_file_size"),
+                "hash": {"algorithm": "sha256-prefix", "value": re.search(r"-([a-f0-9]+)\.", file_name).group(1)},
+                "format": "pth",
+                "layout": TORCHVISION_LAYOUTS[family],
+                "key_renames": DENSENET_RENAMES if family == "densenet" else [],
+                "head": HEADS[family],
+                "preprocessing": {
+                    "mode": "torch", "color": "RGB", "scale": 1 / 255, "mean": TORCH_MEAN, "std": TORCH_STD,
+                    "input_size": [transform.crop_size[0]] * 2, "resize": transform.resize_size[0],
+                    "crop": transform.crop_size[0], "interpolation": transform.interpolation.value,
+                },
+                "classes": IMAGENET,
+                "accuracy": {"top1": metrics["acc@1"], "top5": metrics["acc@5"], "source": "torchvision"},
+                "default": weights == enum.DEFAULT,
+            })
+    return rows
+
+
+def keras_row(name, model, family, url, md5, options, preprocessing, accuracy):
+    return {
+        "name": name, "model": model, "options": options, "task": "classification",
+        "publisher": "keras.applications", "url": url, "manual_download": False,
+        "file_name": url.rsplit("/", 1)[1], "file_size_mb": None,
+        "hash": {"algorithm": "md5", "value": md5}, "format": "keras-h5", "layout": "keras", "key_renames": [],
+        "head": HEADS[family], "preprocessing": preprocessing, "classes": IMAGENET, "accuracy": accuracy,
+        "default": False,
+    }
+
+
+KERAS_BASE = "https://storage.googleapis.com/tensorflow/keras-applications/"
+KERAS_TORCH = {"mode": "torch", "color": "RGB", "scale": 1 / 255, "mean": TORCH_MEAN, "std": TORCH_STD,
+               "input_size": [224, 224], "resize": None, "crop": 224, "interpolation": None}
+# MobileNetV3 from keras has Rescaling(1/127.5, -1) inside the model: feed raw 0..255 RGB.
+KERAS_RAW = {"mode": "raw", "color": "RGB", "scale": 1.0, "mean": None, "std": None,
+             "input_size": [224, 224], "resize": None, "crop": 224, "interpolation": None}
+KERAS_SOURCE = "keras-applications README / keras source docstring"
+
+
+def keras_rows():
+    return [
+        keras_row("vgg16.keras", "vgg16", "vgg", KERAS_BASE + "vgg16/vgg16_weights_tf_dim_ordering_tf_kernels.h5",
+                  "64373286793e3c8b2b4e3219cbf3544b", {}, CAFFE,
+                  {"top1": 71.268, "top5": 90.05, "source": KERAS_SOURCE}),
+        keras_row("vgg19.keras", "vgg19", "vgg", KERAS_BASE + "vgg19/vgg19_weights_tf_dim_ordering_tf_kernels.h5",
+                  "cbe5617147190e668d6c5d5026f83318", {}, CAFFE,
+                  {"top1": 71.256, "top5": 89.988, "source": KERAS_SOURCE}),
+        keras_row("resnet50.keras", "resnet50", "resnet",
+                  KERAS_BASE + "resnet/resnet50_weights_tf_dim_ordering_tf_kernels.h5",
+                  "2cb95161c43110f7111970584f804107", KERAS_RESNET, CAFFE, None),
+        keras_row("resnet101.keras", "resnet101", "resnet",
+                  KERAS_BASE + "resnet/resnet101_weights_tf_dim_ordering_tf_kernels.h5",
+                  "f1aeb4b969a6efcfb50fad2f0c20cfc5", KERAS_RESNET, CAFFE, None),
+        keras_row("resnet152.keras", "resnet152", "resnet",
+                  KERAS_BASE + "resnet/resnet152_weights_tf_dim_ordering_tf_kernels.h5",
+                  "100835be76be38e30d865e96f2aaae62", KERAS_RESNET, CAFFE, None),
+        keras_row("densenet121.keras", "densenet121", "densenet",
+                  KERAS_BASE + "densenet/densenet121_weights_tf_dim_ordering_tf_kernels.h5",
+                  "9d60b8095a5708f2dcce2bca79d332c7", {}, KERAS_TORCH, None),
+        keras_row("densenet169.keras", "densenet169", "densenet",
+                  KERAS_BASE + "densenet/densenet169_weights_tf_dim_ordering_tf_kernels.h5",
+                  "d699b8f76981ab1b30698df4c175e90b", {}, KERAS_TORCH, None),
+        keras_row("densenet201.keras", "densenet201", "densenet",
+                  KERAS_BASE + "densenet/densenet201_weights_tf_dim_ordering_tf_kernels.h5",
+                  "1ceb130c1ea1b78c3bf6114dbdfd8807", {}, KERAS_TORCH, None),
+        keras_row("mobilenet_v3_large.keras", "mobilenet_v3_large", "mobilenet_v3",
+                  KERAS_BASE + "mobilenet_v3/weights_mobilenet_v3_large_224_1.0_float.h5",
+                  "59e551e166be033d707958cf9e29a6a7", {}, KERAS_RAW,
+                  {"top1": 75.6, "top5": None, "source": "keras mobilenet_v3.py docstring"}),
+        keras_row("mobilenet_v3_small.keras", "mobilenet_v3_small", "mobilenet_v3",
+                  KERAS_BASE + "mobilenet_v3/weights_mobilenet_v3_small_224_1.0_float.h5",
+                  "8768d4c2e7dee89b9d02b2d03d65d862", {}, KERAS_RAW,
+                  {"top1": 68.1, "top5": None, "source": "keras mobilenet_v3.py docstring"}),
+    ]
+
+
+def vgg_file_rows():
+    rows = []
+    for depth in (16, 19):
+        rows.append({
+            "name": f"vgg{depth}.matconvnet", "model": f"vgg{depth}", "options": {}, "task": "classification",
+            "publisher": "MatConvNet pretrained models (VGG-VD import)",
+            "url": f"https://www.vlfeat.org/matconvnet/models/imagenet-vgg-verydeep-{depth}.mat",
+            "manual_download": False, "file_name": f"imagenet-vgg-verydeep-{depth}.mat", "file_size_mb": None,
+            "hash": None, "format": "mat", "layout": "tensorflow-vgg", "key_renames": [],
+            "head": HEADS["vgg"],
+            "preprocessing": {"mode": "matconvnet", "color": "RGB", "scale": 1.0, "mean": [123.68, 116.779, 103.939],
+                              "std": None, "input_size": [224, 224], "resize": None, "crop": 224,
+                              "interpolation": "bilinear"},
+            "classes": IMAGENET, "accuracy": None, "default": False,
+        })
+        rows.append({
+            "name": f"vgg{depth}.tensorflow_vgg", "model": f"vgg{depth}", "options": {}, "task": "classification",
+            "publisher": "machrisaa/tensorflow-vgg (caffe VGG_ILSVRC_{depth}_layers converted)",
+            "url": {16: "https://mega.nz/#!YU1FWJrA!O1ywiCS2IiOlUCtCpI6HTJOMrneN-Qdv3ywQP5poecM",
+                    19: "https://mega.nz/#!xZ8glS6J!MAnE91ND_WyfZ_8mvkuSa2YcA7q-1ehfSm-Q1fxOvvs"}[depth],
+            "manual_download": True, "file_name": f"vgg{depth}.npy", "file_size_mb": None,
+            "hash": None, "format": "npy", "layout": "tensorflow-vgg", "key_renames": [], "head": HEADS["vgg"],
+            "preprocessing": CAFFE, "classes": IMAGENET, "accuracy": None, "default": False,
+        })
+    return rows
+
+
+FSRCNN_PAGES = {
+    2: ("https://www.dropbox.com/s/1k3dker6g7hz76s/fsrcnn_x2.pth?dl=0", 37.12),
+    3: ("https://www.dropbox.com/s/pm1ed2nyboulz5z/fsrcnn_x3.pth?dl=0", 33.22),
+    4: ("https://www.dropbox.com/s/vsvumpopupdpmmu/fsrcnn_x4.pth?dl=0", 30.50),
+}
+
+
+def fsrcnn_rows():
+    return [{
+        "name": f"fsrcnn.x{scale}", "model": "fsrcnn", "options": {"scale": scale}, "task": "image-to-image",
+        "publisher": "yjn870/FSRCNN-pytorch, FSRCNN(56,12,4) trained on 91-image",
+        "url": url, "manual_download": True, "file_name": f"fsrcnn_x{scale}.pth", "file_size_mb": None,
+        "hash": None, "format": "pth", "layout": "fsrcnn-pytorch", "key_renames": [], "head": [],
+        "preprocessing": {"mode": "y", "color": "Y (YCbCr, BT.601 studio range)", "scale": 1 / 255, "mean": None,
+                          "std": None, "input_size": None, "resize": None, "crop": None,
+                          "interpolation": "bicubic (the LR image is a bicubic x1/scale downsample)"},
+        "classes": None, "accuracy": {"set5_psnr": psnr, "source": "FSRCNN-pytorch README"}, "default": False,
+    } for scale, (url, psnr) in FSRCNN_PAGES.items()]
+
+
+def main():
+    from torchvision.models._meta import _IMAGENET_CATEGORIES
+
+    rows = torchvision_rows() + keras_rows() + vgg_file_rows() + fsrcnn_rows()
+    # "imagenet" = the builder's default preset: one whose options are the builder's defaults.
+    # torchvision's DEFAULT, except where the builder's default options are keras.applications'.
+    defaults = {row["model"]: row["name"] for row in rows if row["default"] and row["task"] == "classification"}
+    for model in ("densenet121", "densenet169", "densenet201", "mobilenet_v3_large", "mobilenet_v3_small"):
+        defaults[model] = f"{model}.keras"
+    for row in rows:
+        row["default"] = defaults.get(row["model"]) == row["name"]
+    with open(os.path.join(DATA, "presets.json"), "w") as f:
+        json.dump({"format_version": 1, "presets": rows}, f, indent=1)
+        f.write("\n")
+    with open(os.path.join(DATA, "imagenet_classes.txt"), "w") as f:
+        f.write("\n".join(_IMAGENET_CATEGORIES) + "\n")
+    print(f"{len(rows)} presets, {len(_IMAGENET_CATEGORIES)} ImageNet classes")
+
+
+if __name__ == "__main__":
+    main()
