@@ -22,6 +22,9 @@ from kerasnets.densenet import (
     build_densenet169,
     build_densenet201,
 )
+from kerasnets.googlenet import build_googlenet
+from kerasnets.inception import build_inception_v2, build_inception_v3, build_inception_v4
+from kerasnets.inception_resnet import build_inception_resnet_v1, build_inception_resnet_v2
 from kerasnets.mobilenet_v3 import build_mobilenet_v3, build_mobilenet_v3_large, build_mobilenet_v3_small
 from kerasnets.resnet import (
     build_resnet,
