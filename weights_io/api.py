@@ -53,3 +53,90 @@ def load_npy_weights(model, path, source=None, *, strict=True, flip_bgr_to_rgb=F
     layout = get_layout(source) if source else detect_layout([l.name for l in weighted_layers(model)], weight_file)
     return assign_weights(model, weight_file, layout, strict=strict, flip_first_conv_channels=flip_bgr_to_rgb,
                           release=True)
+
+
+# Reader formats each format-specific loader accepts (the file's bytes decide which).
+_FAMILIES = {
+    "torch": ("torch-zip", "torch-legacy"),
+    "mat": ("mat", "mat-v73"),
+    "keras": ("keras-h5", "keras-zip"),
+}
+
+
+def _load_family(family, model, path, source, strict, flip_first_conv_channels):
+    from weights_io.errors import WeightFileError
+    from weights_io.readers import detect_format
+
+    fmt = detect_format(path)
+    if fmt not in _FAMILIES[family]:
+        raise WeightFileError(
+            f"Expected a {family} file ({' or '.join(_FAMILIES[family])}), but its bytes say {fmt!r}; "
+            "use load_weights() to read any format.",
+            path=os.fspath(path),
+        )
+    return load_weights(model, path, source, strict=strict, flip_first_conv_channels=flip_first_conv_channels,
+                        format=fmt)
+
+
+def load_torch_weights(model, path, source=None, *, strict=True, flip_first_conv_channels=False):
+    """Loads a PyTorch state dict (`.pth`/`.pt`/`.th`, zip or legacy) without torch.
+
+    Pickles are read with an allowlist: whole-model pickles (`torch.save(model)`)
+    and any code in the file are refused with `UnsafePickleError`.
+    `{"state_dict": ...}` / `{"model": ...}` wrappers and DataParallel's
+    `module.` prefix are handled. torchvision weights expect RGB in 0..1
+    normalised by mean (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225).
+
+    Args:
+        model: a built Keras model.
+        path: the torch file.
+        source: layout name (`"torchvision-resnet"`, ...) or None to detect.
+        strict: see `load_weights`.
+        flip_first_conv_channels: see `load_weights`.
+
+    Returns:
+        A `Report`.
+    """
+    return _load_family("torch", model, path, source, strict, flip_first_conv_channels)
+
+
+def load_mat_weights(model, path, source=None, *, strict=True, flip_first_conv_channels=False):
+    """Loads a MatConvNet `.mat` (SimpleNN or DagNN; MATLAB v5/v7 or v7.3).
+
+    MatConvNet's ImageNet models take RGB in 0..255 minus the file's
+    `normalization.averageImage` (VGG-VD: (123.68, 116.779, 103.939)); read it
+    and the class names with `read_weights(path).metadata`.
+
+    Args:
+        model: a built Keras model.
+        path: the `.mat` file.
+        source: layout name (`"tensorflow-vgg"` for VGG-VD's conv1_1..fc8,
+            `"keras"` when the file uses our names) or None to detect.
+        strict: see `load_weights`.
+        flip_first_conv_channels: see `load_weights`.
+
+    Returns:
+        A `Report`.
+    """
+    return _load_family("mat", model, path, source, strict, flip_first_conv_channels)
+
+
+def load_keras_h5_weights(model, path, source=None, *, strict=True, flip_first_conv_channels=False):
+    """Loads a Keras 1/2 `.h5`, full-model `.h5`, Keras 3 `.weights.h5` or `.keras` file.
+
+    Layers are matched by name (keras.applications' files fit our models whose
+    names follow keras.applications). keras.applications' VGG/ResNet weights
+    expect "caffe" preprocessing (BGR minus the ImageNet mean); DenseNet
+    "torch", MobileNetV3 its own rescaling inside the model.
+
+    Args:
+        model: a built Keras model.
+        path: the Keras file.
+        source: layout name, default the identity `"keras"` layout when it fits.
+        strict: see `load_weights`.
+        flip_first_conv_channels: see `load_weights`.
+
+    Returns:
+        A `Report`.
+    """
+    return _load_family("keras", model, path, source, strict, flip_first_conv_channels)

@@ -244,3 +244,77 @@ def assign_weights(model, weight_file: WeightFile, layout, *, strict=True, flip_
         report.loaded.append((variable.path, key, note))
     report.applied = True
     return report
+
+
+# ------------------------------------------------------------------ export
+def _export_kernel(array, layer, convention):
+    """Keras kernel -> the source convention's layout: the inverse of `_convert_kernel`."""
+    if convention != "torch":
+        return array, ""
+    if isinstance(layer, keras.layers.DepthwiseConv2D) and array.ndim == 4:
+        kh, kw, channels, multiplier = array.shape
+        return array.transpose(2, 3, 0, 1).reshape(channels * multiplier, 1, kh, kw), "depthwise (kh,kw,C,M)->(C*M,1,kh,kw)"
+    if array.ndim == 4:
+        note = "ConvTranspose (kh,kw,out,in)->(in,out,kh,kw)" if isinstance(layer, keras.layers.Conv2DTranspose) else "HWIO->OIHW"
+        return array.transpose(3, 2, 0, 1), note
+    if array.ndim == 2:
+        spatial = _flatten_source_shape(layer) if isinstance(layer, keras.layers.Dense) else None
+        if spatial is not None:
+            h, w, c = spatial
+            return (array.reshape(h, w, c, -1).transpose(3, 2, 0, 1).reshape(array.shape[1], -1),
+                    "HWC-flatten->CHW-flatten, transposed")
+        return array.T, "(in,out)->Linear (out,in)"
+    return array, ""
+
+
+def _export_param(variable, layer, convention):
+    """(source parameter name, array, note) for one variable."""
+    var_name = variable.name.split("/")[-1].split(":")[0]
+    array = np.asarray(keras.ops.convert_to_numpy(variable))
+    if convention == "keras":
+        return var_name, array, ""
+    param = PARAM_NAMES[convention].get(var_name, var_name)
+    if var_name in ("kernel", "depthwise_kernel"):
+        array, note = _export_kernel(array, layer, convention)
+        return param, array, note
+    if convention == "torch" and var_name in ("squeeze_kernel", "excite_kernel"):
+        return param, array.T.reshape(array.shape[1], array.shape[0], 1, 1), "(in,out)->1x1 conv (out,in,1,1)"
+    if convention == "torch" and var_name == "alpha":
+        return param, array.reshape(-1) if array.size == array.shape[-1] else array, ""
+    return param, array, ""
+
+
+def export_weights(model, layout, convention):
+    """The model's weights as a `WeightFile` in `layout`'s names and `convention`'s axes.
+
+    The inverse of `assign_weights`: `assign_weights(model, export_weights(model,
+    layout, c), layout)` restores every weight exactly.
+
+    Args:
+        model: a built Keras model.
+        layout: a `Layout`; every weighted layer must have a source key.
+        convention: "torch", "tf" or "keras" ("matconvnet" is read-only).
+
+    Returns:
+        A `WeightFile` with `convention`.
+    """
+    if convention not in ("torch", "tf", "keras"):
+        raise ValueError(f"Cannot export to convention {convention!r}; expected 'torch', 'tf' or 'keras'.")
+    layers = weighted_layers(model)
+    mapping = layout.map_names([layer.name for layer in layers])
+    unmapped = [layer.name for layer in layers if layer.name not in mapping]
+    if unmapped:
+        raise ValueError(f"Layout {layout.name!r} has no source name for the layers {unmapped}; "
+                         "pick a layout written for this architecture.")
+    tensors, notes = {}, []
+    for layer in layers:
+        params = tensors.setdefault(mapping[layer.name], {})
+        for variable in layer.weights:
+            param, array, note = _export_param(variable, layer, convention)
+            if param in params:
+                raise ValueError(f"Two weights of layer {layer.name!r} export to {param!r}")
+            params[param] = np.ascontiguousarray(array)
+            notes.append((variable.path, f"{mapping[layer.name]}.{param}", note))
+        if convention == "torch" and isinstance(layer, keras.layers.BatchNormalization):
+            params["num_batches_tracked"] = np.zeros((), np.int64)
+    return WeightFile(tensors=tensors, convention=convention, format="export", metadata={"notes": notes})
