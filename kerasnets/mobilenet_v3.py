@@ -275,7 +275,10 @@ def build_mobilenet_v3(
 
 def _register(size):
     key = f"mobilenet_v3_{size}"
-    reference = f"keras.applications.MobileNetV3{size.title()} / torchvision {key} (padding='torch', include_preprocessing=False)"
+    reference = (
+        f"keras.applications.MobileNetV3{size.title()} / "
+        f"torchvision {key} (padding='torch', include_preprocessing=False)"
+    )
 
     @register_model(key, family="mobilenet_v3", input_shape=DEFAULT_SHAPE, reference=reference)
     def builder(include_top=True, weights=None, input_shape=None, input_tensor=None, pooling=None,
