@@ -1,0 +1,172 @@
+"""MatConvNet .mat reader: Octave-written SimpleNN/DagNN (v5/v7), hdf5storage-written v7.3, a real file.
+
+The fixtures in tests/data were written by tests/data/make_mat_fixtures.m (GNU
+Octave) and make_mat73_fixtures.py (hdf5storage); every array there is
+``0.5 * sin((1:n) + phase)`` in MATLAB's column-major order, recomputed here
+with numpy, so expectations do not come from the reader under test.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import keras
+import numpy as np
+import pytest
+
+from tests.conftest import assert_close
+from weights_io import (
+    WeightFileError, WeightMismatchError, load_mat_weights, load_weights, read_weights,
+)
+
+DATA = pathlib.Path(__file__).parent / "data"
+
+
+def wave(shape, phase):
+    """The Octave script's wave(): sin of 1..n laid out column-major."""
+    n = int(np.prod(shape))
+    return np.float32(0.5 * np.sin(np.arange(1, n + 1) + phase)).reshape(shape, order="F")
+
+
+# ----------------------------------------------------------------- numpy refs
+def conv(x, w, b, pad):
+    """Cross-correlation as vl_nnconv computes it: x (H, W, C), w (kh, kw, C, K)."""
+    x = np.pad(x, ((pad, pad), (pad, pad), (0, 0)))
+    kh, kw = w.shape[:2]
+    h, wd = x.shape[0] - kh + 1, x.shape[1] - kw + 1
+    out = np.zeros((h, wd, w.shape[3]))
+    for u in range(kh):
+        for v in range(kw):
+            out += x[u:u + h, v:v + wd, :] @ w[u, v]
+    return out + b
+
+
+def maxpool(x):
+    h, w, c = x.shape
+    return x[: h // 2 * 2, : w // 2 * 2].reshape(h // 2, 2, w // 2, 2, c).max(axis=(1, 3))
+
+
+def relu(x):
+    return np.maximum(x, 0)
+
+
+def tiny_vgg_reference(x):
+    y = maxpool(relu(conv(x, wave((3, 3, 3, 4), 1), wave((4,), 101), 1)))
+    y = maxpool(relu(conv(y, wave((3, 3, 4, 6), 2), wave((6,), 102), 1)))
+    y = relu(conv(y, wave((2, 2, 6, 5), 3), wave((5,), 103), 0))
+    y = relu(conv(y, wave((1, 1, 5, 5), 4), wave((5,), 104), 0))
+    logits = conv(y, wave((1, 1, 5, 3), 5), wave((3,), 105), 0).ravel()
+    e = np.exp(logits - logits.max())
+    return e / e.sum()
+
+
+def tiny_vgg():
+    """A VGG-shaped net in our (keras.applications) naming: maps to conv1_1.. fc8 via tensorflow-vgg."""
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="block1_conv1")(inputs)
+    x = keras.layers.MaxPooling2D(2, name="block1_pool")(x)
+    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="block2_conv1")(x)
+    x = keras.layers.MaxPooling2D(2, name="block2_pool")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(5, activation="relu", name="fc1")(x)
+    x = keras.layers.Dense(5, activation="relu", name="fc2")(x)
+    outputs = keras.layers.Dense(3, activation="softmax", name="predictions")(x)
+    return keras.Model(inputs, outputs)
+
+
+# ---------------------------------------------------------------------- tests
+@pytest.mark.parametrize("name", ["simplenn_old_v5.mat", "simplenn_net_v7.mat", "simplenn_net_v73.mat"])
+def test_simplenn_arrays_metadata_and_vgg_parity(name):
+    weights = read_weights(DATA / name)
+    assert weights.convention == "matconvnet"
+    assert weights.format == ("mat-v73" if "v73" in name else "mat")
+    assert list(weights.tensors) == ["conv1_1", "conv2_1", "fc6", "fc7", "fc8"]
+    np.testing.assert_allclose(weights.tensors["conv2_1"]["weights"], wave((3, 3, 4, 6), 2), rtol=1e-6)
+    assert weights.tensors["conv1_1"]["biases"].shape == (4,)  # saved as a (4, 1) column, raveled
+    assert weights.metadata["classes"] == ["cat", "dog", "fox"]
+    np.testing.assert_allclose(np.ravel(weights.metadata["normalization"]["averageImage"]),
+                               [123.68, 116.779, 103.939], rtol=1e-6)
+    assert ("prob", "softmax") in weights.metadata["architecture"]
+
+    model = tiny_vgg()
+    report = load_mat_weights(model, DATA / name)
+    assert report.layout == "tensorflow-vgg" and report.ok and len(report.loaded) == 10
+    x = np.random.default_rng(0).uniform(-1, 1, (8, 8, 3)).astype("float32")
+    assert_close(model.predict(x[None], verbose=0)[0], tiny_vgg_reference(x.astype(np.float64)))
+
+
+def test_asymmetric_kernel_on_impulse_has_no_spatial_transpose():
+    weights = read_weights(DATA / "impulse_v5.mat")
+    assert weights.tensors["conv1"]["weights"].shape == (3, 3)  # MATLAB dropped both trailing 1s
+    inputs = keras.Input((5, 5, 1))
+    model = keras.Model(inputs, keras.layers.Conv2D(1, 3, padding="same", name="conv1")(inputs))
+    report = load_mat_weights(model, DATA / "impulse_v5.mat", source="keras")
+    impulse = np.zeros((1, 5, 5, 1), np.float32)
+    impulse[0, 2, 2, 0] = 1
+    out = model.predict(impulse, verbose=0)[0, :, :, 0]
+    # The Octave literal [1 2 3; 4 5 6; 7 8 9] (rows = H) seen through a correlation: flipped.
+    expected = np.array([[9, 8, 7], [6, 5, 4], [3, 2, 1]], np.float32)
+    np.testing.assert_array_equal(out[1:4, 1:4], expected)
+    assert out[1, 2] == 8 and out[2, 1] == 6  # a transposed kernel would give 6 and 8
+
+
+@pytest.mark.parametrize("name", ["dagnn_v7.mat", "dagnn_v73.mat"])
+def test_dagnn_params_by_name_and_bnorm_moments(name):
+    weights = read_weights(DATA / name)
+    assert weights.metadata["network"] == "dagnn"
+    assert set(weights.tensors) == {"conv1", "bn1", "fc"}
+    np.testing.assert_allclose(weights.tensors["bn1"]["moments"][:, 1], 1 + np.abs(wave((4,), 40)), rtol=1e-6)
+
+    inputs = keras.Input((4, 4, 2))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="conv1")(inputs)
+    x = keras.layers.BatchNormalization(epsilon=1e-4, name="bn1")(x)
+    x = keras.layers.ReLU(name="relu1")(x)
+    x = keras.layers.Flatten()(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="fc")(x))
+    report = load_mat_weights(model, DATA / name)
+    assert report.layout == "keras" and report.ok
+
+    x = np.random.default_rng(1).normal(size=(4, 4, 2))
+    y = conv(x, wave((3, 3, 2, 4), 10), wave((4,), 11), 1)
+    mean, std = wave((4,), 30), 1 + np.abs(wave((4,), 40))  # moments = [mean, sqrt(var + eps)]
+    y = relu((1 + wave((4,), 20)) * (y - mean) / std + wave((4,), 21))
+    expected = conv(y, wave((4, 4, 4, 3), 50), wave((3,), 60), 0).ravel()
+    assert_close(model.predict(x[None].astype("float32"), verbose=0)[0], expected)
+
+
+def test_v73_equals_v7_array_for_array():
+    for stem in ("simplenn_net", "dagnn"):
+        v7, v73 = read_weights(DATA / f"{stem}_v7.mat").flat(), read_weights(DATA / f"{stem}_v73.mat").flat()
+        assert v7.keys() == v73.keys()
+        for key in v7:
+            np.testing.assert_array_equal(v7[key], v73[key], err_msg=key)
+
+
+def test_real_struct_array_file(fixtures_dir):
+    weights = read_weights(fixtures_dir / "mat" / "iter1_weights.mat")
+    assert weights.metadata["network"] == "struct"
+    assert list(weights.tensors) == [f"weights_{i}" for i in range(1, 7)]
+    first = weights.tensors["weights_1"]
+    assert first["weights"].shape == (5, 5, 1, 64) and first["biases"].shape == (64,)
+    assert all(np.isfinite(a).all() for a in weights.flat().values())
+    # The 5x5 single-channel first layer loads into a conv by our name mapping.
+    inputs = keras.Input((16, 16, 1))
+    model = keras.Model(inputs, keras.layers.Conv2D(64, 5, name="weights_1")(inputs))
+    report = load_weights(model, fixtures_dir / "mat" / "iter1_weights.mat", strict=False)
+    assert [t for t, _, _ in report.loaded] == ["weights_1/kernel", "weights_1/bias"]
+    np.testing.assert_array_equal(model.get_layer("weights_1").kernel.numpy(), first["weights"])
+
+
+def test_wrong_family_and_mismatch_errors(tmp_path):
+    with pytest.raises(WeightFileError, match="Expected a mat file"):
+        load_mat_weights(tiny_vgg(), pathlib.Path(__file__).parent.parent.parent / "shared" / "fixtures" / "pth"
+                         / "dncnn_25.pth")
+    model = tiny_vgg()
+    before = [w.numpy().copy() for w in model.weights]
+    with pytest.raises(WeightMismatchError):
+        load_mat_weights(model, DATA / "dagnn_v7.mat", source="tensorflow-vgg")
+    assert all(np.array_equal(a, w.numpy()) for a, w in zip(before, model.weights))
+    broken = tmp_path / "broken.mat"
+    broken.write_bytes((DATA / "simplenn_net_v7.mat").read_bytes()[:300])
+    with pytest.raises(WeightFileError, match="broken.mat"):
+        read_weights(broken)
