@@ -223,6 +223,8 @@ def main():
         defaults[model] = f"{model}.keras"
     for row in rows:
         row["default"] = defaults.get(row["model"]) == row["name"]
+        # what "imagenet" also answers to: the builder's model name when it differs from the registry's
+        row["aliases"] = ["alexnet_torchvision"] if row["model"] == "alexnet" else []
     with open(os.path.join(DATA, "presets.json"), "w") as f:
         json.dump({"format_version": 1, "presets": rows}, f, indent=1)
         f.write("\n")

@@ -17,7 +17,10 @@ import os
 
 import keras
 
+from kerasnets import presets
+
 POOLINGS = (None, "avg", "max")
+_WEIGHT_SUFFIXES = ("h5", "keras", "npy", "npz", "mat", "pth", "pt", "th", "bin")
 
 
 def check_common_args(*, include_top, weights, pooling, classes, classifier_activation):
@@ -30,16 +33,20 @@ def check_common_args(*, include_top, weights, pooling, classes, classifier_acti
         raise ValueError(f"`classes` must be a positive integer. Received: classes={classes!r}")
     if weights is not None and not isinstance(weights, (str, os.PathLike)):
         raise ValueError(
-            "`weights` must be None (random initialization) or the path of a weight file. "
-            f"Received: weights={weights!r}"
+            "`weights` must be None (random initialization), 'imagenet', a preset name or the path of a "
+            f"weight file. Received: weights={weights!r}"
         )
-    if isinstance(weights, str) and weights == "imagenet":
-        raise ValueError(
-            "No pretrained presets ship with kerasnets yet: pass `weights=` the path of a weight "
-            "file (.npy/.npz/.mat/.pth/.h5) or load one with weights_io.load_weights. "
-            "Received: weights='imagenet'"
-        )
-    if weights is not None and not os.path.exists(weights):
+    if presets.is_preset(weights):
+        # keras.applications' rule: a pretrained classifier has the preset's classes.
+        count = 1000 if weights == "imagenet" else presets.get_preset(weights).num_classes
+        if include_top and count is not None and classes != count:
+            raise ValueError(
+                f"With `weights={weights!r}` and include_top=True, `classes` must be {count} (the preset's "
+                f"classes); use include_top=False for a new head. Received: classes={classes!r}"
+            )
+    elif weights is not None and not os.path.exists(weights):
+        if isinstance(weights, str) and "." in weights and not os.path.splitext(weights)[1][1:] in _WEIGHT_SUFFIXES:
+            presets.get_preset(weights)  # looks like a preset name: say which exist
         raise ValueError(f"`weights` file does not exist. Received: weights={os.fspath(weights)!r}")
     if classifier_activation is not None:
         try:
@@ -139,11 +146,18 @@ def global_pool(x, pooling):
 
 
 def finish_model(inputs, outputs, *, input_tensor=None, name, weights=None):
-    """Wraps the graph in a `keras.Model` and loads `weights` (a file path) if given."""
+    """Wraps the graph in a `keras.Model` and loads `weights` if given.
+
+    `weights` is a file path (read through weights_io), a preset name, or
+    "imagenet" (the preset `kerasnets.presets.default_preset(name)`; `name`
+    is then the registry name).
+    """
     if input_tensor is not None:
         inputs = keras.utils.get_source_inputs(input_tensor)
     model = keras.Model(inputs, outputs, name=name)
-    if weights is not None:
+    if presets.is_preset(weights):
+        presets.load_preset(model, presets.resolve(weights, name))
+    elif weights is not None:
         from weights_io import load_weights  # kerasnets may call weights_io, never the reverse
 
         load_weights(model, weights)

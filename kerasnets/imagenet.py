@@ -1,0 +1,109 @@
+"""ImageNet input preprocessing and class names, per weight preset.
+
+    from kerasnets.imagenet import preprocess_input, decode_predictions
+    x = preprocess_input(images, preset="resnet50.keras")     # or mode="caffe"
+    decode_predictions(model.predict(x), top=5)
+
+Pretrained weights only work on images prepared the way they were trained:
+caffe-trained files want BGR minus the BGR mean, torchvision RGB/255
+normalised by mean/std, MatConvNet RGB minus the RGB mean. A preset names its
+mode in ``kerasnets/data/presets.json``. The class names ship as
+``kerasnets/data/imagenet_classes.txt`` (the 1000 ILSVRC-2012 classes in
+synset-sorted index order, as torchvision's category list).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import keras
+import numpy as np
+
+from kerasnets import presets
+
+# out = (x[..., order] * scale - mean) / std + offset, per channel; x is RGB 0..255.
+# The same rows (and names) as training.preprocessing.MODES, plus "raw" (keras models with
+# rescaling built in take 0..255 as is) and "y" (FSRCNN: BT.601 luma of RGB, in [0, 1]).
+MODES = {
+    "caffe": dict(bgr=True, scale=1.0, mean=(103.939, 116.779, 123.68), std=(1.0, 1.0, 1.0), offset=0.0),
+    "matconvnet": dict(bgr=False, scale=1.0, mean=(123.68, 116.779, 103.939), std=(1.0, 1.0, 1.0), offset=0.0),
+    "torch": dict(bgr=False, scale=1 / 255.0, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), offset=0.0),
+    "tf": dict(bgr=False, scale=1 / 127.5, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), offset=-1.0),
+    "none": dict(bgr=False, scale=1 / 255.0, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), offset=0.0),
+    "raw": dict(bgr=False, scale=1.0, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), offset=0.0),
+}
+# ITU-R BT.601 studio-range luma, as FSRCNN-pytorch's convert_rgb_to_y.
+_Y_WEIGHTS = np.array([64.738, 129.057, 25.064], "float32") / 256.0
+
+
+def _mode_of(preset, mode):
+    if (preset is None) == (mode is None):
+        raise ValueError(f"Pass exactly one of `preset` and `mode`. Received: preset={preset!r}, mode={mode!r}")
+    if preset is not None:
+        preset = presets.get_preset(preset) if isinstance(preset, str) else preset
+        mode = preset.preprocessing["mode"]
+    if mode != "y" and mode not in MODES:
+        raise ValueError(f"`mode` must be one of {tuple(MODES) + ('y',)}. Received: mode={mode!r}")
+    return mode
+
+
+def preprocess_input(x, preset=None, mode=None):
+    """Prepares RGB images in 0..255 for a preset's weights.
+
+    Args:
+        x: array or tensor (..., H, W, 3), RGB, channels last, values 0..255.
+        preset: a preset name (its ``preprocessing.mode`` is used), or None.
+        mode: ``"caffe"``, ``"matconvnet"``, ``"torch"``, ``"tf"``, ``"none"``,
+            ``"raw"`` or ``"y"``, when no preset is given.
+
+    Returns:
+        float32 numpy array for numpy input, else a tensor; (..., H, W, 1) for "y".
+    """
+    mode = _mode_of(preset, mode)
+    is_numpy = isinstance(x, (np.ndarray, list, tuple)) or np.isscalar(x)
+    ops = np if is_numpy else keras.ops
+    x = np.asarray(x, "float32") if is_numpy else keras.ops.cast(x, "float32")
+    if mode == "y":
+        y = (16.0 + ops.sum(x * _Y_WEIGHTS, axis=-1, keepdims=True)) / 255.0
+        return y.astype("float32") if is_numpy else y
+    spec = MODES[mode]
+    a = np.array([spec["scale"] / s for s in spec["std"]], "float32")
+    b = np.array([spec["offset"] - m / s for m, s in zip(spec["mean"], spec["std"])], "float32")
+    if spec["bgr"]:
+        x = x[..., ::-1] if is_numpy else keras.ops.flip(x, axis=-1)
+    out = x * a + b
+    return out.astype("float32") if is_numpy else out
+
+
+@functools.lru_cache(maxsize=None)
+def class_names(name="imagenet"):
+    """The class names of a class list shipped in ``kerasnets/data`` (``<name>_classes.txt``)."""
+    path = os.path.join(presets.DATA_DIR, f"{name}_classes.txt")
+    if not os.path.isfile(path):
+        raise ValueError(f"No class list {name!r} ships with kerasnets. Received: name={name!r}")
+    with open(path, encoding="utf8") as f:
+        return tuple(line.rstrip("\n") for line in f if line.strip())
+
+
+def decode_predictions(preds, top=5, classes="imagenet"):
+    """The `top` classes of each row of `preds`, best first.
+
+    Args:
+        preds: (batch, n_classes) scores or probabilities (numpy or tensor).
+        top: how many classes per row.
+        classes: a shipped class list name, or a sequence of names.
+
+    Returns:
+        One list per row of ``(index, name, score)`` tuples.
+    """
+    names = class_names(classes) if isinstance(classes, str) else tuple(classes)
+    preds = np.asarray(keras.ops.convert_to_numpy(preds))
+    if preds.ndim != 2 or preds.shape[1] != len(names):
+        raise ValueError(
+            f"`decode_predictions` expects a batch of shape (samples, {len(names)}). Received: preds.shape={preds.shape}"
+        )
+    if not isinstance(top, int) or top < 1:
+        raise ValueError(f"`top` must be a positive integer. Received: top={top!r}")
+    order = np.argsort(-preds, axis=1, kind="stable")[:, :top]
+    return [[(int(i), names[i], float(row[i])) for i in idx] for row, idx in zip(preds, order)]
