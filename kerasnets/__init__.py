@@ -9,7 +9,8 @@ Every builder takes the keras.applications arguments (`include_top`,
 `classifier_activation`, `name`) plus options of its family.
 """
 
-from kerasnets import layers, shapes
+from kerasnets import imagenet, layers, presets, shapes
+from kerasnets.presets import build_preset
 from kerasnets.summary import parameter_count
 from kerasnets.alexnet import build_alexnet, build_zfnet
 from kerasnets.lenet import build_lenet5
@@ -55,4 +56,5 @@ from kerasnets.vgg import (
 __version__ = "0.1.0"
 
 __all__ = [name for name in dir() if name.startswith("build") or name in (
-    "available_models", "model_spec", "register_model", "layers", "shapes", "parameter_count")]
+    "available_models", "model_spec", "register_model", "layers", "shapes", "parameter_count", "presets",
+    "imagenet")]
