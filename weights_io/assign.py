@@ -313,7 +313,7 @@ def export_weights(model, layout, convention):
             param, array, note = _export_param(variable, layer, convention)
             if param in params:
                 raise ValueError(f"Two weights of layer {layer.name!r} export to {param!r}")
-            params[param] = np.ascontiguousarray(array)
+            params[param] = np.array(array, order="C")  # keeps 0-d arrays 0-d
             notes.append((variable.path, f"{mapping[layer.name]}.{param}", note))
         if convention == "torch" and isinstance(layer, keras.layers.BatchNormalization):
             params["num_batches_tracked"] = np.zeros((), np.int64)

@@ -107,7 +107,7 @@ def _aligned_write(archive, fileobj, name, data):
 
 def write_torch_state_dict(flat, path):
     """Writes `{key: ndarray}` as a zip-format torch state dict."""
-    flat = {k: np.ascontiguousarray(v, dtype=np.asarray(v).dtype.newbyteorder("<")) for k, v in flat.items()}
+    flat = {k: np.array(v, dtype=np.asarray(v).dtype.newbyteorder("<"), order="C") for k, v in flat.items()}
     for key, array in flat.items():
         if array.dtype.name not in _STORAGE_TYPES:
             raise ValueError(f"Cannot write {key!r}: no torch storage for dtype {array.dtype}")
