@@ -15,6 +15,14 @@ from kerasnets.summary import parameter_count
 from kerasnets.alexnet import build_alexnet, build_zfnet
 from kerasnets.lenet import build_lenet5
 from kerasnets.fsrcnn import build_fsrcnn
+from kerasnets.gan import (
+    build_cyclegan_discriminator,
+    build_cyclegan_generator,
+    build_dcgan_discriminator,
+    build_dcgan_generator,
+    build_patchgan_discriminator,
+    build_pix2pix_generator,
+)
 from kerasnets.registry import available_models, build, model_spec, register_model
 from kerasnets.densenet import (
     build_densenet,

@@ -85,7 +85,7 @@ def test_one_training_step():
     model = kerasnets.build_fsrcnn(2, input_shape=(12, 12, 1))
     x = np.random.default_rng(2).uniform(0, 1, (4, 12, 12, 1)).astype("float32")
     y = np.random.default_rng(3).uniform(0, 1, (4, 24, 24, 1)).astype("float32")
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse", run_eagerly=True)  # tracing costs more than the step
     before = [w.copy() for w in model.get_weights()]
     history = model.fit(x, y, epochs=1, batch_size=4, verbose=0)
     assert np.isfinite(history.history["loss"][0])
