@@ -1,0 +1,77 @@
+"""SegNet (Badrinarayanan et al. 2017) on a VGG16-BN or VGG19-BN encoder.
+
+Encoder layer names are kerasnets.vgg's BN names (``block{b}_conv{c}``,
+``block{b}_conv{c}_bn``, ``block{b}_conv{c}_relu``), so VGG-BN weights load
+through weights_io's ``torchvision-vgg`` layout (or by name from our VGG);
+pools are ``block{b}_pool`` (`MaxPoolingWithArgmax2D`: values + argmax
+indices). Decoder: ``decoder{b}_unpool`` (`MaxUnpooling2D` with block b's
+indices), ``decoder{b}_conv{c}``/``_bn``/``_relu`` mirroring the encoder
+(the last conv of a block narrows to the next block's width), and
+``predictions``, a 3x3 conv to the classes.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from kerasnets.builder_utils import check_choice, check_options, finish_model, make_inputs, resolve_input_shape
+from kerasnets.layers import MaxPoolingWithArgmax2D, MaxUnpooling2D
+from kerasnets.registry import register_model
+from kerasnets.vgg import VGG_BLOCKS, VGG_WIDTHS
+
+ENCODERS = {"vgg16_bn": VGG_BLOCKS["vgg16"], "vgg19_bn": VGG_BLOCKS["vgg19"]}
+
+
+def conv_bn_relu(x, filters, *, name, bn_epsilon):
+    x = keras.layers.Conv2D(filters, 3, padding="same", name=name)(x)
+    x = keras.layers.BatchNormalization(epsilon=bn_epsilon, momentum=0.9, name=f"{name}_bn")(x)
+    return keras.layers.ReLU(name=f"{name}_relu")(x)
+
+
+@register_model("segnet", family="segnet", input_shape=(224, 224, 3), task="image-to-image",
+                reference="Badrinarayanan et al. 2017; VGG-BN encoder as torchvision vgg16_bn/vgg19_bn")
+def build_segnet(input_shape=None, input_tensor=None, classes=21, classifier_activation="softmax", weights=None,
+                 name=None, *, encoder="vgg16_bn", bn_epsilon=1e-5, **options):
+    """SegNet: VGG-BN encoder with argmax pooling, decoder unpooling with those indices.
+
+    Args:
+        input_shape: (H, W, C), H and W multiples of 32; default (224, 224, 3).
+        input_tensor: optional Keras tensor to use as the input.
+        classes: per-pixel classes.
+        classifier_activation: activation of the last conv (None for logits).
+        weights: path of a weight file, or None.
+        name: model name.
+        encoder: `"vgg16_bn"` or `"vgg19_bn"`.
+        bn_epsilon: BatchNormalization epsilon (torch's 1e-5).
+
+    Returns:
+        A `keras.Model` from (H, W, C) to (H, W, classes).
+    """
+    check_options(options, (), "segnet")
+    blocks = ENCODERS[check_choice(encoder, tuple(ENCODERS), "encoder")]
+    if not isinstance(classes, int) or isinstance(classes, bool) or classes < 1:
+        raise ValueError(f"`classes` must be a positive integer. Received: classes={classes!r}")
+    if classifier_activation is not None:
+        keras.activations.get(classifier_activation)
+    model_name = name or f"segnet_{encoder}"
+    shape = resolve_input_shape(input_shape, default_shape=(224, 224, 3), min_size=32, model_name=model_name)
+    if any(s is not None and s % 32 for s in shape[:2]):
+        raise ValueError(f"SegNet needs height and width that are multiples of 32. Received: input_shape={shape}")
+    inputs = make_inputs(shape, input_tensor)
+    x, indices = inputs, []
+    for b, (convs, width) in enumerate(zip(blocks, VGG_WIDTHS), start=1):
+        for c in range(1, convs + 1):
+            x = conv_bn_relu(x, width, name=f"block{b}_conv{c}", bn_epsilon=bn_epsilon)
+        x, argmax = MaxPoolingWithArgmax2D(2, name=f"block{b}_pool")(x)
+        indices.append(argmax)
+    for b in range(len(blocks), 0, -1):
+        x = MaxUnpooling2D(2, name=f"decoder{b}_unpool")([x, indices[b - 1]])
+        convs, width = blocks[b - 1], VGG_WIDTHS[b - 1]
+        for c in range(1, convs + 1):
+            last = c == convs
+            if last and b == 1:
+                break
+            out = VGG_WIDTHS[b - 2] if last else width
+            x = conv_bn_relu(x, out, name=f"decoder{b}_conv{c}", bn_epsilon=bn_epsilon)
+    x = keras.layers.Conv2D(classes, 3, padding="same", activation=classifier_activation, name="predictions")(x)
+    return finish_model(inputs, x, input_tensor=input_tensor, name=model_name, weights=weights)
