@@ -1,0 +1,116 @@
+"""Keras h5 reader: Keras 2 layout written by hand with h5py, Keras 3 .weights.h5/.keras/full .h5."""
+
+from __future__ import annotations
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+from tests.conftest import assert_close
+from weights_io import WeightFileError, WeightMismatchError, load_keras_h5_weights, read_weights
+
+
+def small_net(name_prefix=""):
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, name=f"{name_prefix}block1_conv1")(inputs)
+    x = keras.layers.BatchNormalization(name=f"{name_prefix}bn")(x)
+    x = keras.layers.Flatten()(x)
+    return keras.Model(inputs, keras.layers.Dense(3, name=f"{name_prefix}predictions")(x))
+
+
+def randomize(model, seed=0):
+    rng = np.random.default_rng(seed)
+    for v in model.weights:
+        v.assign(rng.uniform(0.5, 1.5, v.shape).astype("float32"))
+
+
+def write_keras2(path, arrays, *, full_model=False, keras1=False):
+    """keras.applications' Keras 2 layout: layer_names, weight_names 'layer/kernel:0', datasets by name."""
+    with h5py.File(path, "w") as f:
+        root = f.create_group("model_weights") if full_model else f
+        if full_model:
+            f.attrs["model_config"] = b"{}"
+        root.attrs["layer_names"] = [n.encode() for n in ["input_1", *arrays]]
+        root.attrs["backend"], root.attrs["keras_version"] = b"tensorflow", b"2.2.4"
+        root.create_group("input_1").attrs["weight_names"] = np.array([], dtype="S1")
+        for layer, params in arrays.items():
+            group = root.create_group(layer)
+            if keras1:
+                suffix = {"kernel": "W", "bias": "b", "moving_variance": "running_std", "moving_mean": "running_mean"}
+                names = [f"{layer}_{suffix.get(p, p)}" for p in params]
+            else:
+                names = [f"{layer}/{p}:0" for p in params]
+            group.attrs["weight_names"] = [n.encode() for n in names]
+            for name, value in zip(names, params.values()):
+                group[name] = value
+
+
+def arrays_of(model):
+    return {l.name: {v.name: v.numpy() for v in l.weights} for l in model.layers if l.weights}
+
+
+@pytest.mark.parametrize("variant", ["keras2", "full_model", "keras1"])
+def test_keras2_layouts_written_by_hand(tmp_path, variant):
+    source = small_net()
+    randomize(source)
+    path = tmp_path / "weights.h5"
+    write_keras2(path, arrays_of(source), full_model=variant == "full_model", keras1=variant == "keras1")
+    weights = read_weights(path)
+    assert weights.convention == "keras" and set(weights.tensors) == {"block1_conv1", "bn", "predictions"}
+    assert list(weights.tensors["bn"]) == ["gamma", "beta", "moving_mean", "moving_variance"]
+    target = small_net()
+    report = load_keras_h5_weights(target, path)
+    assert report.layout == "keras" and len(report.loaded) == 8
+    x = np.random.default_rng(1).normal(size=(2, 8, 8, 3)).astype("float32")
+    assert_close(target.predict(x, verbose=0), source.predict(x, verbose=0))
+
+
+@pytest.mark.parametrize("suffix", [".weights.h5", ".keras", ".h5"])
+def test_keras3_files(tmp_path, suffix):
+    source = small_net()
+    randomize(source, 2)
+    path = tmp_path / f"m{suffix}"
+    source.save_weights(path) if suffix == ".weights.h5" else source.save(path)
+    weights = read_weights(path)
+    if suffix == ".weights.h5":
+        assert list(weights.tensors["bn"]) == ["0", "1", "2", "3"]  # positional, resolved by the assign step
+    target = small_net()
+    load_keras_h5_weights(target, path)
+    for a, b in zip(source.weights, target.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_nested_model_weights(tmp_path):
+    inputs = keras.Input((8, 8, 3))
+    outer = keras.Model(inputs, keras.layers.Dense(2, name="head")(small_net("inner_")(inputs)))
+    randomize(outer, 3)
+    for name in ("nested.weights.h5", "nested.h5"):
+        path = tmp_path / name
+        outer.save_weights(path) if name.endswith(".weights.h5") else outer.save(path)
+        assert set(read_weights(path).tensors) == {"inner_block1_conv1", "inner_bn", "inner_predictions", "head"}
+
+
+def test_strict_false_new_head_and_all_or_nothing(tmp_path):
+    source = small_net()
+    randomize(source)
+    path = tmp_path / "src.weights.h5"
+    source.save_weights(path)
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, name="block1_conv1")(inputs)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    target = keras.Model(inputs, keras.layers.Dense(7, name="predictions")(keras.layers.Flatten()(x)))
+    before = [v.numpy().copy() for v in target.weights]
+    with pytest.raises(WeightMismatchError):
+        load_keras_h5_weights(target, path)
+    assert all(np.array_equal(a, v.numpy()) for a, v in zip(before, target.weights))
+    report = load_keras_h5_weights(target, path, strict=False)
+    assert len(report.loaded) == 6 and len(report.mismatched) == 2
+    np.testing.assert_array_equal(target.get_layer("predictions").kernel.numpy(), before[6])
+
+
+def test_not_a_keras_file(tmp_path):
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f["data"] = np.ones(3)
+    with pytest.raises(WeightFileError, match="not a Keras weight file"):
+        read_weights(tmp_path / "other.h5")
