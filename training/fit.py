@@ -502,6 +502,8 @@ def fit(
         if resume:
             # last, so that an epoch counts as done only after its checkpoint and log line exist
             all_callbacks.append(ResumableBackup(backup_dir))
+    if type(train).__module__.startswith("tensorflow"):
+        fit_kwargs.setdefault("shuffle", False)  # a tf.data pipeline shuffles itself
     try:
         history = model.fit(train, validation_data=val, epochs=epochs, callbacks=all_callbacks, verbose=verbose,
                             **fit_kwargs)
