@@ -8,6 +8,7 @@
     kerasnets train fsrcnn --train-file train.h5 --eval-file eval.h5 --scale 3
     kerasnets prepare --images-dir photos/ --output train.h5 --scale 3
     kerasnets predict --model model.keras --image tulip.jpg --classes class_indices.json
+    kerasnets export resnet50 --format onnx --output resnet50.onnx --weights resnet50.weights.h5
 
 Heavy imports (Keras, TensorFlow) happen inside each command, so `--help` is instant.
 """
@@ -150,6 +151,12 @@ def cmd_predict(args):
     return predict_cli(args)
 
 
+def cmd_export(args):
+    from training.deploy import export_cli  # TensorFlow/onnxruntime only when exporting
+
+    return export_cli(args)
+
+
 def cmd_prepare(args):
     from training.superres import prepare_fsrcnn_h5
 
@@ -232,6 +239,19 @@ def build_parser():
     p.add_argument("--eval", action="store_true", help="write the evaluation layout (groups lr/hr)")
     p.add_argument("--augment", action="store_true", help="scale/rotation augmentation (training files)")
     p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("export", help="export a model to SavedModel/ONNX/TFLite/.keras/.h5, parity-checked",
+                       description="Build MODEL (or load a saved .keras/.h5), export it, run the artifact in its "
+                       "runtime on a random batch and fail (exit 1) if it differs from Keras by more than --rtol.")
+    p.add_argument("model", help="registered model name (e.g. resnet50) or a saved .keras/.h5 model")
+    p.add_argument("--format", required=True, choices=["saved_model", "onnx", "tflite", "keras", "h5"])
+    p.add_argument("--output", required=True, help="output path (a directory for saved_model)")
+    p.add_argument("--weights", help="weight file for the built model (.weights.h5/.h5/.npy/.pth/.mat)")
+    p.add_argument("--input-shape", type=int, nargs=3, metavar=("H", "W", "C"), help="input shape, channels last")
+    p.add_argument("--option", type=_parse_option, action="append", metavar="KEY=VALUE", help="builder option")
+    p.add_argument("--rtol", type=float, default=1e-4, help="parity limit: max |diff| / max |keras output|")
+    p.add_argument("--no-check", action="store_true", help="skip running the exported artifact")
+    p.set_defaults(func=cmd_export)
     return parser
 
 

@@ -1,0 +1,73 @@
+"""Small configurations of every registered model, shared by the parent test and the worker.
+
+Derived from the registry where the builder follows the keras.applications
+signature: `include_top=True, classes=10` at the smallest input size it
+accepts, else `include_top=False` (flattening heads pinned to 224x224), the
+size found by catching the builder's ValueError. `OVERRIDES` holds builders
+with other signatures or inputs too costly to derive.
+
+This module imports only kerasnets and keras, so the worker can use it under
+any backend.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+CANDIDATE_SIZES = (32, 48, 64, 96, 128, 160)
+
+# name -> builder kwargs, for builders the derivation below cannot handle.
+OVERRIDES: dict[str, dict] = {}
+
+# backend -> {model: why it cannot run there}; the parent test skips with this reason.
+UNSUPPORTED: dict[str, dict[str, str]] = {"jax": {}, "torch": {}}
+
+
+def _channels(spec):
+    return spec.input_shape[-1] if spec.input_shape else 3
+
+
+def small_config(name):
+    """(kwargs, model) of the smallest configuration `name` builds in.
+
+    Tries, in order: the override; include_top=True with classes=10 at each
+    candidate size; include_top=False at each candidate size; the defaults.
+    """
+    from kerasnets import model_spec
+
+    spec = model_spec(name)
+    if name in OVERRIDES:
+        kwargs = dict(OVERRIDES[name])
+        return kwargs, spec.build(**kwargs)
+    params = inspect.signature(spec.builder).parameters
+    heads = []
+    if "include_top" in params:
+        heads = [{"include_top": True, "classes": 10}, {"include_top": False}]
+    elif "classes" in params:
+        heads = [{"classes": 10}]
+    else:
+        heads = [{}]
+    if "input_shape" in params:
+        channels = _channels(spec)
+        for head in heads:
+            for size in CANDIDATE_SIZES:
+                kwargs = dict(head, input_shape=(size, size, channels))
+                try:
+                    return kwargs, spec.build(**kwargs)
+                except ValueError:
+                    continue
+    kwargs = {}
+    return kwargs, spec.build(**kwargs)
+
+
+def build_config(name, kwargs):
+    """The model `name` built with `kwargs` (as recorded by the parent; lists back to tuples)."""
+    from kerasnets import model_spec
+
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
+    return model_spec(name).build(**kwargs)
+
+
+def input_shapes(model, default_spatial=64):
+    """Batch-2 shapes of the model's inputs; unknown H/W take `default_spatial`."""
+    return [(2,) + tuple(default_spatial if d is None else int(d) for d in t.shape[1:]) for t in model.inputs]

@@ -1,0 +1,109 @@
+"""Every registered model gives TensorFlow's outputs under the JAX and torch backends.
+
+The parent (this file, TensorFlow backend) builds each model in its small
+configuration (`configs.small_config`), randomises BN statistics, saves the
+weights and computes reference outputs; one `worker.py` subprocess per
+backend, both running at once, rebuilds every model, loads those weights and
+writes its outputs. Bar: max |diff| <= 1e-4 x max |ref| (tests.conftest.assert_close).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import kerasnets
+from tests.backends.configs import UNSUPPORTED, input_shapes, small_config
+from tests.conftest import ROOT, assert_close, randomize_bn_statistics
+
+BACKENDS = {"jax": "jax", "torch": "torch"}  # backend -> package it needs
+WORKER_TIMEOUT = 900
+MODELS = kerasnets.available_models()
+
+
+def _missing(backend):
+    return importlib.util.find_spec(BACKENDS[backend]) is None
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory):
+    """TensorFlow references for every model, then both workers started together."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the cross-backend parent runs under the TensorFlow backend")
+    jobdir = tmp_path_factory.mktemp("backends")
+    rng = np.random.default_rng(0)
+    manifest = []
+    for name in MODELS:
+        kwargs, model = small_config(name)
+        randomize_bn_statistics(model, seed=1)
+        xs = [rng.uniform(-1, 1, shape).astype("float32") for shape in input_shapes(model)]
+        outputs = model(xs[0] if len(xs) == 1 else xs, training=False)
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        np.savez(jobdir / f"{name}.tensorflow.npz",
+                 **{f"y{i}": keras.ops.convert_to_numpy(o) for i, o in enumerate(outputs)})
+        np.savez(jobdir / f"{name}.inputs.npz", **{f"x{i}": x for i, x in enumerate(xs)})
+        model.save_weights(jobdir / f"{name}.weights.h5")
+        manifest.append({"name": name, "kwargs": kwargs, "weights": f"{name}.weights.h5",
+                         "inputs": f"{name}.inputs.npz"})
+        del model
+        keras.backend.clear_session()
+    (jobdir / "manifest.json").write_text(json.dumps(manifest))
+
+    procs = {}
+    for backend in BACKENDS:
+        if _missing(backend):
+            continue
+        env = dict(os.environ, KERAS_BACKEND=backend, JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="",
+                   PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+        log = open(jobdir / f"worker.{backend}.log", "w")
+        procs[backend] = (subprocess.Popen([sys.executable, "-m", "tests.backends.worker", str(jobdir)],
+                                           cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT), log)
+    for backend, (proc, log) in procs.items():
+        try:
+            proc.wait(timeout=WORKER_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+    yield jobdir
+    for name in MODELS:  # the weight files add up to ~2.5 GB
+        (jobdir / f"{name}.weights.h5").unlink(missing_ok=True)
+
+
+def _worker_results(jobdir, backend):
+    path = jobdir / f"results.{backend}.json"
+    log = (jobdir / f"worker.{backend}.log").read_text()[-4000:]
+    assert path.exists(), f"{backend} worker wrote no results; its log ends:\n{log}"
+    return json.loads(path.read_text())["results"], log
+
+
+def test_every_registered_model_is_covered():
+    """The table of known failures names only registered models: stale entries hide nothing."""
+    for backend, table in UNSUPPORTED.items():
+        assert set(table) <= set(MODELS), f"{backend}: unknown models in UNSUPPORTED {set(table) - set(MODELS)}"
+
+
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+@pytest.mark.parametrize("name", MODELS)
+def test_backend_matches_tensorflow(job, backend, name):
+    if _missing(backend):
+        pytest.skip(f"{BACKENDS[backend]} is not installed: pip install -e .[backends]")
+    if name in UNSUPPORTED[backend]:
+        pytest.skip(f"{name} on {backend}: {UNSUPPORTED[backend][name]} (see docs/backends.md)")
+    results, log = _worker_results(job, backend)
+    assert name in results, f"{backend} worker never reached {name}; its log ends:\n{log}"
+    result = results[name]
+    assert result["status"] == "ok", f"{name} failed on {backend}: {result.get('traceback', result)}"
+    expected = np.load(job / f"{name}.tensorflow.npz")
+    actual = np.load(job / f"{name}.{backend}.npz")
+    assert sorted(actual.files) == sorted(expected.files), f"{name}: output count differs on {backend}"
+    for key in expected.files:
+        assert_close(actual[key], expected[key], what=f"{name} {key} on {backend} vs tensorflow")
