@@ -1,0 +1,103 @@
+"""Oracle: files torch writes load through our reader; files we write load into torchvision.
+
+torch.save (zip and legacy) of torchvision models with random weights ->
+load_torch_weights -> same logits; save_torch_state_dict -> torch.load(
+weights_only=True) -> load_state_dict(strict=True) -> same logits; and the
+real legacy fixtures read by our reader equal torch.load's tensors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+torchvision = pytest.importorskip("torchvision")
+
+import kerasnets  # noqa: E402
+from tests.conftest import assert_close  # noqa: E402
+from weights_io import load_torch_weights, read_weights, save_torch_state_dict  # noqa: E402
+
+torch.set_num_threads(2)
+
+
+def _randomize_bn(module):
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
+                m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+                m.weight.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+                m.bias.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
+    return module.eval()
+
+
+def _logits(torch_model, x):
+    with torch.no_grad():
+        return torch_model(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy()
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_torch_saved_alexnet_loads(tmp_path, legacy):
+    torch.manual_seed(0)
+    reference = torchvision.models.alexnet().eval()
+    path = tmp_path / "alexnet.pth"
+    torch.save(reference.state_dict(), path, _use_new_zipfile_serialization=not legacy)
+    model = kerasnets.build_alexnet(classifier_activation=None)
+    report = load_torch_weights(model, path)
+    assert report.format == ("torch-legacy" if legacy else "torch-zip") and report.ok
+    x = np.random.default_rng(0).uniform(0, 1, (1, 224, 224, 3)).astype("float32")
+    assert_close(model.predict(x, verbose=0), _logits(reference, x))
+
+
+def test_torch_saved_vgg11_bn_wrapped_parameters(tmp_path):
+    """A {'model': state_dict} checkpoint of nn.Parameters (_rebuild_parameter) with BN buffers."""
+    torch.manual_seed(1)
+    reference = _randomize_bn(torchvision.models.vgg11_bn())
+    path = tmp_path / "ckpt.pt"
+    torch.save({"model": reference.state_dict(keep_vars=True), "epoch": 5}, path)
+    model = kerasnets.build_vgg11(include_top=False, input_shape=(32, 32, 3), batch_norm=True, pooling=None)
+    report = load_torch_weights(model, path, strict=False)
+    assert not report.missing and not report.mismatched
+    assert {k.split(".")[0] for k in report.unexpected} == {"classifier"}
+    x = np.random.default_rng(1).normal(size=(2, 32, 32, 3)).astype("float32")
+    with torch.no_grad():
+        expected = reference.features(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy().transpose(0, 2, 3, 1)
+    assert_close(model.predict(x, verbose=0), expected)
+
+
+def test_exported_alexnet_loads_into_torchvision_strict(tmp_path):
+    model = kerasnets.build_alexnet(classifier_activation=None)
+    path = tmp_path / "ours.pth"
+    save_torch_state_dict(model, path, layout="torchvision-alexnet")
+    state = torch.load(path, weights_only=True)
+    reference = torchvision.models.alexnet().eval()
+    reference.load_state_dict(state, strict=True)
+    x = np.random.default_rng(2).uniform(0, 1, (1, 224, 224, 3)).astype("float32")
+    assert_close(_logits(reference, x), model.predict(x, verbose=0))
+
+
+def test_exported_resnet18_loads_into_torchvision_strict(tmp_path):
+    from tests.conftest import randomize_bn_statistics
+
+    model = kerasnets.build_resnet18(input_shape=(64, 64, 3), classifier_activation=None)
+    randomize_bn_statistics(model)
+    path = tmp_path / "resnet18.pth"
+    save_torch_state_dict(model, path, layout="torchvision-resnet")
+    reference = torchvision.models.resnet18().eval()
+    reference.load_state_dict(torch.load(path, weights_only=True), strict=True)
+    x = np.random.default_rng(3).normal(size=(2, 64, 64, 3)).astype("float32")
+    assert_close(_logits(reference, x), model.predict(x, verbose=0))
+
+
+@pytest.mark.parametrize("name", ["dncnn_25.pth", "resnet20-12fca82f.th"])
+def test_real_fixtures_equal_torch_load(fixtures_dir, name):
+    path = fixtures_dir / "pth" / name
+    expected = torch.load(path, map_location="cpu", weights_only=True)
+    expected = expected.get("state_dict", expected)
+    expected = {k.removeprefix("module."): v.numpy() for k, v in expected.items()}
+    ours = read_weights(path).flat()
+    assert ours.keys() == expected.keys()
+    for key, value in expected.items():
+        np.testing.assert_array_equal(ours[key], value, err_msg=key)
