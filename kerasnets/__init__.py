@@ -15,6 +15,7 @@ from kerasnets.summary import parameter_count
 from kerasnets.alexnet import build_alexnet, build_zfnet
 from kerasnets.lenet import build_lenet5
 from kerasnets.segnet import build_segnet
+from kerasnets.ucolor import build_ucolor
 from kerasnets.unet import build_unet
 from kerasnets.srgan import build_srgan_discriminator, build_srgan_generator, build_srresnet
 from kerasnets.fsrcnn import build_fsrcnn
