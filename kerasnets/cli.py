@@ -138,11 +138,55 @@ def cmd_train(args):
 def cmd_convert(args):
     from kerasnets.convert import convert
 
+    if args.weights:  # a preset: no --from; its options and weights, saved as --to
+        from kerasnets.saving import save_model_atomically, save_weights_atomically
+
+        model = _build_with_preset(args.weights, _options(args.option))
+        save = save_weights_atomically if args.dst.endswith(".weights.h5") else save_model_atomically
+        save(model, args.dst)
+        print(f"saved {args.dst} ({args.weights})")
+        return 0
+    if not args.src or not args.arch:
+        raise ValueError("convert needs --arch and --from, or --weights <preset>. Received: neither")
     report = convert(args.arch, args.src, args.dst, source=args.source, strict=not args.no_strict,
                      **_options(args.option))
     print(report)
     print(f"saved {args.dst}")
     return 0
+
+
+def cmd_fetch_weights(args):
+    from kerasnets import presets
+
+    preset = presets.get_preset(args.preset)
+    source, converted = presets.fetch(preset, weights_file=args.file)
+    print(f"{preset.name}: source {source} (sha256 {presets.file_digest(source)})")
+    print(f"{preset.name}: converted Keras weights {converted}")
+    return 0
+
+
+def cmd_weights_list(args):
+    from kerasnets import presets
+    from kerasnets.summary import format_table
+
+    rows = []
+    for p in presets.list_presets(model=args.model):
+        acc = p.accuracy or {}
+        score = (f"{acc['top1']:.2f}/{acc['top5']:.2f}" if acc.get("top1") and acc.get("top5")
+                 else f"{acc['top1']:.1f}/-" if acc.get("top1") else f"{acc['set5_psnr']} dB" if "set5_psnr" in acc
+                 else "-")
+        rows.append([p.name, p.model, "yes" if p.default else "", p.format, p.preprocessing["mode"], score,
+                     p.hash["algorithm"] if p.hash else "none (TOFU)", "manual" if p.manual_download else "auto"])
+    print(format_table(["preset", "model", "imagenet", "format", "preprocessing", "top1/top5", "hash", "download"],
+                       rows))
+    return 0
+
+
+def _build_with_preset(name, options):
+    """`--weights <preset>` for convert: the preset's model, its options, its weights."""
+    from kerasnets.presets import build_preset
+
+    return build_preset(name, **options)
 
 
 def cmd_predict(args):
@@ -197,7 +241,7 @@ def build_parser():
     p.add_argument("target", nargs="?", help="'fsrcnn' for super-resolution; otherwise use --model")
     p.add_argument("--model", help="registered model name (default lenet5)")
     p.add_argument("--data", help="folder with one sub-folder of images per class")
-    p.add_argument("--weights", help="weight file to start from (.pth/.npy/.mat/.h5)")
+    p.add_argument("--weights", help="weight file or preset to start from (.pth/.npy/.mat/.h5, resnet50.keras)")
     p.add_argument("--transfer", default="all", choices=["all", "last", "head"],
                    help="train all layers, only the last layers, or only a new head")
     p.add_argument("--epochs", type=int)
@@ -213,8 +257,10 @@ def build_parser():
     p = sub.add_parser("convert", help="import a weight file into a model and save it as .h5/.keras",
                        description="Build --arch, load --from through weights_io (format and layout detected), "
                        "print the report, save --to.")
-    p.add_argument("--arch", required=True, help="model name, e.g. resnet50")
-    p.add_argument("--from", dest="src", required=True, help="source weights (.pth/.npy/.npz/.mat/.h5)")
+    p.add_argument("--arch", help="model name, e.g. resnet50")
+    p.add_argument("--from", dest="src", help="source weights (.pth/.npy/.npz/.mat/.h5)")
+    p.add_argument("--weights", metavar="PRESET", help="a weights preset instead of --arch/--from "
+                   "(see `kerasnets weights list`)")
     p.add_argument("--to", dest="dst", required=True, help="output .h5, .keras or .weights.h5")
     p.add_argument("--source", help="source layout (default: detected), e.g. torchvision-resnet")
     p.add_argument("--no-strict", action="store_true", help="load what fits, report the rest")
@@ -223,7 +269,9 @@ def build_parser():
 
     p = sub.add_parser("predict", help="top-k classes of an image",
                        description="Classify one image with a saved model and its class_indices.json.")
-    p.add_argument("--model", required=True, help=".keras or .h5 model")
+    p.add_argument("--model", help=".keras or .h5 model")
+    p.add_argument("--weights", metavar="PRESET", help="a weights preset instead of --model: its model, "
+                   "preprocessing and class names")
     p.add_argument("--image", required=True, nargs="+", help="image file(s)")
     p.add_argument("--classes", help="class_indices.json written by training")
     p.add_argument("--top-k", type=int, default=5)
@@ -252,6 +300,20 @@ def build_parser():
     p.add_argument("--rtol", type=float, default=1e-4, help="parity limit: max |diff| / max |keras output|")
     p.add_argument("--no-check", action="store_true", help="skip running the exported artifact")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("fetch-weights", help="download, verify and convert a weights preset into the cache",
+                       description="Fetch PRESET's file (or take --file), check its hash, convert it once and cache "
+                       "the Keras weights under $KERASNETS_HOME (default ~/.cache/kerasnets).")
+    p.add_argument("preset", help="preset name, e.g. resnet50.torchvision_v2 (see `kerasnets weights list`)")
+    p.add_argument("--file", help="a local copy of the source file (manual downloads)")
+    p.set_defaults(func=cmd_fetch_weights)
+
+    p = sub.add_parser("weights", help="weights presets (`kerasnets weights list`)",
+                       description="Named pretrained weights: source, hash, preprocessing, reported accuracy.")
+    weights_sub = p.add_subparsers(dest="weights_command", metavar="ACTION", required=True)
+    q = weights_sub.add_parser("list", help="every preset with model, format, preprocessing, accuracy, hash")
+    q.add_argument("--model", help="only this model's presets")
+    q.set_defaults(func=cmd_weights_list)
     return parser
 
 

@@ -301,11 +301,18 @@ def convert_source_into(model, preset, path):
     The model must have the preset's architecture (with or without its
     classifier). Returns the `weights_io.Report`.
     """
-    from weights_io import assign_weights, get_layout, read_weights
+    from weights_io import read_weights
+
+    return convert_weight_file_into(model, preset, read_weights(path))
+
+
+def convert_weight_file_into(model, preset, weight_file):
+    """`convert_source_into` after reading: key renames, head dropping, strict assign."""
+    from weights_io import assign_weights, get_layout
     from weights_io.assign import weighted_layers
 
     layout = get_layout(preset.layout)
-    weight_file = _rename_keys(read_weights(path), preset.key_renames)
+    weight_file = _rename_keys(weight_file, preset.key_renames)
     names = [layer.name for layer in weighted_layers(model)]
     weight_file = _drop_absent_head(weight_file, names, layout.map_names(list(preset.head)))
     return assign_weights(model, weight_file, layout, strict=True, release=True)
