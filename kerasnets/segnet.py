@@ -7,7 +7,8 @@ pools are ``block{b}_pool`` (`MaxPoolingWithArgmax2D`: values + argmax
 indices). Decoder: ``decoder{b}_unpool`` (`MaxUnpooling2D` with block b's
 indices), ``decoder{b}_conv{c}``/``_bn``/``_relu`` mirroring the encoder
 (the last conv of a block narrows to the next block's width), and
-``predictions``, a 3x3 conv to the classes.
+``score_conv``, a 3x3 conv to the classes (not ``predictions``: VGG layouts map
+that name to the ImageNet classifier).
 """
 
 from __future__ import annotations
@@ -73,5 +74,5 @@ def build_segnet(input_shape=None, input_tensor=None, classes=21, classifier_act
                 break
             out = VGG_WIDTHS[b - 2] if last else width
             x = conv_bn_relu(x, out, name=f"decoder{b}_conv{c}", bn_epsilon=bn_epsilon)
-    x = keras.layers.Conv2D(classes, 3, padding="same", activation=classifier_activation, name="predictions")(x)
+    x = keras.layers.Conv2D(classes, 3, padding="same", activation=classifier_activation, name="score_conv")(x)
     return finish_model(inputs, x, input_tensor=input_tensor, name=model_name, weights=weights)
