@@ -336,7 +336,11 @@ def read_history_csv(path):
     with open(path, newline="") as f:
         for row in csv.DictReader(f):
             for key, value in row.items():
-                history.setdefault(key, []).append(float(value) if key != "epoch" else int(value))
+                if key == "epoch":
+                    value = int(value)
+                else:  # CSVLogger writes "NA" for a metric missing that epoch
+                    value = float("nan") if value in ("", "NA") else float(value)
+                history.setdefault(key, []).append(value)
     return history
 
 
