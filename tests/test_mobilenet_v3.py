@@ -15,18 +15,11 @@ from tests.conftest import assert_close, randomize_bn_statistics
 REFERENCE_PARAMS = {"mobilenet_v3_large": 5_483_032, "mobilenet_v3_small": 2_542_856}
 
 
-def copy_keras_weights(source, target):
-    """keras.applications weights -> ours by layer name, through weights_io (all or nothing).
-
-    TODO: switch to `weights_io.load_weights(target, "x.weights.h5")` once the
-    Keras 3 h5 reader lands.
-    """
-    tensors = {
-        layer.name: {v.name: keras.ops.convert_to_numpy(v) for v in layer.weights}
-        for layer in weights_io.assign.weighted_layers(source)
-    }
-    wf = weights_io.WeightFile(tensors=tensors, convention="keras", format="keras-model")
-    return weights_io.assign_weights(target, wf, weights_io.get_layout("keras"), strict=True)
+def copy_keras_weights(source, target, tmp_path):
+    """keras.applications weights -> ours by layer name: Keras 3 `.weights.h5` through weights_io (all or nothing)."""
+    path = tmp_path / "reference.weights.h5"
+    source.save_weights(path)
+    return weights_io.load_keras_h5_weights(target, path, source="keras")
 
 
 def randomize_biases(model, seed=0):
@@ -53,7 +46,7 @@ def test_make_divisible():
     ("MobileNetV3Small", "small", dict(minimalistic=True)),
     ("MobileNetV3Large", "large", dict(alpha=0.75)),
 ])
-def test_keras_applications_parity(reference, size, options):
+def test_keras_applications_parity(reference, size, options, tmp_path):
     shape = (64, 64, 3)
     theirs = getattr(keras.applications, reference)(
         weights=None, input_shape=shape, classifier_activation=None, **options
@@ -62,7 +55,7 @@ def test_keras_applications_parity(reference, size, options):
     randomize_biases(theirs)
     ours = kerasnets.build_mobilenet_v3(size, input_shape=shape, classifier_activation=None, **options)
     assert kerasnets.parameter_count(ours, bn_moving_stats=True) == theirs.count_params()
-    report = copy_keras_weights(theirs, ours)
+    report = copy_keras_weights(theirs, ours, tmp_path)
     assert report.ok and not report.unexpected
     x = np.random.default_rng(0).uniform(0, 255, size=(2,) + shape).astype("float32")
     assert_close(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), what=f"{reference} {options}")

@@ -172,3 +172,18 @@ def test_notes_small_densenet_logits():
     reference = _notes_densenet()
     assert kerasnets.parameter_count(ours) == sum(p.numel() for p in reference.parameters())
     _compare(reference, ours, NOTES_LAYOUT, channels=1, size=96)
+
+
+def test_pth_file_through_builder_weights(tmp_path):
+    """End to end: a torch.save'd state dict as `weights=` (torch reader, layout detected)."""
+    torch.manual_seed(0)
+    reference = _randomize_torch_bn(torchvision.models.mobilenet_v3_small(weights=None, num_classes=10))
+    path = tmp_path / "mobilenet_v3_small.pth"
+    torch.save(reference.state_dict(), path)
+    ours = kerasnets.build_mobilenet_v3_small(weights=str(path), input_shape=(SIZE, SIZE, 3), classes=10,
+                                              classifier_activation=None, padding="torch",
+                                              include_preprocessing=False)
+    x = np.random.default_rng(0).normal(size=(2, SIZE, SIZE, 3)).astype("float32")
+    with torch.no_grad():
+        expected = reference(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy()
+    assert_close(ours.predict(x, verbose=0), expected, what="mobilenet_v3_small from .pth")
