@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import io
+import os
 import pickle
 
 import numpy as np
@@ -35,10 +36,45 @@ def _latin1_encode(text, encoding="latin1"):
     return text.encode("latin1")
 
 
+def _empty_reconstruct(subtype, shape, dtype):
+    """numpy pickles an array as _reconstruct(ndarray, (0,), b'b') + BUILD(state).
+
+    Only that empty placeholder is allowed: a forged shape here would make numpy
+    allocate (and for object arrays fill) memory before any data is read.
+    """
+    if subtype is not np.ndarray or int(np.prod(shape)) != 0:
+        raise pickle.UnpicklingError(f"unexpected array reconstruction {subtype!r} {shape!r}")
+    return _multiarray._reconstruct(subtype, shape, dtype)
+
+
+def _check_array_state(state, max_bytes):
+    """Validates ndarray.__setstate__'s (version, shape, dtype, fortran, data) before numpy sees it."""
+    if not isinstance(state, tuple) or len(state) not in (4, 5):
+        raise pickle.UnpicklingError("malformed array state")
+    shape, dtype, data = state[-4], state[-3], state[-1]
+    if not isinstance(shape, tuple) or not all(isinstance(d, int) and d >= 0 for d in shape):
+        raise pickle.UnpicklingError(f"malformed array shape {shape!r}")
+    if not isinstance(dtype, np.dtype):
+        raise pickle.UnpicklingError("malformed array dtype")
+    count = int(np.prod(shape, dtype=np.float64))
+    if dtype.hasobject:
+        if not isinstance(data, list) or len(data) != count:
+            items = len(data) if isinstance(data, list) else "no"
+            raise pickle.UnpicklingError(f"object array of shape {shape} with {items} items")
+    else:
+        nbytes = count * dtype.itemsize
+        if max_bytes is not None and nbytes > max_bytes:
+            raise pickle.UnpicklingError(f"array of {nbytes} bytes in a {max_bytes}-byte file")
+        # Python-2 pickles carry the data as a latin1-decoded str: one char per byte.
+        if not isinstance(data, (bytes, bytearray, str)) or len(data) != nbytes:
+            size = len(data) if isinstance(data, (bytes, bytearray, str)) else "?"
+            raise pickle.UnpicklingError(f"array data of {size} bytes for shape {shape} {dtype}")
+
+
 NUMPY_GLOBALS = {
     ("_codecs", "encode"): _latin1_encode,
-    ("numpy.core.multiarray", "_reconstruct"): _multiarray._reconstruct,
-    ("numpy._core.multiarray", "_reconstruct"): _multiarray._reconstruct,
+    ("numpy.core.multiarray", "_reconstruct"): _empty_reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _empty_reconstruct,
     ("numpy.core.multiarray", "scalar"): _multiarray.scalar,
     ("numpy._core.multiarray", "scalar"): _multiarray.scalar,
     ("numpy", "ndarray"): np.ndarray,
@@ -47,7 +83,7 @@ NUMPY_GLOBALS = {
 }
 
 
-class RestrictedUnpickler(pickle.Unpickler):
+class RestrictedUnpickler(pickle._Unpickler):
     """An Unpickler whose `find_class` answers only from `allowed`.
 
     Args:
@@ -59,8 +95,22 @@ class RestrictedUnpickler(pickle.Unpickler):
         encoding: how Python-2 `str` objects decode ("latin1" for numpy data).
     """
 
-    def __init__(self, file, *, allowed=None, persistent_load=None, path=None, encoding="latin1"):
+    # The pure-Python unpickler, so BUILD can be checked before numpy allocates anything.
+    dispatch = dict(pickle._Unpickler.dispatch)
+
+    def load_build(self):
+        state, inst = self.stack[-1], self.stack[-2]
+        if isinstance(inst, np.ndarray):
+            _check_array_state(state, self._max_bytes)
+        elif not isinstance(inst, dict) and not hasattr(inst, "__setstate__"):
+            raise pickle.UnpicklingError(f"BUILD on a {type(inst).__name__}")
+        pickle._Unpickler.load_build(self)
+
+    dispatch[pickle.BUILD[0]] = load_build
+
+    def __init__(self, file, *, allowed=None, persistent_load=None, path=None, encoding="latin1", max_bytes=None):
         super().__init__(file, encoding=encoding)
+        self._max_bytes = max_bytes
         self._allowed = dict(NUMPY_GLOBALS if allowed is None else allowed)
         self._persistent = persistent_load
         self._path = path
@@ -81,8 +131,12 @@ def safe_load(file, *, path=None, allowed=None, persistent_load=None, encoding="
     """Unpickles one object from `file` (bytes or a binary file) with the allowlist."""
     if isinstance(file, (bytes, bytearray, memoryview)):
         file = io.BytesIO(file)
+    try:
+        max_bytes = os.fstat(file.fileno()).st_size  # no array can hold more than the file does
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        max_bytes = len(file.getbuffer()) if isinstance(file, io.BytesIO) else None
     unpickler = RestrictedUnpickler(
-        file, allowed=allowed, persistent_load=persistent_load, path=path, encoding=encoding
+        file, allowed=allowed, persistent_load=persistent_load, path=path, encoding=encoding, max_bytes=max_bytes
     )
     try:
         return unpickler.load()

@@ -66,7 +66,16 @@ def read_weights(path, format=None):
         raise WeightFileError(
             f"No reader for format {fmt!r}; supported: {sorted(READERS)}", path=os.fspath(path)
         )
-    return READERS[fmt](os.fspath(path))
+    try:
+        return READERS[fmt](os.fspath(path))
+    except WeightFileError:
+        raise
+    except Exception as err:  # noqa: BLE001 - one exception type for every malformed file
+        # A reader's own checks give the precise message; this net keeps a bug or a
+        # library's surprise (zipfile, h5py, scipy) from escaping as a raw exception.
+        raise WeightFileError(
+            f"Could not read this {fmt} file ({type(err).__name__}: {err})", path=os.fspath(path)
+        ) from err
 
 
 # Format modules register their readers on import; add yours to this tuple.

@@ -31,8 +31,8 @@ def _read_header(f, path):
         if version == (1, 0):
             return np.lib.format.read_array_header_1_0(f)
         return np.lib.format.read_array_header_2_0(f)
-    except (ValueError, OSError, SyntaxError) as err:
-        raise WeightFileError(f"Malformed .npy header ({err})", path=path) from err
+    except Exception as err:  # noqa: BLE001 - numpy's header parser raises tokenize errors too
+        raise WeightFileError(f"Malformed .npy header ({type(err).__name__}: {err})", path=path) from err
 
 
 def _as_array(value, path, key):

@@ -1,0 +1,62 @@
+"""Property-based fuzzing of every reader (a brief run; tests/fuzz/fuzz_readers.py runs long).
+
+Property: any byte string that reaches a reader either reads as a WeightFile
+or raises WeightFileError naming the file. No other exception type, no hang.
+"""
+
+import pytest
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.fuzz.corpus import mutate, write_seeds
+from weights_io import WeightFile, WeightFileError, read_weights
+
+
+@pytest.fixture(scope="module")
+def seeds(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("seeds")
+    return {name: path.read_bytes() for name, path in write_seeds(directory).items()}
+
+
+@pytest.fixture(scope="module")
+def case_path(tmp_path_factory):
+    return tmp_path_factory.mktemp("case") / "case.bin"
+
+
+def test_seeds_read_cleanly(seeds, case_path):
+    for name, data in seeds.items():
+        case_path.write_bytes(data)
+        if name == "mat":
+            continue  # a bare array .mat is not a weight layout every reader version accepts
+        assert isinstance(read_weights(case_path), WeightFile), name
+
+
+@settings(max_examples=150, deadline=5000, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(
+    choice=st.integers(min_value=0, max_value=100),
+    edits=st.lists(st.tuples(st.integers(min_value=0, max_value=10**9), st.integers(0, 255)), max_size=8),
+    truncate=st.one_of(st.none(), st.integers(min_value=0, max_value=10**9)),
+)
+def test_mutated_files_read_or_raise_weight_file_error(seeds, case_path, choice, edits, truncate):
+    names = sorted(seeds)
+    data = seeds[names[choice % len(names)]]
+    case_path.write_bytes(mutate(data, edits, truncate))
+    try:
+        result = read_weights(case_path)
+    except WeightFileError as err:
+        assert str(case_path) in str(err)
+    else:
+        assert isinstance(result, WeightFile)
+
+
+@settings(max_examples=100, deadline=5000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(blob=st.binary(max_size=4096))
+def test_arbitrary_bytes(case_path, blob):
+    case_path.write_bytes(blob)
+    try:
+        read_weights(case_path)
+    except WeightFileError:
+        pass
