@@ -118,3 +118,20 @@ def test_bad_arguments(kwargs, message):
 def test_unknown_option_is_rejected():
     with pytest.raises(ValueError, match="Unknown option"):
         kerasnets.build_mobilenet_v3_large(width_multiplier=0.5)
+
+
+def test_keras_legacy_layout_names():
+    """tf.keras-era names (keras.applications' hosted .h5 files), spot-checked against tf.keras' source."""
+    model = kerasnets.build_mobilenet_v3_small(input_shape=(64, 64, 3))
+    names = [layer.name for layer in weights_io.assign.weighted_layers(model)]
+    mapping = weights_io.get_layout("keras-legacy-mobilenet-v3").map_names(names)
+    assert set(mapping) == set(names) and len(set(mapping.values())) == len(names)
+    expected = {
+        "conv": "Conv", "conv_bn": "Conv/BatchNorm", "expanded_conv_depthwise": "expanded_conv/depthwise",
+        "expanded_conv_squeeze_excite_conv": "expanded_conv/squeeze_excite/Conv",
+        "expanded_conv_1_expand_bn": "expanded_conv_1/expand/BatchNorm",
+        "expanded_conv_10_squeeze_excite_conv_1": "expanded_conv_10/squeeze_excite/Conv_1",
+        "expanded_conv_10_project": "expanded_conv_10/project", "conv_1_bn": "Conv_1/BatchNorm",
+        "conv_2": "Conv_2", "logits": "Logits",
+    }
+    assert {k: mapping[k] for k in expected} == expected

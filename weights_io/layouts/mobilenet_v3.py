@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 
 from weights_io.core import Layout
-from weights_io.layouts import register_layout
+from weights_io.layouts import register_layout, rule_layout
 
 _DEPTHWISE = re.compile(r"expanded_conv_(?:(\d+)_)?depthwise")
 
@@ -56,6 +56,34 @@ register_layout(
         map_names=_torchvision_mobilenet_v3,
         description="torchvision mobilenet_v3_large/small: features.0, features.I.block.J(.fc1/.fc2), features.N, "
         "classifier.{0,3} (Linear onto our 1x1 conv head).",
+        first_conv="conv",
+    )
+)
+
+# keras.applications' hosted MobileNetV3 .h5 files were written by tf.keras,
+# whose layer names had slashes ("expanded_conv_3/squeeze_excite/Conv_1",
+# "Conv/BatchNorm"); Keras 3 renamed them to ours and loads those files by
+# layer order. This layout lets them load by name.
+_BLOCK = r"(expanded_conv(?:_\d+)?)"
+
+register_layout(
+    rule_layout(
+        "keras-legacy-mobilenet-v3",
+        [
+            (r"conv", "Conv"),
+            (r"conv_bn", "Conv/BatchNorm"),
+            (r"conv_1", "Conv_1"),
+            (r"conv_1_bn", "Conv_1/BatchNorm"),
+            (r"conv_2", "Conv_2"),
+            (r"logits", "Logits"),
+            (_BLOCK + r"_(expand|depthwise|project)", "{0}/{1}"),
+            (_BLOCK + r"_(expand|depthwise|project)_bn", "{0}/{1}/BatchNorm"),
+            (_BLOCK + r"_squeeze_excite_conv", "{0}/squeeze_excite/Conv"),
+            (_BLOCK + r"_squeeze_excite_conv_1", "{0}/squeeze_excite/Conv_1"),
+        ],
+        description="tf.keras (Keras 2) MobileNetV3 names, as in keras.applications' hosted .h5 files: Conv, "
+        "Conv/BatchNorm, expanded_conv_N/{expand,depthwise,project}[/BatchNorm], .../squeeze_excite/Conv[_1], "
+        "Conv_1, Conv_2, Logits.",
         first_conv="conv",
     )
 )
