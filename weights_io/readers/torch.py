@@ -31,7 +31,8 @@ import numpy as np
 from weights_io.core import WeightFile, group_flat
 from weights_io.errors import UnsafePickleError, WeightFileError
 from weights_io.readers import register_reader
-from weights_io.safe_pickle import NUMPY_GLOBALS, safe_load
+from weights_io.safe_pickle import NUMPY_GLOBALS
+from weights_io.safe_pickle import safe_load as _safe_load
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
@@ -78,6 +79,17 @@ class TensorRef:
 
     def __init__(self, storage, offset, size, stride):
         self.storage, self.offset, self.size, self.stride = storage, offset, tuple(size), tuple(stride)
+
+
+def safe_load(file, *, path, **kwargs):
+    """`safe_pickle.safe_load`, also turning a truncated opcode's struct.error into WeightFileError."""
+    try:
+        return _safe_load(file, path=path, **kwargs)
+    except WeightFileError:
+        raise
+    except (struct.error, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
+            KeyError, MemoryError, OverflowError, UnicodeDecodeError, RecursionError) as err:
+        raise WeightFileError(f"Malformed pickle ({type(err).__name__}: {err})", path=path) from err
 
 
 def _itemsize(dtype):
