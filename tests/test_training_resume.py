@@ -114,10 +114,6 @@ def _free_ports(n):
     return ports
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "KNOWN OPEN BUG (issue 7): under MultiWorkerMirroredStrategy on CPU, keras.Model.fit fails with "
-    "'Attempt to convert a value (PerReplica:{...}) ... to a Tensor'; not yet diagnosed. strict: "
-    "this flags as soon as it passes."))
 def test_two_workers_end_with_identical_weights(tmp_path):
     out = str(tmp_path / "run")
     os.makedirs(out)

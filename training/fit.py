@@ -509,8 +509,14 @@ def fit(
     if type(train).__module__.startswith("tensorflow"):
         fit_kwargs.setdefault("shuffle", False)  # a tf.data pipeline shuffles itself
     try:
-        history = model.fit(train, validation_data=val, epochs=epochs, callbacks=all_callbacks, verbose=verbose,
-                            **fit_kwargs)
+        from training.distributed import distributed_fit, is_multi_worker
+
+        if is_multi_worker(strategy):  # Keras 3's fit fails under this strategy: our own loop
+            history = distributed_fit(model, train, val, epochs=epochs, strategy=strategy, callbacks=all_callbacks,
+                                      initial_epoch=fit_kwargs.get("initial_epoch", 0))
+        else:
+            history = model.fit(train, validation_data=val, epochs=epochs, callbacks=all_callbacks,
+                                verbose=verbose, **fit_kwargs)
         result_history = dict(history.history)
         if run_dir is not None and os.path.exists(paths["log"]):
             result_history = read_history_csv(paths["log"])
