@@ -21,18 +21,10 @@ import keras
 import numpy as np
 
 from kerasnets import presets
+from kerasnets.preprocessing import MODES
+from kerasnets.preprocessing import preprocess_input as _preprocess_mode
 
-# out = (x[..., order] * scale - mean) / std + offset, per channel; x is RGB 0..255.
-# The same rows (and names) as training.preprocessing.MODES, plus "raw" (keras models with
-# rescaling built in take 0..255 as is) and "y" (FSRCNN: BT.601 luma of RGB, in [0, 1]).
-MODES = {
-    "caffe": dict(bgr=True, scale=1.0, mean=(103.939, 116.779, 123.68), std=(1.0, 1.0, 1.0), offset=0.0),
-    "matconvnet": dict(bgr=False, scale=1.0, mean=(123.68, 116.779, 103.939), std=(1.0, 1.0, 1.0), offset=0.0),
-    "torch": dict(bgr=False, scale=1 / 255.0, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), offset=0.0),
-    "tf": dict(bgr=False, scale=1 / 127.5, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), offset=-1.0),
-    "none": dict(bgr=False, scale=1 / 255.0, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), offset=0.0),
-    "raw": dict(bgr=False, scale=1.0, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), offset=0.0),
-}
+# The modes are kerasnets.preprocessing.MODES, plus "y" (FSRCNN: BT.601 luma of RGB, in [0, 1]).
 # ITU-R BT.601 studio-range luma, as FSRCNN-pytorch's convert_rgb_to_y.
 _Y_WEIGHTS = np.array([64.738, 129.057, 25.064], "float32") / 256.0
 
@@ -67,13 +59,8 @@ def preprocess_input(x, preset=None, mode=None):
     if mode == "y":
         y = (16.0 + ops.sum(x * _Y_WEIGHTS, axis=-1, keepdims=True)) / 255.0
         return y.astype("float32") if is_numpy else y
-    spec = MODES[mode]
-    a = np.array([spec["scale"] / s for s in spec["std"]], "float32")
-    b = np.array([spec["offset"] - m / s for m, s in zip(spec["mean"], spec["std"])], "float32")
-    if spec["bgr"]:
-        x = x[..., ::-1] if is_numpy else keras.ops.flip(x, axis=-1)
-    out = x * a + b
-    return out.astype("float32") if is_numpy else out
+    out = _preprocess_mode(x, mode)
+    return np.asarray(out, "float32") if is_numpy else out
 
 
 @functools.lru_cache(maxsize=None)

@@ -316,3 +316,21 @@ def test_keras_presets_load(name):
     x = np.random.default_rng(0).uniform(0, 255, (1,) + shape).astype("float32")
     assert_close(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), what=name)
     keras.backend.clear_session()
+
+
+def test_train_from_a_preset_gets_its_weights_options_and_preprocessing(tmp_path, monkeypatch):
+    """`kerasnets train --weights <preset>`: build_classifier builds the preset and puts a new head on it."""
+    from training.fit import build_classifier
+
+    name = "mobilenet_v3_small.keras"
+    source = _randomized(kerasnets.build("mobilenet_v3_small", **presets.get_preset(name).options), seed=3)
+    path = tmp_path / presets.get_preset(name).file_name
+    _write_keras2_h5(path, source)
+    _fake_preset(monkeypatch, base=name, hash={"algorithm": "md5", "value": hashlib.md5(path.read_bytes()).hexdigest()})
+    monkeypatch.setenv("KERASNETS_WEIGHTS_DIR", str(tmp_path))
+    model, net, _ = build_classifier("mobilenet_v3_small", classes=3, image_size=96, weights=name, verbose=0)
+    assert net.output_shape == (None, 3)
+    assert model.get_layer("preprocess").mode == presets.get_preset(name).preprocessing["mode"]
+    for layer_name in ("conv", "expanded_conv_project"):
+        np.testing.assert_array_equal(net.get_layer(layer_name).get_weights()[0],
+                                      source.get_layer(layer_name).get_weights()[0])

@@ -82,6 +82,7 @@ def test_modes_match_hand_formulas():
         "torch": np.stack([(r / 255 - 0.485) / 0.229, (g / 255 - 0.456) / 0.224, (b / 255 - 0.406) / 0.225], -1),
         "tf": x / 127.5 - 1,
         "none": x / 255,
+        "raw": x,
     }
     assert set(MODES) == set(expected)
     for mode, want in expected.items():

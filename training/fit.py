@@ -559,23 +559,32 @@ def build_classifier(model_name, *, classes, image_size=None, weights=None, tran
         (wrapped model, inner network, weights_io Report or None).
     """
     import kerasnets
-    from training.preprocessing import Preprocess
+    import kerasnets.presets
+    from kerasnets.preprocessing import MODES, Preprocess
 
     spec = kerasnets.model_spec(model_name)
     if image_size is None:
         image_size = spec.input_shape[:2]
     if isinstance(image_size, int):
         image_size = (image_size, image_size)
-    net = spec.build(input_shape=(*image_size, 3), classes=classes)
     report = None
-    if weights is not None:
-        from weights_io import load_weights
-
-        report = load_weights(net, weights, strict=False)
-        if verbose:
-            print(report)
-    if head_hidden:
+    if kerasnets.presets.is_preset(weights):
+        # a preset: its own architecture options and weights, then a classifier for our classes
+        preset = kerasnets.presets.resolve(weights, model_name)
+        net = kerasnets.build_preset(preset.name, input_shape=(*image_size, 3))
         net = replace_classifier(net, classes, hidden=head_hidden)
+        if preprocessing is None and preset.preprocessing["mode"] in MODES:
+            preprocessing = preset.preprocessing["mode"]
+    else:
+        net = spec.build(input_shape=(*image_size, 3), classes=classes)
+        if weights is not None:
+            from weights_io import load_weights
+
+            report = load_weights(net, weights, strict=False)
+            if verbose:
+                print(report)
+        if head_hidden:
+            net = replace_classifier(net, classes, hidden=head_hidden)
     set_transfer_mode(net, transfer, last_n=last_n)
     inputs = keras.Input((*image_size, 3), name="image")
     x = Preprocess(preprocessing or ("torch" if weights else "none"), name="preprocess")(inputs)
@@ -598,7 +607,8 @@ def train_on_folder(model_name, data_dir, *, weights=None, epochs=10, batch_size
     Args:
         model_name: a registered classification model ("resnet34", "vgg16", ...).
         data_dir: training images, one sub-folder per class.
-        weights: weight file to start from (.pth/.npy/.mat/.h5), loaded with strict=False so a
+        weights: weight file to start from (.pth/.npy/.mat/.h5), or a preset name ("imagenet",
+            "resnet50.torchvision_v1"; built with its options), loaded with strict=False so a
             1000-class head is replaced by one for the folder's classes.
         epochs: training epochs.
         batch_size: images per step.

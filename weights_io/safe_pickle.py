@@ -13,6 +13,7 @@ import collections
 import io
 import os
 import pickle
+import struct
 
 import numpy as np
 
@@ -143,5 +144,5 @@ def safe_load(file, *, path=None, allowed=None, persistent_load=None, encoding="
     except (UnsafePickleError, WeightFileError):
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
-            KeyError, MemoryError, OverflowError, UnicodeDecodeError, RecursionError) as err:
+            KeyError, MemoryError, OverflowError, UnicodeDecodeError, RecursionError, struct.error) as err:
         raise WeightFileError(f"Malformed pickle ({type(err).__name__}: {err})", path=path) from err
