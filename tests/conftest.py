@@ -12,6 +12,13 @@ import pathlib
 import numpy as np
 import pytest
 
+try:
+    # torchvision imported after TensorFlow segfaults (in triton via torch._dynamo);
+    # importing it first, when it is installed, makes the order safe for every test.
+    import torchvision  # noqa: F401
+except ImportError:
+    pass
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FIXTURES = ROOT.parent / "shared" / "fixtures"
 
