@@ -129,3 +129,25 @@ def test_config_round_trip(vgg19_npy):
     x = np.random.default_rng(5).uniform(-1, 1, (1, 16, 16, 3)).astype(np.float32)
     assert float(again(x, -x)) == pytest.approx(float(loss(x, -x)), rel=1e-6)
     assert again.feature_scale == 0.5
+
+
+def test_srgan_trainer_uses_the_content_loss(vgg19_npy):
+    """SRGAN's generator loss = VGG54/12.75 content loss + 1e-3 adversarial, measured at the first step."""
+    from training.adversarial import SRGANTrainer
+
+    path, _ = vgg19_npy
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.UpSampling2D(2)(inputs)
+    generator = keras.Model(inputs, keras.layers.Conv2D(3, 3, padding="same", activation="tanh")(x))
+    discriminator = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Flatten(), keras.layers.Dense(1)])
+    rng = np.random.default_rng(6)
+    hr = rng.uniform(-1, 1, (2, 16, 16, 3)).astype(np.float32)
+    lr = hr.reshape(2, 8, 2, 8, 2, 3).mean(axis=(2, 4))
+    content = VGGContentLoss(path, preset="srgan")
+    want = float(content(hr, generator(lr)))
+    trainer = SRGANTrainer(generator, discriminator, content_loss=content)
+    trainer.compile(run_eagerly=True)
+    logs = trainer.fit(lr, hr, batch_size=2, epochs=1, verbose=0).history
+    assert logs["content_loss"][0] == pytest.approx(want, rel=1e-5)
+    assert logs["g_loss"][0] == pytest.approx(want + 1e-3 * logs["adversarial_loss"][0], rel=1e-5)
