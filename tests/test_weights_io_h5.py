@@ -114,3 +114,22 @@ def test_not_a_keras_file(tmp_path):
         f["data"] = np.ones(3)
     with pytest.raises(WeightFileError, match="not a Keras weight file"):
         read_weights(tmp_path / "other.h5")
+
+
+def test_keras2_layer_names_with_slashes(tmp_path):
+    """tf.keras' MobileNetV3 files name layers like "expanded_conv/depthwise": the group is the owner."""
+    import h5py
+
+    from weights_io import read_weights
+
+    path = tmp_path / "slashes.h5"
+    with h5py.File(path, "w") as f:
+        names = ["expanded_conv/depthwise", "expanded_conv_1/depthwise"]
+        f.attrs["layer_names"] = [n.encode() for n in names]
+        for i, name in enumerate(names):
+            g = f.create_group(name)
+            g.attrs["weight_names"] = [f"{name}/depthwise_kernel:0".encode()]
+            g.create_dataset(f"{name}/depthwise_kernel:0", data=np.full((3, 3, 4, 1), i, "float32"))
+    tensors = read_weights(path).tensors
+    assert sorted(tensors) == names
+    assert tensors["expanded_conv_1/depthwise"]["depthwise_kernel"][0, 0, 0, 0] == 1

@@ -65,8 +65,10 @@ def _read_keras2(group, path):
         for index, weight_name in enumerate(names):
             if weight_name not in g:
                 raise WeightFileError("Weight listed in weight_names is missing", path=path, key=f"{layer}/{weight_name}")
-            parts = weight_name.split("/")
-            owner = parts[-2] if len(parts) > 1 and parts[-2] != layer else layer
+            # A layer's own weights are "<layer>/<param>" (layer names may hold slashes, as
+            # tf.keras' "expanded_conv/depthwise"); a nested model lists "<inner layer>/<param>".
+            inner = weight_name.rpartition("/")[0]
+            owner = layer if not inner or weight_name.startswith(layer + "/") else inner
             params = tensors.setdefault(owner, {})
             param = _param_name(weight_name)
             if param in params:  # duplicate names (hand-rolled layers): fall back to order
