@@ -11,6 +11,13 @@ from kerasnets.googlenet import compile_with_aux, without_aux
 from kerasnets.inception import ceil_mode_padding
 from tests.conftest import randomize_bn_statistics
 
+# Eager calls and run_eagerly: tracing these graphs costs far more than running them on a few images.
+
+
+def _predict(model, x):
+    out = model(x, training=False)
+    return [keras.ops.convert_to_numpy(o) for o in out] if isinstance(out, (list, tuple)) else keras.ops.convert_to_numpy(out)
+
 # The paper's Table 1, typed here independently of kerasnets.googlenet.MODULES.
 TABLE = [  # in, 1x1, 3x3red, 3x3, 5x5red, 5x5, pool_proj
     (192, 64, 96, 128, 16, 32, 32), (256, 128, 128, 192, 32, 96, 64), (480, 192, 96, 208, 16, 48, 64),
@@ -74,7 +81,7 @@ def test_aux_heads_train_and_inference_model_drops_them(aux_data):
     x, y = aux_data
     model = kerasnets.build_googlenet(input_shape=(64, 64, 3), classes=3, aux_logits=True)
     assert [o.shape[-1] for o in model.outputs] == [3, 3, 3]
-    compile_with_aux(model, optimizer=keras.optimizers.SGD(0.01))
+    compile_with_aux(model, optimizer=keras.optimizers.SGD(0.01), run_eagerly=True)
     history = model.fit(x, [y, y, y], batch_size=4, epochs=2, verbose=0)
     logs = history.history
     aux_keys = {"aux1_predictions_loss", "aux2_predictions_loss"}
@@ -87,8 +94,8 @@ def test_aux_heads_train_and_inference_model_drops_them(aux_data):
     inference = without_aux(model)
     assert len(inference.outputs) == 1
     assert not [layer.name for layer in inference.layers if layer.name.startswith("aux")]
-    np.testing.assert_allclose(inference.predict(x, verbose=0), model.predict(x, verbose=0)[0], rtol=1e-5, atol=1e-6)
-    inference.compile(loss="sparse_categorical_crossentropy")
+    np.testing.assert_allclose(_predict(inference, x), _predict(model, x)[0], rtol=1e-5, atol=1e-6)
+    inference.compile(loss="sparse_categorical_crossentropy", run_eagerly=True)
     results = inference.evaluate(x, y, verbose=0, return_dict=True)
     assert not [k for k in results if "aux" in k]
     # Shared layers: training the full model moves the inference model's weights too.
@@ -111,13 +118,13 @@ def test_save_load_and_fit(variant, tmp_path):
                                       transform_input=variant == "torchvision")
     randomize_bn_statistics(model)
     x = np.random.default_rng(0).normal(size=(2,) + shape).astype("float32")
-    before = model.predict(x, verbose=0)
+    before = _predict(model, x)
     for fmt in ("keras", "h5"):
         model.save(tmp_path / f"model.{fmt}")
         restored = keras.models.load_model(tmp_path / f"model.{fmt}")
-        for got, want in zip(restored.predict(x, verbose=0), before):
+        for got, want in zip(_predict(restored, x), before):
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=fmt)
-    compile_with_aux(restored)
+    compile_with_aux(restored, run_eagerly=True)
     y = np.array([0, 2])
     history = restored.fit(x, [y, y, y], batch_size=2, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
