@@ -38,6 +38,7 @@ import h5py
 import keras
 import numpy as np
 
+from kerasnets.saving import save_weights_atomically
 from training.image_metrics import rgb_to_y
 
 __all__ = [
@@ -303,8 +304,6 @@ class EvalPSNR(keras.callbacks.Callback):
         self.best_epoch, self.best_psnr, self.best_weights = -1, -np.inf, None
 
     def on_epoch_end(self, epoch, logs=None):
-        from kerasnets.saving import save_weights_atomically
-
         if self.outputs_dir:
             save_weights_atomically(self.model, os.path.join(self.outputs_dir, f"epoch_{epoch}.weights.h5"))
         value = evaluate_psnr(self.model, self.eval_data)
