@@ -22,6 +22,7 @@ setup(
         "scipy>=1.13",
         "h5py>=3.11",
         "scikit-learn>=1.5",  # ships the digits data set of the default training job
+        "pillow>=10.0",  # image decoding in training (folders, FSRCNN preparation, predict)
     ],
     extras_require={
         "test": TEST,

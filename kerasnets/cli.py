@@ -116,7 +116,7 @@ def cmd_train(args):
             args.train_file, args.eval_file, scale=args.scale, outputs_dir=args.output_dir or "fsrcnn_outputs",
             epochs=args.epochs or 20, batch_size=args.batch_size or 16,
         )
-        print(f"best epoch {result['best_epoch']}: eval PSNR {result['best_psnr']:.2f} dB")
+        print(f"best epoch {result.best_epoch}: eval PSNR {result.best_psnr:.2f} dB -> {result.best_weights_path}")
         return 0
     if args.data is None:
         if target != "lenet5":

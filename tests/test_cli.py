@@ -67,3 +67,23 @@ def test_default_job_trains_lenet_on_digits(tmp_path, monkeypatch, capsys):
     _, (x_test, y_test) = load_digits_32()
     reloaded_accuracy = np.mean(np.argmax(model.predict(x_test, verbose=0), -1) == y_test)
     assert reloaded_accuracy == pytest.approx(accuracy, abs=5e-5)  # printed with 4 decimals
+
+
+def test_prepare_then_train_fsrcnn(tmp_path, capsys):
+    """`kerasnets prepare` (train and eval files) then `kerasnets train fsrcnn` on them."""
+    from PIL import Image
+    from skimage import data
+
+    for sub, images in (("train", ("astronaut", "coffee")), ("eval", ("chelsea",))):
+        (tmp_path / sub).mkdir()
+        for name in images:
+            Image.fromarray(getattr(data, name)()[:96, :96]).save(tmp_path / sub / f"{name}.png")
+    for sub, extra in (("train", []), ("eval", ["--eval"])):
+        code, out, _ = run_cli(capsys, "prepare", "--images-dir", str(tmp_path / sub),
+                               "--output", str(tmp_path / f"{sub}.h5"), "--scale", "3", *extra)
+        assert code == 0 and "wrote" in out
+    code, out, _ = run_cli(capsys, "train", "fsrcnn", "--train-file", str(tmp_path / "train.h5"),
+                           "--eval-file", str(tmp_path / "eval.h5"), "--scale", "3", "--epochs", "2",
+                           "--output-dir", str(tmp_path / "out"))
+    assert code == 0 and "eval PSNR" in out
+    assert (tmp_path / "out" / "x3" / "best.weights.h5").exists()
