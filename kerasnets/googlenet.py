@@ -78,6 +78,7 @@ AUX_LOSS_WEIGHTS = (1.0, 0.3, 0.3)
 class Variant:
     style: ConvStyle
     five_by_five: int  # kernel of the "5x5" branch
+    conv1_padding: str  # "same", or "torch": symmetric 3 pixels then 'valid'
     stem_pool: str  # padding of the stride-2 max pools ("same" or torch "ceil")
     pool4_size: int
     lrn: bool
@@ -86,8 +87,8 @@ class Variant:
 
 
 VARIANTS = {
-    "paper": Variant(ConvStyle(batch_norm=False), 5, "same", 3, True, 0.4, "avg5s3"),
-    "torchvision": Variant(ConvStyle(bn_scale=True, bn_epsilon=1e-3), 3, "ceil", 2, False, 0.2, "adaptive4"),
+    "paper": Variant(ConvStyle(batch_norm=False), 5, "same", "same", 3, True, 0.4, "avg5s3"),
+    "torchvision": Variant(ConvStyle(bn_scale=True, bn_epsilon=1e-3), 3, "torch", "ceil", 2, False, 0.2, "adaptive4"),
 }
 # Caffe's LRN (alpha divided by the window size).
 CAFFE_LRN = dict(size=5, alpha=1e-4, beta=0.75, bias=1.0, convention="caffe")
@@ -118,20 +119,19 @@ def aux_head(x, variant, *, classes, classifier_activation, dropout, name):
 
 def googlenet_stem(x, variant):
     """conv1 7x7/2 -> pool -> (LRN) -> conv2 1x1 -> conv2 3x3 -> (LRN) -> pool."""
-    style = variant.style
-    x = sequence(x, (Conv(64, 7, 2, "same", "conv1_7x7_s2"), Pool("max", 3, 2, variant.stem_pool, "pool1_3x3_s2")),
-                 style=style)
+    style, conv1_padding = variant.style, "same"
+    if variant.conv1_padding == "torch":
+        # torchvision pads 3 on every side; keras 'same' would pad 2/3 at stride 2.
+        x = keras.layers.ZeroPadding2D(3, name="conv1_7x7_s2_pad")(x)
+        conv1_padding = "valid"
+    x = sequence(x, (Conv(64, 7, 2, conv1_padding, "conv1_7x7_s2"),
+                     Pool("max", 3, 2, variant.stem_pool, "pool1_3x3_s2")), style=style)
     if variant.lrn:
         x = LocalResponseNormalization(**CAFFE_LRN, name="pool1_norm1")(x)
     x = sequence(x, (Conv(64, 1, 1, "same", "conv2_3x3_reduce"), Conv(192, 3, 1, "same", "conv2_3x3")), style=style)
     if variant.lrn:
         x = LocalResponseNormalization(**CAFFE_LRN, name="conv2_norm2")(x)
     return sequence(x, (Pool("max", 3, 2, variant.stem_pool, "pool2_3x3_s2"),), style=style)
-
-
-def _torch_conv1(x):
-    """torchvision's conv1 pads 3 on every side; keras 'same' would pad 2/3 at stride 2."""
-    return keras.layers.ZeroPadding2D(3, name="conv1_7x7_s2_pad")(x)
 
 
 @register_model("googlenet", family="inception", input_shape=(224, 224, 3),
@@ -175,13 +175,7 @@ def build_googlenet(include_top=True, weights=None, input_shape=None, input_tens
     shape = resolve_input_shape(input_shape, default_shape=(224, 224, 3), min_size=min_size, model_name=model_name)
     inputs = make_inputs(shape, input_tensor)
     x = transform_input_layer(inputs) if transform else inputs
-    if variant.stem_pool == "ceil":
-        x = _torch_conv1(x)
-        x = sequence(x, (Conv(64, 7, 2, "valid", "conv1_7x7_s2"), Pool("max", 3, 2, "ceil", "pool1_3x3_s2"),
-                         Conv(64, 1, 1, "same", "conv2_3x3_reduce"), Conv(192, 3, 1, "same", "conv2_3x3"),
-                         Pool("max", 3, 2, "ceil", "pool2_3x3_s2")), style=variant.style)
-    else:
-        x = googlenet_stem(x, variant)
+    x = googlenet_stem(x, variant)
     aux_outputs = []
     for key, row in MODULES.items():
         x = inception_module(x, module_table(*row, five_by_five=variant.five_by_five), style=variant.style,

@@ -388,11 +388,10 @@ def bn_inception_module(c1, c3r, c3, d3r, d3, pool, proj, stride=1):
     `c1 = 0` drops the 1x1 branch and `proj = 0` passes the pool through:
     the stride-2 modules 3c and 4e.
     """
-    pad = "same"
     branches = [] if not c1 else [(Conv(c1, 1, name="1x1"),)]
-    branches.append((Conv(c3r, 1, name="3x3_reduce"), Conv(c3, 3, stride, pad, "3x3")))
+    branches.append((Conv(c3r, 1, name="3x3_reduce"), Conv(c3, 3, stride, "same", "3x3")))
     branches.append((Conv(d3r, 1, name="double_3x3_reduce"), Conv(d3, 3, name="double_3x3_1"),
-                     Conv(d3, 3, stride, pad, "double_3x3_2")))
+                     Conv(d3, 3, stride, "same", "double_3x3_2")))
     pool_branch = (Pool(pool, 3, stride, "same"),)
     branches.append(pool_branch + ((Conv(proj, 1, name="pool_proj"),) if proj else ()))
     return tuple(branches)
@@ -494,12 +493,12 @@ V4_INCEPTION_C = (
      Split((Conv(256, (1, 3), name="branch2_3a"), Conv(256, (3, 1), name="branch2_3b")), "branch2")),
     (Pool("avg", 3, 1, "same"), Conv(256, 1)),
 )
-V4_BODY = (
-    (("inception_a", V4_INCEPTION_A, 4),),
-    (("reduction_a", reduction_a(192, 224, 256, 384), 1),),
-    (("inception_b", V4_INCEPTION_B, 7),),
-    (("reduction_b", V4_REDUCTION_B, 1),),
-    (("inception_c", V4_INCEPTION_C, 3),),
+V4_BODY = (  # (block name, table, repeats)
+    ("inception_a", V4_INCEPTION_A, 4),
+    ("reduction_a", reduction_a(192, 224, 256, 384), 1),
+    ("inception_b", V4_INCEPTION_B, 7),
+    ("reduction_b", V4_REDUCTION_B, 1),
+    ("inception_c", V4_INCEPTION_C, 3),
 )
 
 
@@ -529,7 +528,7 @@ def build_inception_v4(include_top=True, weights=None, input_shape=None, input_t
     x = sequence(inputs, V4_STEM, style=style)
     for block, module in V4_STEM_MODULES:
         x = inception_module(x, module, style=style, name=block)
-    for ((block, module, repeats),) in V4_BODY:
+    for block, module, repeats in V4_BODY:
         for i in range(1, repeats + 1):
             x = inception_module(x, module, style=style, name=f"{block}{i}" if repeats > 1 else block)
     x = classifier_head(x, include_top=include_top, pooling=pooling, classes=classes,

@@ -16,7 +16,9 @@ from tests.conftest import randomize_bn_statistics
 
 def _predict(model, x):
     out = model(x, training=False)
-    return [keras.ops.convert_to_numpy(o) for o in out] if isinstance(out, (list, tuple)) else keras.ops.convert_to_numpy(out)
+    if isinstance(out, (list, tuple)):
+        return [keras.ops.convert_to_numpy(o) for o in out]
+    return keras.ops.convert_to_numpy(out)
 
 # The paper's Table 1, typed here independently of kerasnets.googlenet.MODULES.
 TABLE = [  # in, 1x1, 3x3red, 3x3, 5x5red, 5x5, pool_proj

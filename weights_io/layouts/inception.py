@@ -62,7 +62,8 @@ register_layout(
         "torchvision-inception-v3",
         [
             (r"conv(1a|2a|2b|3b|4a)_(conv|bn)", lambda m: f"{_V3_STEM[m.group(1)]}.{m.group(2)}"),
-            (r"mixed(\d+)_(branch\w+)_(conv|bn)", lambda m: f"Mixed_{_V3_BLOCKS[int(m.group(1))]}.{m.group(2)}.{m.group(3)}"),
+            (r"mixed(\d+)_(branch\w+)_(conv|bn)",
+             lambda m: f"Mixed_{_V3_BLOCKS[int(m.group(1))]}.{m.group(2)}.{m.group(3)}"),
             (r"aux_conv([01])_(conv|bn)", "AuxLogits.conv{0}.{1}"),
             (r"aux_predictions", "AuxLogits.fc"),
             (r"predictions", "fc"),
