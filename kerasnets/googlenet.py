@@ -204,7 +204,8 @@ def without_aux(model):
     """
     if len(model.outputs) < 2:
         raise ValueError(f"{model.name} has no auxiliary outputs to drop (outputs: {len(model.outputs)}).")
-    return keras.Model(model.inputs, model.outputs[0], name=f"{model.name}_inference")
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs  # a list would warn on plain arrays
+    return keras.Model(inputs, model.outputs[0], name=f"{model.name}_inference")
 
 
 def compile_with_aux(model, optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=None,
