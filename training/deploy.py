@@ -247,15 +247,20 @@ def export(model, path, fmt, *, check=True, rtol=1e-4, batch_size=2, seed=0, ove
         shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
+    # one call first: Keras' exporters refuse a model that was never called (e.g. after load_weights)
+    x = sample_batch(model, batch_size=batch_size, seed=seed)
+    expected = keras_outputs(model, x)
     if fmt in ("keras", "h5"):
         model.save(path)
     else:
         model.export(path, format=_KERAS_EXPORT_FORMAT[fmt], verbose=False)
     if not check:
         return ExportReport(path, fmt, None, None, rtol)
-    x = sample_batch(model, batch_size=batch_size, seed=seed)
-    expected = keras_outputs(model, x)
-    actual = load_runtime(path, fmt)(x)
+    try:
+        actual = load_runtime(path, fmt)(x)
+    except Exception as err:  # noqa: BLE001 - an artifact its runtime cannot run is a failed export
+        raise ExportParityError(f"{fmt} artifact {path} does not run in its runtime: "
+                                f"{type(err).__name__}: {err}") from err
     worst, scale = compare_outputs(actual, expected)
     report = ExportReport(path, fmt, worst, scale, rtol)
     if not worst <= rtol * max(scale, 1e-12):
@@ -391,7 +396,11 @@ def predictor(model, *, repeats=5, rtol=1e-4, candidates=None, seed=0):
             except Exception as err:  # noqa: BLE001 - any failure just removes the candidate
                 rejected[name] = f"{type(err).__name__}: {err}".splitlines()[0][:200]
                 continue
-            worst, scale = compare_outputs(got, reference)
+            try:
+                worst, scale = compare_outputs(got, reference)
+            except ExportParityError as err:
+                rejected[name] = str(err)
+                continue
             if not worst <= rtol * max(scale, 1e-12):
                 rejected[name] = f"max |diff| {worst:.3g} > {rtol:g} x max |ref| {scale:.3g}"
                 continue

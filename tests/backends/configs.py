@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import inspect
 
-CANDIDATE_SIZES = (32, 48, 64, 96, 128, 160)
+# Every 4 pixels: finds e.g. the unpadded U-Net's 188 (its maps must stay even);
+# a rejected size costs only the builder's up-front ValueError.
+CANDIDATE_SIZES = tuple(range(32, 257, 4))
 
 # name -> builder kwargs, for builders the derivation below cannot handle.
 OVERRIDES: dict[str, dict] = {}
@@ -31,7 +33,8 @@ def small_config(name):
     """(kwargs, model) of the smallest configuration `name` builds in.
 
     Tries, in order: the override; include_top=True with classes=10 at each
-    candidate size; include_top=False at each candidate size; the defaults.
+    candidate size below the registered one; include_top=False likewise;
+    the defaults.
     """
     from kerasnets import model_spec
 
@@ -49,8 +52,11 @@ def small_config(name):
         heads = [{}]
     if "input_shape" in params:
         channels = _channels(spec)
+        default = spec.input_shape[0] if len(spec.input_shape) == 3 and spec.input_shape[0] else None
+        # below the default size only: at it, flattening heads (VGG: 138M parameters) would pass
+        sizes = [s for s in CANDIDATE_SIZES if default is None or s < default]
         for head in heads:
-            for size in CANDIDATE_SIZES:
+            for size in sizes:
                 kwargs = dict(head, input_shape=(size, size, channels))
                 try:
                     return kwargs, spec.build(**kwargs)

@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -31,32 +32,7 @@ def _missing(backend):
     return importlib.util.find_spec(BACKENDS[backend]) is None
 
 
-@pytest.fixture(scope="module")
-def job(tmp_path_factory):
-    """TensorFlow references for every model, then both workers started together."""
-    import keras
-
-    if keras.backend.backend() != "tensorflow":
-        pytest.skip("the cross-backend parent runs under the TensorFlow backend")
-    jobdir = tmp_path_factory.mktemp("backends")
-    rng = np.random.default_rng(0)
-    manifest = []
-    for name in MODELS:
-        kwargs, model = small_config(name)
-        randomize_bn_statistics(model, seed=1)
-        xs = [rng.uniform(-1, 1, shape).astype("float32") for shape in input_shapes(model)]
-        outputs = model(xs[0] if len(xs) == 1 else xs, training=False)
-        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-        np.savez(jobdir / f"{name}.tensorflow.npz",
-                 **{f"y{i}": keras.ops.convert_to_numpy(o) for i, o in enumerate(outputs)})
-        np.savez(jobdir / f"{name}.inputs.npz", **{f"x{i}": x for i, x in enumerate(xs)})
-        model.save_weights(jobdir / f"{name}.weights.h5")
-        manifest.append({"name": name, "kwargs": kwargs, "weights": f"{name}.weights.h5",
-                         "inputs": f"{name}.inputs.npz"})
-        del model
-        keras.backend.clear_session()
-    (jobdir / "manifest.json").write_text(json.dumps(manifest))
-
+def _start_workers(jobdir):
     procs = {}
     for backend in BACKENDS:
         if _missing(backend):
@@ -64,17 +40,51 @@ def job(tmp_path_factory):
         env = dict(os.environ, KERAS_BACKEND=backend, JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="",
                    PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
         log = open(jobdir / f"worker.{backend}.log", "w")
-        procs[backend] = (subprocess.Popen([sys.executable, "-m", "tests.backends.worker", str(jobdir)],
-                                           cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT), log)
-    for backend, (proc, log) in procs.items():
-        try:
-            proc.wait(timeout=WORKER_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        proc = subprocess.Popen([sys.executable, "-m", "tests.backends.worker", str(jobdir)], cwd=ROOT, env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+        procs[backend] = (proc, log)
+    return procs
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory):
+    """TensorFlow references for every model, streamed to both workers as each model is saved."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the cross-backend parent runs under the TensorFlow backend")
+    jobdir = tmp_path_factory.mktemp("backends")
+    procs = _start_workers(jobdir)  # they follow manifest.jsonl while this process builds
+    rng = np.random.default_rng(0)
+    try:
+        with open(jobdir / "manifest.jsonl", "w") as manifest:
+            for name in MODELS:
+                kwargs, model = small_config(name)
+                randomize_bn_statistics(model, seed=1)
+                xs = [rng.uniform(-1, 1, shape).astype("float32") for shape in input_shapes(model)]
+                outputs = model(xs[0] if len(xs) == 1 else xs, training=False)
+                outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+                np.savez(jobdir / f"{name}.tensorflow.npz",
+                         **{f"y{i}": keras.ops.convert_to_numpy(o) for i, o in enumerate(outputs)})
+                np.savez(jobdir / f"{name}.inputs.npz", **{f"x{i}": x for i, x in enumerate(xs)})
+                model.save_weights(jobdir / f"{name}.weights.h5")
+                manifest.write(json.dumps({"name": name, "kwargs": kwargs, "weights": f"{name}.weights.h5",
+                                           "inputs": f"{name}.inputs.npz"}) + "\n")
+                manifest.flush()
+                del model
+                keras.backend.clear_session()
+            manifest.write("END\n")
+    finally:
+        deadline = time.monotonic() + WORKER_TIMEOUT
+        for backend, (proc, log) in procs.items():
+            try:
+                proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            log.close()
     yield jobdir
-    for name in MODELS:  # the weight files add up to ~2.5 GB
+    for name in MODELS:  # several GB of weight files
         (jobdir / f"{name}.weights.h5").unlink(missing_ok=True)
 
 
