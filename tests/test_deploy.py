@@ -154,3 +154,19 @@ def test_predictor_rejects_a_wrong_candidate(monkeypatch):
     fast = deploy.predictor(model, repeats=1, candidates=("eager", "tf.function"))
     assert fast.choice == "eager"
     assert "max |diff|" in fast.rejected["tf.function"]
+
+
+def test_predict_image_through_the_predictor_matches_model_predict(tmp_path):
+    from PIL import Image
+
+    from training.predict import predict_image
+
+    model = kerasnets.build_mobilenet_v3_small(classes=7, input_shape=(32, 32, 3))
+    randomize_bn_statistics(model)
+    image = tmp_path / "x.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(image)
+    fast = deploy.predictor(model, repeats=1, candidates=deploy.quick_candidates())
+    got = predict_image(model, image, top_k=7, runner=fast, preprocessing="tf")
+    want = predict_image(model, image, top_k=7, preprocessing="tf")
+    assert [n for n, _ in got] == [n for n, _ in want]
+    assert_close([p for _, p in got], [p for _, p in want], what="top-7 probabilities")

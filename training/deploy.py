@@ -353,6 +353,11 @@ def _candidates(model, workdir):
         yield "torch.inference_mode", lambda: _torch_no_grad_candidate(model)
 
 
+def quick_candidates():
+    """Candidate names that need no export (seconds to set up, not tens of seconds)."""
+    return ("eager", "tf.function", "tf.function(jit_compile=True)", "jax.jit", "torch.inference_mode")
+
+
 def _median_seconds(fn, x, repeats):
     times = []
     for _ in range(repeats):

@@ -40,7 +40,7 @@ def _class_names(class_indices, num_outputs):
 
 
 def predict_image(model, image_path, class_indices=None, top_k=5, preprocessing=None, resize_ratio=256 / 224,
-                  plot=None):
+                  plot=None, runner=None):
     """Top-k predictions for one image, best first.
 
     Args:
@@ -51,6 +51,8 @@ def predict_image(model, image_path, class_indices=None, top_k=5, preprocessing=
         preprocessing: None when the model includes it, else a `training.preprocessing.MODES` key.
         resize_ratio: shorter side -> input size x ratio before the centre crop (256/224 as the notes).
         plot: a path to save the image titled with the best class, or None.
+        runner: batch -> outputs callable to use instead of `model.predict`
+            (`kerasnets predict` passes `training.deploy.predictor(model)`).
 
     Returns:
         [(class name, probability), ...] of length min(top_k, classes).
@@ -67,7 +69,8 @@ def predict_image(model, image_path, class_indices=None, top_k=5, preprocessing=
     x = load_image(image_path, size, resize_ratio=resize_ratio)
     if preprocessing is not None:
         x = preprocess_input(x, preprocessing)
-    out = np.asarray(model.predict(x, verbose=0), dtype=np.float64)[0]
+    out = runner(x) if runner is not None else model.predict(x, verbose=0)
+    out = np.asarray(out, dtype=np.float64)[0]
     if out.min() < 0 or abs(out.sum() - 1) > 1e-3:  # logits: softmax them
         out = np.exp(out - out.max())
         out /= out.sum()
@@ -87,13 +90,17 @@ def predict_cli(args):
 
     model = keras.models.load_model(args.model, compile=False)
     images = args.image if isinstance(args.image, (list, tuple)) else [args.image]
+    from training.deploy import predictor, quick_candidates
+
+    # exporting to onnxruntime costs tens of seconds: worth trying only for many images
+    runner = predictor(model, candidates=None if len(images) >= 50 else quick_candidates())
     for n, image in enumerate(images):
         plot = getattr(args, "plot", None)
         if plot and len(images) > 1:
             stem, dot, ext = plot.rpartition(".")
             plot = f"{stem}_{n}.{ext}" if dot else f"{plot}_{n}"
         predictions = predict_image(model, image, args.classes, top_k=args.top_k,
-                                    preprocessing=getattr(args, "preprocessing", None), plot=plot)
+                                    preprocessing=getattr(args, "preprocessing", None), plot=plot, runner=runner)
         print(image)
         for name, prob in predictions:
             print(f"  class: {name:20s} prob: {prob:.3f}")
