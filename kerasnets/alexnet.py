@@ -134,7 +134,7 @@ def build_alexnet(include_top=True, weights=None, input_shape=None, input_tensor
                   classifier_activation, name, **options)
 
 
-@register_model("zfnet", family="alexnet", input_shape=VARIANTS["zfnet"].input_shape,
+@register_model("zfnet", family="zfnet", input_shape=VARIANTS["zfnet"].input_shape,
                 reference="Zeiler & Fergus 2013 (computed)")
 def build_zfnet(include_top=True, weights=None, input_shape=None, input_tensor=None, pooling=None,
                 classes=1000, classifier_activation="softmax", name=None, **options):

@@ -14,6 +14,13 @@ import argparse
 import re
 
 COVERAGE = 0.95  # a layout "imports" a model when it names this share of its weighted layers
+# ...and is named after the model or its family (see _meant_for).
+
+
+def _meant_for(layout_name, model_name, family):
+    """Layouts are named after what they serve ("torchvision-resnet"); coverage alone is not
+    enough, since DenseNet's keras-style names would also fit the ResNet rules."""
+    return any(key.replace("_", "-") in layout_name for key in (model_name, family))
 
 
 def model_rows():
@@ -33,13 +40,14 @@ def model_rows():
         sources = sorted(
             layout.name
             for layout in LAYOUTS.values()
-            if layout.name != "keras" and names and len(layout.map_names(names)) >= COVERAGE * len(names)
+            if layout.name != "keras" and _meant_for(layout.name, name, spec.family)
+            and names and len(layout.map_names(names)) >= COVERAGE * len(names)
         )
         rows.append({
             "name": name,
             "family": spec.family,
             "task": spec.task,
-            "input": "x".join(str(d) for d in spec.input_shape),
+            "input": "x".join(str(d) if d else "any" for d in spec.input_shape),
             "params": parameter_count(model),
             "reference": spec.reference,
             "imports": sources,
@@ -76,10 +84,10 @@ def formats_markdown():
 
 
 def replace_section(text, tag, body):
-    pattern = re.compile(rf"(<!-- {tag}:start -->\n).*?(\n<!-- {tag}:end -->)", re.S)
+    pattern = re.compile(rf"(<!-- {tag}:start -->\n)(?:.*?\n)?(<!-- {tag}:end -->)", re.S)
     if not pattern.search(text):
         return text
-    return pattern.sub(lambda m: m.group(1) + body + m.group(2), text)
+    return pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
 
 
 def main(argv=None):

@@ -163,4 +163,4 @@ def test_registry():
     with pytest.raises(ValueError, match="Unknown model"):
         kerasnets.build("vgg17")
     assert kerasnets.model_spec("vgg16").input_shape == (224, 224, 3)
-    assert kerasnets.available_models(family="alexnet") == ["alexnet", "zfnet"]
+    assert kerasnets.available_models(family="alexnet") == ["alexnet"]
