@@ -225,3 +225,14 @@ def test_malformed_files_raise_weight_file_error(tmp_path, blob):
     path.write_bytes(blob)
     with pytest.raises(WeightFileError):
         read_weights(path)
+
+
+def test_nan_and_inf_weights_load_with_a_warning(tmp_path):
+    params = tensorflow_vgg16_dict(np.random.default_rng(9), include_fc=False)
+    params["conv2_1"][0][0, 0, 0, 0] = np.nan
+    params["conv4_3"][1][3] = np.inf
+    save_npy_dict(tmp_path / "w.npy", params)
+    model = kerasnets.build_vgg16(include_top=False, input_shape=(32, 32, 3))
+    with pytest.warns(RuntimeWarning, match=r"2 source array\(s\) hold NaN or Inf.*conv2_1\.weights.*conv4_3\.biases"):
+        report = load_npy_weights(model, tmp_path / "w.npy")
+    assert report.applied and np.isnan(model.get_layer("block2_conv1").kernel.numpy()[0, 0, 0, 0])

@@ -12,6 +12,8 @@ The one assign step every loader goes through. It
 
 from __future__ import annotations
 
+import warnings
+
 import keras
 import numpy as np
 
@@ -232,6 +234,14 @@ def assign_weights(model, weight_file: WeightFile, layout, *, strict=True, flip_
     if strict and not report.ok:
         raise WeightMismatchError(report)
     staged = [(variable, np.asarray(array, dtype=variable.dtype), key, note) for variable, array, key, note in plan]
+    not_finite = [key for _, value, key, _ in staged if value.dtype.kind == "f" and not np.isfinite(value).all()]
+    if not_finite:
+        warnings.warn(
+            f"{len(not_finite)} source array(s) hold NaN or Inf and are loaded as they are: {not_finite[:10]}"
+            f" [file: {weight_file.path}]",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     del plan
     if release:
         flat.clear()
