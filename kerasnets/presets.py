@@ -268,8 +268,8 @@ def locate_source(preset, weights_file=None, download=True):
         return path
     if preset.manual_download or not preset.url:
         raise _unavailable(preset, "it has no direct download link and no local copy was found")
-    if not download:
-        raise _unavailable(preset, "it is not in the cache and downloading is off")
+    if not download or os.environ.get("KERASNETS_OFFLINE", "") not in ("", "0"):
+        raise _unavailable(preset, "it is not in the cache and downloading is off (download=False or KERASNETS_OFFLINE)")
     os.makedirs(os.path.dirname(cached), exist_ok=True)
     return _download(preset, cached)
 

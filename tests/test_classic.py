@@ -136,7 +136,7 @@ BAD_ARGUMENTS = [
     ("vgg16", {"include_top": False, "input_shape": (16, 16, 3)}, "at least 32"),
     ("vgg16", {"input_shape": (224, 224)}, "input_shape"),
     ("vgg16", {"classes": 0}, "classes"),
-    ("vgg16", {"weights": "imagenet"}, "presets"),
+    ("vgg16", {"weights": "imagenet", "classes": 10}, "classes"),
     ("vgg16", {"weights": "/nonexistent/vgg16.npy"}, "does not exist"),
     ("vgg16", {"fully_convolutional": True, "input_shape": (200, 200, 3)}, "at least 224"),
     ("vgg16", {"dropout": 1.5}, "dropout"),
