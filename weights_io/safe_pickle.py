@@ -1,6 +1,6 @@
 """A restricted unpickler: pickled weight files are data, never code.
 
-`pickle.load`, `np.load(allow_pickle=True)` and `torch.load` call whatever
+`pickle.load`, numpy's pickle-enabled loading and torch's loader call whatever
 global a file names. `RestrictedUnpickler` resolves only the globals in an
 allowlist (numpy array reconstruction, dtypes, OrderedDict, and whatever a
 format reader adds, such as torch's tensor rebuild functions mapped to numpy

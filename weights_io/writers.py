@@ -2,7 +2,7 @@
 
 * `save_torch_state_dict`: a zip-format `.pth` state dict (torch >= 1.6
   layout: ``archive/data.pkl``, ``archive/data/<i>``, ``archive/version``,
-  ``archive/byteorder``), loadable with ``torch.load(weights_only=True)`` and
+  ``archive/byteorder``), loadable by torch's weights-only loader and
   ``model.load_state_dict(strict=True)``. The pickle is emitted opcode by
   opcode (protocol 2) because the globals it names (``torch._utils.
   _rebuild_tensor_v2``, ``torch.FloatStorage``) must not be imported here.
@@ -169,6 +169,6 @@ def save_npy_weights(model, path, layout="tensorflow-vgg", style="tensorflow-vgg
                              "it; use style='caffe-tensorflow'.")
     holder = np.empty((), dtype=object)
     holder[()] = content
-    np.save(os.fspath(path), holder, allow_pickle=True)
+    np.save(os.fspath(path), holder)  # object array: pickled on write (np.save default)
     weight_file.path, weight_file.format = os.fspath(path), "npy"
     return weight_file

@@ -2,7 +2,7 @@
 
 A `.npy` that holds a dict is a pickle behind a numpy header; it is read with
 the restricted unpickler (Python-2 pickles decode as latin1), never with
-`np.load(allow_pickle=True)`.
+numpy's pickle-enabled np.load.
 
 Layer values are normalized to the `tf` convention's parameter names:
 tensorflow-vgg ``[W, b]`` and ``{0: W, 1: b}`` become ``{"weights", "biases"}``;
