@@ -127,8 +127,31 @@ def ssim(y_true, y_pred, max_val=1.0, sigma=SSIM_SIGMA, k1=SSIM_K1, k2=SSIM_K2):
     return ops.mean(s, axis=(1, 2, 3))
 
 
+class _ClippedImageMetric(keras.metrics.MeanMetricWrapper):
+    """Mean of a per-image score (`score_fn(y_true, y_pred, max_val)`), predictions clipped first."""
+
+    score_fn = None
+
+    def __init__(self, max_val=1.0, clip=True, name=None, dtype=None):
+        self.max_val = float(max_val)
+        self.clip = bool(clip)
+        super().__init__(fn=self._score, name=name, dtype=dtype)
+
+    def _score(self, y_true, y_pred):
+        if self.clip:
+            y_pred = ops.clip(ops.cast(y_pred, "float32"), 0.0, self.max_val)
+        return type(self).score_fn(y_true, y_pred, self.max_val)
+
+    def get_config(self):
+        return {"max_val": self.max_val, "clip": self.clip, "name": self.name, "dtype": self.dtype}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
 @keras.saving.register_keras_serializable(package="kerasnets")
-class PSNR(keras.metrics.MeanMetricWrapper):
+class PSNR(_ClippedImageMetric):
     """Mean per-image PSNR (dB) over everything seen; see `psnr`.
 
     Args:
@@ -138,26 +161,14 @@ class PSNR(keras.metrics.MeanMetricWrapper):
         name, dtype: as for any Keras metric.
     """
 
+    score_fn = staticmethod(psnr)
+
     def __init__(self, max_val=1.0, clip=True, name="psnr", dtype=None):
-        self.max_val = float(max_val)
-        self.clip = bool(clip)
-        super().__init__(fn=self._score, name=name, dtype=dtype)
-
-    def _score(self, y_true, y_pred):
-        if self.clip:
-            y_pred = ops.clip(ops.cast(y_pred, "float32"), 0.0, self.max_val)
-        return psnr(y_true, y_pred, self.max_val)
-
-    def get_config(self):
-        return {"max_val": self.max_val, "clip": self.clip, "name": self.name, "dtype": self.dtype}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+        super().__init__(max_val=max_val, clip=clip, name=name, dtype=dtype)
 
 
 @keras.saving.register_keras_serializable(package="kerasnets")
-class SSIM(keras.metrics.MeanMetricWrapper):
+class SSIM(_ClippedImageMetric):
     """Mean per-image SSIM over everything seen; see `ssim`.
 
     Args:
@@ -166,19 +177,7 @@ class SSIM(keras.metrics.MeanMetricWrapper):
         name, dtype: as for any Keras metric.
     """
 
+    score_fn = staticmethod(ssim)
+
     def __init__(self, max_val=1.0, clip=True, name="ssim", dtype=None):
-        self.max_val = float(max_val)
-        self.clip = bool(clip)
-        super().__init__(fn=self._score, name=name, dtype=dtype)
-
-    def _score(self, y_true, y_pred):
-        if self.clip:
-            y_pred = ops.clip(ops.cast(y_pred, "float32"), 0.0, self.max_val)
-        return ssim(y_true, y_pred, self.max_val)
-
-    def get_config(self):
-        return {"max_val": self.max_val, "clip": self.clip, "name": self.name, "dtype": self.dtype}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+        super().__init__(max_val=max_val, clip=clip, name=name, dtype=dtype)
