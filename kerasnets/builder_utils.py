@@ -178,3 +178,48 @@ def check_choice(value, choices, arg_name):
     if value not in choices:
         raise ValueError(f"`{arg_name}` must be one of {tuple(choices)}. Received: {arg_name}={value!r}")
     return value
+
+
+def check_features(features, include_top, pooling):
+    """`features=True` (the stage outputs C1..C5 for a decoder) excludes a head or pooling."""
+    if not isinstance(features, bool):
+        raise ValueError(f"`features` must be True or False. Received: features={features!r}")
+    if features and (include_top or pooling is not None):
+        raise ValueError(
+            "`features=True` returns the stage outputs [C1..C5] and needs include_top=False and pooling=None. "
+            f"Received: include_top={include_top}, pooling={pooling!r}"
+        )
+
+
+def features_or_head(x, taps, *, features, include_top, pooling, classes, classifier_activation):
+    """The stage outputs `taps` when `features`, else `pooled_head(x)`: the end of a backbone builder."""
+    if features:
+        return taps
+    return pooled_head(x, include_top=include_top, pooling=pooling, classes=classes,
+                       classifier_activation=classifier_activation)
+
+
+def register_variant(key, general, *, family, reference, allowed, summary, default_shape, **fixed):
+    """Registers and returns `build_<key>`: the keras.applications signature over `general(**fixed)`.
+
+    One table row of a family (`fixed`: depth, block counts, ...) becomes a
+    named builder; options the caller passes are checked against `allowed`
+    and override `fixed` where both name one (VGG's `batch_norm`).
+    """
+    from kerasnets.registry import register_model
+
+    @register_model(key, family=family, input_shape=default_shape, reference=reference)
+    def builder(include_top=True, weights=None, input_shape=None, input_tensor=None, pooling=None,
+                classes=1000, classifier_activation="softmax", name=None, **options):
+        check_options(options, allowed, key)
+        return general(include_top=include_top, weights=weights, input_shape=input_shape, input_tensor=input_tensor,
+                       pooling=pooling, classes=classes, classifier_activation=classifier_activation,
+                       name=name or key, **{**fixed, **options})
+
+    builder.__name__ = builder.__qualname__ = f"build_{key}"
+    builder.__doc__ = (
+        f"{summary}; reproduces {reference}.\n\n"
+        f"Takes the keras.applications arguments and the options of `{general.__name__}` "
+        f"({', '.join(allowed)}).\n\nReturns:\n    A `keras.Model`."
+    )
+    return builder

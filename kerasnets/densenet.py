@@ -36,13 +36,13 @@ import keras
 
 from kerasnets.builder_utils import (
     check_common_args,
-    check_options,
+    check_features,
+    features_or_head,
     finish_model,
     make_inputs,
-    pooled_head,
+    register_variant,
     resolve_input_shape,
 )
-from kerasnets.registry import register_model
 
 DEFAULT_SHAPE = (224, 224, 3)
 
@@ -105,13 +105,7 @@ def _check(blocks, growth_rate, init_filters, bn_size, compression, conv_bias, b
         raise ValueError(f"`conv_bias` must be True or False. Received: conv_bias={conv_bias!r}")
     if not isinstance(bn_epsilon, (int, float)) or bn_epsilon <= 0:
         raise ValueError(f"`bn_epsilon` must be a positive number. Received: bn_epsilon={bn_epsilon!r}")
-    if not isinstance(features, bool):
-        raise ValueError(f"`features` must be True or False. Received: features={features!r}")
-    if features and (include_top or pooling is not None):
-        raise ValueError(
-            "`features=True` returns the stage outputs [C1..C5] and needs include_top=False and pooling=None. "
-            f"Received: include_top={include_top}, pooling={pooling!r}"
-        )
+    check_features(features, include_top, pooling)
 
 
 def build_densenet(
@@ -182,34 +176,16 @@ def build_densenet(
     x = keras.layers.Activation("relu", name="relu")(x)
     taps.append(x)
 
-    if features:
-        outputs = taps
-    else:
-        outputs = pooled_head(
-            x, include_top=include_top, pooling=pooling, classes=classes, classifier_activation=classifier_activation
-        )
+    outputs = features_or_head(x, taps, features=features, include_top=include_top, pooling=pooling,
+                               classes=classes, classifier_activation=classifier_activation)
     return finish_model(inputs, outputs, input_tensor=input_tensor, name=model_name, weights=weights)
 
 
 def _register(key):
     row = DENSENET_VARIANTS[key]
-    reference = _REFERENCES[key]
-
-    @register_model(key, family="densenet", input_shape=DEFAULT_SHAPE, reference=reference)
-    def builder(include_top=True, weights=None, input_shape=None, input_tensor=None, pooling=None,
-                classes=1000, classifier_activation="softmax", name=None, **options):
-        check_options(options, DENSENET_OPTIONS, key)
-        return build_densenet(row["blocks"], row["growth_rate"], row["init_filters"], include_top, weights,
-                              input_shape, input_tensor, pooling, classes, classifier_activation, name or key,
-                              **options)
-
-    builder.__name__ = builder.__qualname__ = f"build_{key}"
-    builder.__doc__ = (
-        f"{key}: dense blocks {row['blocks']}, growth {row['growth_rate']}; reproduces {reference}.\n\n"
-        f"Takes the keras.applications arguments and the options of `build_densenet` ({', '.join(DENSENET_OPTIONS)}).\n\n"
-        "Returns:\n    A `keras.Model`."
-    )
-    return builder
+    return register_variant(key, build_densenet, family="densenet", reference=_REFERENCES[key],
+                            allowed=DENSENET_OPTIONS, default_shape=DEFAULT_SHAPE,
+                            summary=f"{key}: dense blocks {row['blocks']}, growth {row['growth_rate']}", **row)
 
 
 build_densenet121 = _register("densenet121")

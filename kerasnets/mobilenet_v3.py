@@ -54,13 +54,13 @@ import keras
 from kerasnets.builder_utils import (
     check_choice,
     check_common_args,
-    check_options,
+    check_features,
     finish_model,
     global_pool,
     make_inputs,
+    register_variant,
     resolve_input_shape,
 )
-from kerasnets.registry import register_model
 
 DEFAULT_SHAPE = (224, 224, 3)
 STEM_FILTERS = 16
@@ -172,15 +172,10 @@ def _check(size, alpha, minimalistic, dropout_rate, include_preprocessing, paddi
         raise ValueError(f"`alpha` must be a positive number (width multiplier). Received: alpha={alpha!r}")
     if not 0 <= dropout_rate < 1:
         raise ValueError(f"`dropout_rate` must be in [0, 1). Received: dropout_rate={dropout_rate!r}")
-    for arg, value in (("minimalistic", minimalistic), ("include_preprocessing", include_preprocessing),
-                       ("features", features)):
+    for arg, value in (("minimalistic", minimalistic), ("include_preprocessing", include_preprocessing)):
         if not isinstance(value, bool):
             raise ValueError(f"`{arg}` must be True or False. Received: {arg}={value!r}")
-    if features and (include_top or pooling is not None):
-        raise ValueError(
-            "`features=True` returns the stage outputs [C1..C5] and needs include_top=False and pooling=None. "
-            f"Received: include_top={include_top}, pooling={pooling!r}"
-        )
+    check_features(features, include_top, pooling)
 
 
 def build_mobilenet_v3(
@@ -279,21 +274,9 @@ def _register(size):
         f"keras.applications.MobileNetV3{size.title()} / "
         f"torchvision {key} (padding='torch', include_preprocessing=False)"
     )
-
-    @register_model(key, family="mobilenet_v3", input_shape=DEFAULT_SHAPE, reference=reference)
-    def builder(include_top=True, weights=None, input_shape=None, input_tensor=None, pooling=None,
-                classes=1000, classifier_activation="softmax", name=None, **options):
-        check_options(options, MOBILENET_V3_OPTIONS, key)
-        return build_mobilenet_v3(size, include_top, weights, input_shape, input_tensor, pooling, classes,
-                                  classifier_activation, name, **options)
-
-    builder.__name__ = builder.__qualname__ = f"build_{key}"
-    builder.__doc__ = (
-        f"MobileNetV3-{size.title()}; reproduces {reference}.\n\n"
-        f"Takes the keras.applications arguments and the options of `build_mobilenet_v3` "
-        f"({', '.join(MOBILENET_V3_OPTIONS)}).\n\nReturns:\n    A `keras.Model`."
-    )
-    return builder
+    return register_variant(key, build_mobilenet_v3, family="mobilenet_v3", reference=reference,
+                            allowed=MOBILENET_V3_OPTIONS, default_shape=DEFAULT_SHAPE,
+                            summary=f"MobileNetV3-{size.title()}", size=size)
 
 
 build_mobilenet_v3_large = _register("large")

@@ -44,14 +44,14 @@ import keras
 from kerasnets.builder_utils import (
     check_choice,
     check_common_args,
-    check_options,
+    check_features,
+    features_or_head,
     finish_model,
     make_inputs,
-    pooled_head,
+    register_variant,
     resolve_input_shape,
 )
 from kerasnets.layers import SqueezeExcitation
-from kerasnets.registry import register_model
 
 DEFAULT_SHAPE = (224, 224, 3)
 STAGE_FILTERS = (64, 128, 256, 512)
@@ -179,13 +179,7 @@ def _check_options(block, blocks, opts, features, include_top, pooling):
     if opts.se_ratio is not None and (not isinstance(opts.se_ratio, int) or isinstance(opts.se_ratio, bool)
                                       or opts.se_ratio < 1):
         raise ValueError(f"`se_ratio` must be None or a positive integer. Received: se_ratio={opts.se_ratio!r}")
-    if not isinstance(features, bool):
-        raise ValueError(f"`features` must be True or False. Received: features={features!r}")
-    if features and (include_top or pooling is not None):
-        raise ValueError(
-            "`features=True` returns the stage outputs [C1..C5] and needs include_top=False and pooling=None. "
-            f"Received: include_top={include_top}, pooling={pooling!r}"
-        )
+    check_features(features, include_top, pooling)
 
 
 def build_resnet(
@@ -257,36 +251,17 @@ def build_resnet(
             x = block_fn(x, filters, stride=stride if b == 1 else 1, name=f"conv{stage}_block{b}", opts=opts)
         taps.append(x)
 
-    if features:
-        outputs = taps
-    else:
-        outputs = pooled_head(
-            x, include_top=include_top, pooling=pooling, classes=classes, classifier_activation=classifier_activation
-        )
+    outputs = features_or_head(x, taps, features=features, include_top=include_top, pooling=pooling,
+                               classes=classes, classifier_activation=classifier_activation)
     return finish_model(inputs, outputs, input_tensor=input_tensor, name=model_name, weights=weights)
 
 
 def _register(key):
     row = RESNET_VARIANTS[key]
     reference = _REFERENCES.get(key, f"torchvision {key}")
-
-    @register_model(key, family="resnet", input_shape=DEFAULT_SHAPE, reference=reference)
-    def builder(include_top=True, weights=None, input_shape=None, input_tensor=None, pooling=None,
-                classes=1000, classifier_activation="softmax", name=None, **options):
-        check_options(options, RESNET_OPTIONS, key)
-        merged = {k: v for k, v in row.items() if k not in ("block", "blocks")}
-        merged.update(options)
-        return build_resnet(row["blocks"], row["block"], include_top, weights, input_shape, input_tensor, pooling,
-                            classes, classifier_activation, name or key, **merged)
-
-    builder.__name__ = builder.__qualname__ = f"build_{key}"
-    builder.__doc__ = (
-        f"{key}: {row['block']} blocks {row['blocks']}; reproduces {reference}.\n\n"
-        "Takes the keras.applications arguments and the options of `build_resnet` "
-        f"({', '.join(RESNET_OPTIONS)}); `**KERAS_APPLICATIONS` gives keras.applications' style.\n\n"
-        "Returns:\n    A `keras.Model`."
-    )
-    return builder
+    return register_variant(key, build_resnet, family="resnet", reference=reference, allowed=RESNET_OPTIONS,
+                            summary=f"{key}: {row['block']} blocks {row['blocks']}", default_shape=DEFAULT_SHAPE,
+                            **row)
 
 
 build_resnet18 = _register("resnet18")

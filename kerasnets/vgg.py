@@ -18,13 +18,12 @@ import keras
 
 from kerasnets.builder_utils import (
     check_common_args,
-    check_options,
     finish_model,
     global_pool,
     make_inputs,
+    register_variant,
     resolve_input_shape,
 )
-from kerasnets.registry import register_model
 
 # Convolutions per block; every block doubles the width up to 512.
 VGG_BLOCKS = {
@@ -132,23 +131,11 @@ def build_vgg(
 
 def _register(depth, batch_norm):
     key = f"vgg{depth}" + ("_bn" if batch_norm else "")
-    reference = f"torchvision {key}" if batch_norm else f"keras.applications.VGG{depth} / torchvision {key}" if depth in (16, 19) else f"torchvision {key}"
-
-    @register_model(key, family="vgg", input_shape=DEFAULT_SHAPE, reference=reference)
-    def builder(include_top=True, weights=None, input_shape=None, input_tensor=None, pooling=None,
-                classes=1000, classifier_activation="softmax", name=None, **options):
-        check_options(options, VGG_OPTIONS, key)
-        return build_vgg(depth, include_top, weights, input_shape, input_tensor, pooling, classes,
-                         classifier_activation, name, batch_norm=options.pop("batch_norm", batch_norm), **options)
-
-    builder.__name__ = builder.__qualname__ = f"build_{key}"
-    builder.__doc__ = (
-        f"VGG-{depth}{' with batch norm' if batch_norm else ''}; reproduces {reference}.\n\n"
-        "Takes the keras.applications arguments and the options of `build_vgg` "
-        "(`fully_convolutional`, `dropout`, `bn_epsilon`"
-        + ("" if batch_norm else ", `batch_norm`") + ")."
-    )
-    return builder
+    keras_twin = depth in (16, 19) and not batch_norm
+    reference = f"keras.applications.VGG{depth} / torchvision {key}" if keras_twin else f"torchvision {key}"
+    summary = f"VGG-{depth}" + (" with batch norm" if batch_norm else "")
+    return register_variant(key, build_vgg, family="vgg", reference=reference, allowed=VGG_OPTIONS,
+                            summary=summary, default_shape=DEFAULT_SHAPE, depth=depth, batch_norm=batch_norm)
 
 
 build_vgg11 = _register(11, False)
