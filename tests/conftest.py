@@ -87,3 +87,41 @@ def keras_to_numpy(variable):
     import keras
 
     return keras.ops.convert_to_numpy(variable)
+
+
+def randomize_biases(model, seed=0, stddev=0.1):
+    """Non-zero biases (Keras initialises them to 0), so parity tests cover them too."""
+    rng = np.random.default_rng(seed)
+    for v in model.weights:
+        if v.name == "bias":
+            v.assign(rng.normal(0, stddev, v.shape).astype("float32"))
+
+
+def copy_keras_weights(source, target, tmp_path=None):
+    """keras.applications weights -> ours by layer name through weights_io (all or nothing).
+
+    With `tmp_path`, through a Keras 3 `.weights.h5` file and the h5 reader;
+    without, from memory (for the big variants, whose files are 100-250 MB).
+    """
+    import weights_io
+
+    if tmp_path is not None:
+        path = tmp_path / "reference.weights.h5"
+        source.save_weights(path)
+        return weights_io.load_keras_h5_weights(target, path, source="keras")
+    return weights_io.assign_weights(target, keras_weight_file(source), weights_io.get_layout("keras"), strict=True)
+
+
+def check_save_load_and_fit(model, x, y, tmp_path):
+    """`model` (BN statistics randomised) reloads from .keras and .h5 with equal outputs, then trains a step."""
+    import keras
+
+    randomize_bn_statistics(model)
+    before = model.predict(x, verbose=0)
+    for fmt in ("keras", "h5"):
+        model.save(tmp_path / f"model.{fmt}")
+        restored = keras.models.load_model(tmp_path / f"model.{fmt}")
+        np.testing.assert_allclose(restored.predict(x, verbose=0), before, rtol=1e-5, atol=1e-6, err_msg=fmt)
+    restored.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    history = restored.fit(x, y, batch_size=len(x), epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])

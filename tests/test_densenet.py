@@ -7,8 +7,12 @@ import numpy as np
 import pytest
 
 import kerasnets
-import weights_io
-from tests.conftest import assert_close, randomize_bn_statistics
+from tests.conftest import (
+    assert_close,
+    check_save_load_and_fit,
+    copy_keras_weights,
+    randomize_bn_statistics,
+)
 
 # torchvision counts: trainable + BN affine.
 REFERENCE_PARAMS = {
@@ -20,24 +24,6 @@ REFERENCE_PARAMS = {
 
 NOTES_DENSENET = dict(blocks=(4, 4, 4, 4), growth_rate=32, init_filters=64, bn_size=None, conv_bias=True,
                       classes=10, input_shape=(96, 96, 1))
-
-
-def copy_keras_weights(source, target, tmp_path=None):
-    """keras.applications weights -> ours by layer name through weights_io (all or nothing).
-
-    With `tmp_path`, through a Keras 3 `.weights.h5` file and the h5 reader;
-    without, from memory (the big variants: their files are 100-250 MB).
-    """
-    if tmp_path is not None:
-        path = tmp_path / "reference.weights.h5"
-        source.save_weights(path)
-        return weights_io.load_keras_h5_weights(target, path, source="keras")
-    tensors = {
-        layer.name: {v.name: keras.ops.convert_to_numpy(v) for v in layer.weights}
-        for layer in weights_io.assign.weighted_layers(source)
-    }
-    wf = weights_io.WeightFile(tensors=tensors, convention="keras", format="keras-model")
-    return weights_io.assign_weights(target, wf, weights_io.get_layout("keras"), strict=True)
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCE_PARAMS))
@@ -102,15 +88,7 @@ SMALL_CONFIGS = {
 def test_save_load_and_fit(config, tmp_path):
     model = kerasnets.build_densenet(**SMALL_CONFIGS[config])
     x = np.random.default_rng(0).normal(size=(2, 32, 32, 1)).astype("float32")
-    randomize_bn_statistics(model)
-    before = model.predict(x, verbose=0)
-    for fmt in ("keras", "h5"):
-        model.save(tmp_path / f"model.{fmt}")
-        restored = keras.models.load_model(tmp_path / f"model.{fmt}")
-        np.testing.assert_allclose(restored.predict(x, verbose=0), before, rtol=1e-5, atol=1e-6, err_msg=fmt)
-    restored.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
-    history = restored.fit(x, np.array([0, 9]), batch_size=2, epochs=1, verbose=0)
-    assert np.isfinite(history.history["loss"][0])
+    check_save_load_and_fit(model, x, np.array([0, 9]), tmp_path)
 
 
 @pytest.mark.parametrize("kwargs, message", [

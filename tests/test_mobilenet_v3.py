@@ -9,25 +9,16 @@ import pytest
 import kerasnets
 import weights_io
 from kerasnets.mobilenet_v3 import make_divisible
-from tests.conftest import assert_close, randomize_bn_statistics
+from tests.conftest import (
+    assert_close,
+    check_save_load_and_fit,
+    copy_keras_weights,
+    randomize_biases,
+    randomize_bn_statistics,
+)
 
 # torchvision counts: trainable + BN affine.
 REFERENCE_PARAMS = {"mobilenet_v3_large": 5_483_032, "mobilenet_v3_small": 2_542_856}
-
-
-def copy_keras_weights(source, target, tmp_path):
-    """keras.applications weights -> ours by layer name: Keras 3 `.weights.h5` through weights_io (all or nothing)."""
-    path = tmp_path / "reference.weights.h5"
-    source.save_weights(path)
-    return weights_io.load_keras_h5_weights(target, path, source="keras")
-
-
-def randomize_biases(model, seed=0):
-    """Non-zero biases (keras initialises them to 0), so parity covers SE and head biases."""
-    rng = np.random.default_rng(seed)
-    for v in model.weights:
-        if v.name == "bias":
-            v.assign(rng.normal(0, 0.5, v.shape).astype("float32"))
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCE_PARAMS))
@@ -52,7 +43,7 @@ def test_keras_applications_parity(reference, size, options, tmp_path):
         weights=None, input_shape=shape, classifier_activation=None, **options
     )
     randomize_bn_statistics(theirs)
-    randomize_biases(theirs)
+    randomize_biases(theirs, stddev=0.5)
     ours = kerasnets.build_mobilenet_v3(size, input_shape=shape, classifier_activation=None, **options)
     assert kerasnets.parameter_count(ours, bn_moving_stats=True) == theirs.count_params()
     report = copy_keras_weights(theirs, ours, tmp_path)
@@ -89,15 +80,7 @@ SMALL_CONFIGS = {
 def test_save_load_and_fit(config, tmp_path):
     model = kerasnets.build_mobilenet_v3(input_shape=(32, 32, 3), classes=3, **SMALL_CONFIGS[config])
     x = np.random.default_rng(0).uniform(0, 255, size=(2, 32, 32, 3)).astype("float32")
-    randomize_bn_statistics(model)
-    before = model.predict(x, verbose=0)
-    for fmt in ("keras", "h5"):
-        model.save(tmp_path / f"model.{fmt}")
-        restored = keras.models.load_model(tmp_path / f"model.{fmt}")
-        np.testing.assert_allclose(restored.predict(x, verbose=0), before, rtol=1e-5, atol=1e-6, err_msg=fmt)
-    restored.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
-    history = restored.fit(x, np.array([0, 2]), batch_size=2, epochs=1, verbose=0)
-    assert np.isfinite(history.history["loss"][0])
+    check_save_load_and_fit(model, x, np.array([0, 2]), tmp_path)
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -7,9 +7,14 @@ import numpy as np
 import pytest
 
 import kerasnets
-import weights_io
 from kerasnets.resnet import KERAS_APPLICATIONS
-from tests.conftest import assert_close, randomize_bn_statistics
+from tests.conftest import (
+    assert_close,
+    check_save_load_and_fit,
+    copy_keras_weights,
+    randomize_biases,
+    randomize_bn_statistics,
+)
 
 # torchvision (resnet*, resnext*) and timm (se*) counts: trainable + BN affine.
 REFERENCE_PARAMS = {
@@ -23,32 +28,6 @@ REFERENCE_PARAMS = {
     "se_resnet50": 28_088_024,  # timm seresnet50
     "se_resnext50_32x4d": 27_559_896,  # timm seresnext50_32x4d
 }
-
-
-def randomize_biases(model, seed=0):
-    """Non-zero biases (keras initialises them to 0), so parity covers them too."""
-    rng = np.random.default_rng(seed)
-    for v in model.weights:
-        if v.name == "bias":
-            v.assign(rng.normal(0, 0.1, v.shape).astype("float32"))
-
-
-def copy_keras_weights(source, target, tmp_path=None):
-    """keras.applications weights -> ours by layer name through weights_io (all or nothing).
-
-    With `tmp_path`, through a Keras 3 `.weights.h5` file and the h5 reader;
-    without, from memory (the big variants: their files are 100-250 MB).
-    """
-    if tmp_path is not None:
-        path = tmp_path / "reference.weights.h5"
-        source.save_weights(path)
-        return weights_io.load_keras_h5_weights(target, path, source="keras")
-    tensors = {
-        layer.name: {v.name: keras.ops.convert_to_numpy(v) for v in layer.weights}
-        for layer in weights_io.assign.weighted_layers(source)
-    }
-    wf = weights_io.WeightFile(tensors=tensors, convention="keras", format="keras-model")
-    return weights_io.assign_weights(target, wf, weights_io.get_layout("keras"), strict=True)
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCE_PARAMS))
@@ -114,15 +93,7 @@ SMALL_CONFIGS = {
 def test_save_load_and_fit(config, tmp_path):
     model = SMALL_CONFIGS[config]()
     x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype("float32")
-    randomize_bn_statistics(model)
-    before = model.predict(x, verbose=0)
-    for fmt in ("keras", "h5"):
-        model.save(tmp_path / f"model.{fmt}")
-        restored = keras.models.load_model(tmp_path / f"model.{fmt}")
-        np.testing.assert_allclose(restored.predict(x, verbose=0), before, rtol=1e-5, atol=1e-6, err_msg=fmt)
-    restored.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
-    history = restored.fit(x, np.array([0, 2]), batch_size=2, epochs=1, verbose=0)
-    assert np.isfinite(history.history["loss"][0])
+    check_save_load_and_fit(model, x, np.array([0, 2]), tmp_path)
 
 
 def test_resnet50_features_round_trip(tmp_path):
