@@ -20,7 +20,11 @@ except ImportError:
     pass
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-FIXTURES = ROOT.parent / "shared" / "fixtures"
+# The real files from other tools: ../shared/fixtures where the checkout sits beside it,
+# else the copy vendored in tests/data/fixtures (same bytes; test_fixture_copies checks).
+SHARED_FIXTURES = ROOT.parent / "shared" / "fixtures"
+VENDORED_FIXTURES = ROOT / "tests" / "data" / "fixtures"
+FIXTURES = SHARED_FIXTURES if SHARED_FIXTURES.is_dir() else VENDORED_FIXTURES
 
 
 @pytest.fixture(scope="session")

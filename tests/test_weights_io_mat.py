@@ -157,10 +157,9 @@ def test_real_struct_array_file(fixtures_dir):
     np.testing.assert_array_equal(model.get_layer("weights_1").kernel.numpy(), first["weights"])
 
 
-def test_wrong_family_and_mismatch_errors(tmp_path):
+def test_wrong_family_and_mismatch_errors(tmp_path, fixtures_dir):
     with pytest.raises(WeightFileError, match="Expected a mat file"):
-        load_mat_weights(tiny_vgg(), pathlib.Path(__file__).parent.parent.parent / "shared" / "fixtures" / "pth"
-                         / "dncnn_25.pth")
+        load_mat_weights(tiny_vgg(), fixtures_dir / "pth" / "dncnn_25.pth")
     model = tiny_vgg()
     before = [w.numpy().copy() for w in model.weights]
     with pytest.raises(WeightMismatchError):
