@@ -25,6 +25,7 @@ import math
 import os
 import warnings
 
+import h5py
 import keras
 
 from kerasnets.saving import DirectoryLock, atomic_path, save_model_atomically, save_weights_atomically
@@ -116,11 +117,9 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         self.best_epoch = None
 
     def on_train_begin(self, logs=None):
-        if os.path.exists(self.best_json):
-            with open(self.best_json) as f:
-                saved = json.load(f)
-            if saved.get("monitor") == self.monitor:
-                self.best, self.best_epoch = saved["value"], saved["epoch"]
+        saved = read_best_record(self.best_path)
+        if saved is not None and saved.get("monitor") == self.monitor:
+            self.best, self.best_epoch = saved["value"], saved["epoch"]
 
     def _better(self, value):
         if self.best is None:
@@ -142,8 +141,42 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         value = float(value)
         if not math.isnan(value) and self._better(value):
             self.best, self.best_epoch = value, epoch + 1
-            save_weights_atomically(self.model, self.best_path)
-            _write_json_atomically({"monitor": self.monitor, "value": value, "epoch": epoch + 1}, self.best_json)
+            record = {"monitor": self.monitor, "value": value, "epoch": epoch + 1}
+            # The record travels inside the weights file (one atomic rename commits both);
+            # best.json is a copy for people and scripts.
+            with atomic_path(self.best_path) as tmp:
+                self.model.save_weights(tmp)
+                with h5py.File(tmp, "a") as f:
+                    f.attrs["kerasnets_best"] = json.dumps(record)
+            _write_json_atomically(record, self.best_json)
+
+
+def read_best_record(best_weights_path):
+    """{"monitor", "value", "epoch"} stored in a best.weights.h5 by `AtomicCheckpoint`, or None."""
+    if not os.path.exists(best_weights_path):
+        return None
+    with h5py.File(best_weights_path, "r") as f:
+        record = f.attrs.get("kerasnets_best")
+    return json.loads(record) if record is not None else None
+
+
+def truncate_log(log_path, epochs_done):
+    """Drops the CSV rows of epochs that a resumed run will train again.
+
+    A kill after an epoch's log line but before its resume state was committed
+    would otherwise leave that epoch twice in the log.
+    """
+    if not os.path.exists(log_path):
+        return
+    with open(log_path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) < epochs_done]
+    if len(kept) != len(rows):
+        with atomic_path(log_path) as tmp:
+            with open(tmp, "w", newline="") as f:
+                csv.writer(f).writerows(kept)
 
 
 def lr_schedule_callback(schedule, learning_rate, epochs, **options):
@@ -490,8 +523,11 @@ def fit(
         checkpoint = AtomicCheckpoint(run_dir, monitor=monitor, every_epoch=checkpoint_every_epoch)
         backup_dir = os.path.join(run_dir, "backup")
         resuming = resume and os.path.exists(os.path.join(backup_dir, "state.json"))
-        if not resuming:
-            for stale in (paths["log"], checkpoint.best_json):
+        if resuming:
+            with open(os.path.join(backup_dir, "state.json")) as f:
+                truncate_log(paths["log"], json.load(f)["epoch"])
+        else:
+            for stale in (paths["log"], checkpoint.best_json, checkpoint.best_path):
                 if os.path.exists(stale):
                     os.remove(stale)
         all_callbacks.append(checkpoint)
