@@ -82,7 +82,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="small inputs, few rounds (minutes on 2 cores)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.image_size, args.batch, args.steps, args.rounds = 128, 8, 2, 3
+        args.image_size, args.batch, args.steps, args.rounds = 96, 8, 2, 3
 
     import keras
     import numpy as np

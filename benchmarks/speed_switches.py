@@ -42,7 +42,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
     if args.quick:
-        args.image_size, args.batch, args.steps, args.rounds = 96, 8, 4, 3
+        args.image_size, args.batch, args.steps, args.rounds = 64, 8, 2, 2
 
     import numpy as np
 

@@ -73,7 +73,40 @@ def write_h5(path, model):
     model.save_weights(path)
 
 
-WRITERS = {"npy": (".npy", write_npy), "h5": (".weights.h5", write_h5)}
+def write_pth(path, model):
+    from weights_io import save_torch_state_dict
+
+    save_torch_state_dict(model, path, layout="torchvision-vgg")
+
+
+def write_mat(path, model):
+    """A MatConvNet SimpleNN file (MATLAB v5, what vl_simplenn models ship as): layers{i}.weights = {W, b}."""
+    import numpy as np
+    import scipy.io
+
+    layers = []
+    for b in range(1, 6):
+        for c in range(1, 5):
+            name = f"block{b}_conv{c}"
+            if any(layer.name == name for layer in model.layers):
+                layer = model.get_layer(name)
+                layers.append((f"conv{b}_{c}", layer.kernel.numpy(), layer.bias.numpy()))
+    fc6 = model.get_layer("fc1")
+    layers.append(("fc6", fc6.kernel.numpy().reshape(7, 7, 512, -1), fc6.bias.numpy()))
+    for ours, theirs in (("fc2", "fc7"), ("predictions", "fc8")):
+        layer = model.get_layer(ours)
+        layers.append((theirs, layer.kernel.numpy()[None, None], layer.bias.numpy()))
+    cells = np.empty((1, len(layers)), dtype=object)
+    for i, (name, kernel, bias) in enumerate(layers):
+        weights = np.empty((1, 2), dtype=object)
+        weights[0, 0], weights[0, 1] = kernel, bias[:, None]
+        cells[0, i] = {"type": "conv", "name": name, "weights": weights, "stride": np.array([[1, 1]]),
+                       "pad": np.array([[1, 1, 1, 1]]) if name.startswith("conv") else np.array([[0, 0, 0, 0]])}
+    scipy.io.savemat(path, {"layers": cells, "meta": {"normalization": {"averageImage": np.zeros((1, 1, 3))}}})
+
+
+WRITERS = {"npy": (".npy", write_npy), "pth": (".pth", write_pth), "mat": (".mat", write_mat),
+           "h5": (".weights.h5", write_h5)}
 
 
 def run_child(mode, path):
