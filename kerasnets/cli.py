@@ -16,19 +16,25 @@ Heavy imports (Keras, TensorFlow) happen inside each command, so `--help` is ins
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import sys
 
 
 def _parse_option(text):
-    """`key=value` -> (key, value) with value read as JSON when it parses (numbers, true, lists)."""
+    """`key=value` -> (key, value), the value read as JSON or a Python literal when it parses
+    (`true`/`True`, numbers, `[32,32,3]`/`(32,32,3)`), else kept as a string."""
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"options are key=value, got {text!r}")
     key, value = text.split("=", 1)
     try:
         return key, json.loads(value)
     except json.JSONDecodeError:
+        pass
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
         return key, value
 
 
@@ -149,6 +155,7 @@ def cmd_convert(args):
     if not args.src or not args.arch:
         raise ValueError("convert needs --arch and --from, or --weights <preset>. Received: neither")
     report = convert(args.arch, args.src, args.dst, source=args.source, strict=not args.no_strict,
+                     progress=False if args.quiet else ("auto" if not args.progress else True),
                      **_options(args.option))
     print(report)
     print(f"saved {args.dst}")
@@ -292,6 +299,9 @@ def build_parser():
     p.add_argument("--to", dest="dst", required=True, help="output .h5, .keras or .weights.h5")
     p.add_argument("--source", help="source layout (default: detected), e.g. torchvision-resnet")
     p.add_argument("--no-strict", action="store_true", help="load what fits, report the rest")
+    p.add_argument("--progress", action="store_true", help="always draw the loading progress line (default: on a "
+                   "terminal, for files over 50 MB)")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
     p.add_argument("--option", type=_parse_option, action="append", metavar="KEY=VALUE", help="builder option")
     p.set_defaults(func=cmd_convert)
 

@@ -7,6 +7,7 @@ kerasnets uses weights_io, never the reverse.
 from __future__ import annotations
 
 import os
+import sys
 
 import weights_io
 from kerasnets.registry import build
@@ -14,7 +15,21 @@ from kerasnets.registry import build
 _TORCH_SUFFIXES = (".pth", ".pt", ".th")
 
 
-def convert(arch, src, dst, source=None, strict=True, to_layout=None, **builder_options):
+def progress_line(stream=None, label="loading weights"):
+    """A `(done, total)` bytes callback drawing one self-overwriting progress line on `stream`."""
+    stream = stream or sys.stderr
+
+    def report(done, total):
+        percent = 100 * done / total if total else 100
+        stream.write(f"\r{label}: {done / 2**20:8.1f} / {total / 2**20:.1f} MB ({percent:3.0f}%)")
+        if done >= total:
+            stream.write("\n")
+        stream.flush()
+
+    return report
+
+
+def convert(arch, src, dst, source=None, strict=True, to_layout=None, progress="auto", **builder_options):
     """Converts weight file `src` for model `arch` into `dst`.
 
     Args:
@@ -27,6 +42,8 @@ def convert(arch, src, dst, source=None, strict=True, to_layout=None, **builder_
         strict: refuse (model untouched, nothing written) when `src` does not fit.
         to_layout: layout for `.pth` / `.npy` output (`"torchvision-resnet"`,
             `"tensorflow-vgg"`, ...).
+        progress: True draws a progress line on stderr while loading, False
+            none, "auto" when stderr is a terminal and `src` is over 50 MB.
         **builder_options: passed to the builder (`classes=10`,
             `include_top=False`, ...).
 
@@ -40,7 +57,9 @@ def convert(arch, src, dst, source=None, strict=True, to_layout=None, **builder_
     if dst.endswith((".npy",) + _TORCH_SUFFIXES) and to_layout is None:
         raise ValueError(f"Writing {dst!r} needs to_layout= (e.g. 'torchvision-resnet' or 'tensorflow-vgg').")
     model = build(arch, **builder_options)
-    report = weights_io.load_weights(model, src, source, strict=strict)
+    if progress == "auto":
+        progress = sys.stderr.isatty() and os.path.getsize(src) > 50 * 2**20
+    report = weights_io.load_weights(model, src, source, strict=strict, progress=progress_line() if progress else None)
     if dst.endswith(".weights.h5"):
         model.save_weights(dst)
     elif dst.endswith((".keras", ".h5")):

@@ -105,3 +105,22 @@ def test_convert_bad_destination(tmp_path):
         convert("vgg11", tmp_path / "x.npy", tmp_path / "y.txt")
     with pytest.raises(ValueError, match="to_layout"):
         convert("vgg11", tmp_path / "x.npy", tmp_path / "y.pth")
+
+
+def test_convert_cli_draws_progress_up_to_the_file_size(tmp_path, capsys):
+    from kerasnets import cli
+
+    source = build_vgg11(include_top=False, input_shape=(32, 32, 3))
+    src = tmp_path / "src.npy"
+    save_npy_weights(source, src)
+    weight_bytes = sum(np.asarray(w).nbytes for w in source.get_weights())
+    args = ["convert", "--arch", "vgg11", "--from", str(src), "--to", str(tmp_path / "out.weights.h5"),
+            "--option", "include_top=False", "--option", "input_shape=(32,32,3)"]
+    assert cli.main(args + ["--progress"]) == 0
+    frames = [line for line in capsys.readouterr().err.replace("\r", "\n").splitlines() if "loading weights" in line]
+    assert len(frames) == 16  # one per assigned array: 8 convolutions x (kernel, bias)
+    done = [float(f.split(":")[1].split("/")[0]) for f in frames]
+    assert done == sorted(done) and frames[-1].endswith("(100%)")
+    assert abs(done[-1] - weight_bytes / 2**20) < 0.1
+    assert cli.main(args + ["--quiet"]) == 0
+    assert "loading weights" not in capsys.readouterr().err

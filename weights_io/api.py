@@ -9,7 +9,8 @@ from weights_io.layouts import detect_layout, get_layout
 from weights_io.readers import read_weights
 
 
-def load_weights(model, path, source=None, *, strict=True, flip_first_conv_channels=False, format=None):
+def load_weights(model, path, source=None, *, strict=True, flip_first_conv_channels=False, format=None,
+                 progress=None):
     """Loads a weight file of any supported format into `model`.
 
     Args:
@@ -25,6 +26,8 @@ def load_weights(model, path, source=None, *, strict=True, flip_first_conv_chann
             BGR-trained weights (caffe, tensorflow-vgg) fed RGB images.
         format: force a reader (`"npy"`, `"torch-zip"`, ...) instead of
             detecting it from the file's first bytes.
+        progress: None, or a callable `(bytes_done, bytes_total)` called as
+            arrays are assigned (`kerasnets convert` draws a progress line with it).
 
     Returns:
         A `Report`; `print(report)` shows what went where.
@@ -35,7 +38,8 @@ def load_weights(model, path, source=None, *, strict=True, flip_first_conv_chann
     else:
         layout = get_layout(source)
     return assign_weights(
-        model, weight_file, layout, strict=strict, flip_first_conv_channels=flip_first_conv_channels, release=True
+        model, weight_file, layout, strict=strict, flip_first_conv_channels=flip_first_conv_channels, release=True,
+        progress=progress,
     )
 
 

@@ -181,7 +181,7 @@ def _first_conv_name(layers):
 
 
 def assign_weights(model, weight_file: WeightFile, layout, *, strict=True, flip_first_conv_channels=False,
-                   release=False):
+                   release=False, progress=None):
     """Loads `weight_file` into `model` through `layout`; returns a `Report`.
 
     Args:
@@ -196,6 +196,8 @@ def assign_weights(model, weight_file: WeightFile, layout, *, strict=True, flip_
         release: empty `weight_file` while assigning, so each source array is
             freed once copied (the loaders pass True: peak memory stays near
             the file size instead of twice it).
+        progress: None, or a callable `(bytes_done, bytes_total)` called after
+            each assigned array (for a progress line on large files).
     """
     layers = weighted_layers(model)
     names = [layer.name for layer in layers]
@@ -246,12 +248,16 @@ def assign_weights(model, weight_file: WeightFile, layout, *, strict=True, flip_
     if release:
         flat.clear()
         weight_file.tensors.clear()
+    total, done = sum(value.nbytes for _, value, _, _ in staged), 0
     while staged:
         variable, value, key, note = staged.pop(0)
         # One explicit conversion: handing numpy to assign() converts twice on some backends.
         variable.assign(keras.ops.convert_to_tensor(value, dtype=variable.dtype))
+        done += value.nbytes
         del value
         report.loaded.append((variable.path, key, note))
+        if progress is not None:
+            progress(done, total)
     report.applied = True
     return report
 
