@@ -31,6 +31,8 @@ def cells_from_source(text):
 def build(source):
     nb = nbformat.v4.new_notebook()
     nb.cells = cells_from_source(source.read_text())
+    for index, cell in enumerate(nb.cells):
+        cell.id = f"{source.stem[:2]}-{index:03d}"  # stable ids: rebuilding an unchanged source changes nothing
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     target = HERE.parent / (source.stem + ".ipynb")
     nbformat.write(nb, target)
