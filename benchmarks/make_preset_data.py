@@ -40,6 +40,9 @@ IMAGENET = {"name": "imagenet", "count": 1000, "file": "imagenet_classes.txt"}
 TORCHVISION_OPTIONS = {
     "densenet": {"bn_epsilon": 1e-5},
     "mobilenet_v3": {"padding": "torch", "include_preprocessing": False},
+    # torchvision sets transform_input=True whenever it loads these pretrained weights
+    "googlenet": {"variant": "torchvision", "transform_input": True},
+    "inception_v3": {"variant": "torchvision", "transform_input": True},
 }
 KERAS_RESNET = {"stride_placement": "v1", "conv_bias": True, "bn_epsilon": 1.001e-5, "padding": "keras"}
 
@@ -50,10 +53,16 @@ HEADS = {
     "resnet": ["predictions"],
     "densenet": ["predictions"],
     "mobilenet_v3": ["conv_2", "logits"],
+    # the published files also hold the auxiliary classifiers, which inference builds leave out
+    "googlenet": ["predictions"] + [f"aux{i}_{part}" for i in (1, 2)
+                                    for part in ("proj_conv", "proj_bn", "fc", "predictions")],
+    "inception_v3": ["predictions", "aux_conv0_conv", "aux_conv0_bn", "aux_conv1_conv", "aux_conv1_bn",
+                     "aux_predictions"],
 }
 TORCHVISION_LAYOUTS = {
     "vgg": "torchvision-vgg", "alexnet": "torchvision-alexnet", "resnet": "torchvision-resnet",
     "densenet": "torchvision-densenet", "mobilenet_v3": "torchvision-mobilenet-v3",
+    "googlenet": "torchvision-googlenet", "inception_v3": "torchvision-inception-v3",
 }
 # Pre-0.4 torchvision DenseNet checkpoints spell 'norm.1'; torchvision renames on load, so do we.
 DENSENET_RENAMES = [[r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$",
@@ -65,6 +74,7 @@ TORCHVISION_MODELS = {
     "resnet50": "resnet", "resnet101": "resnet", "resnet152": "resnet", "resnext50_32x4d": "resnet",
     "resnext101_32x8d": "resnet", "densenet121": "densenet", "densenet161": "densenet", "densenet169": "densenet",
     "densenet201": "densenet", "mobilenet_v3_large": "mobilenet_v3", "mobilenet_v3_small": "mobilenet_v3",
+    "googlenet": "googlenet", "inception_v3": "inception_v3",
 }
 
 
@@ -138,7 +148,8 @@ def keras_rows():
                   {"top1": 71.256, "top5": 89.988, "source": KERAS_SOURCE}),
         keras_row("resnet50.keras", "resnet50", "resnet",
                   KERAS_BASE + "resnet/resnet50_weights_tf_dim_ordering_tf_kernels.h5",
-                  "2cb95161c43110f7111970584f804107", KERAS_RESNET, CAFFE, None),
+                  "2cb95161c43110f7111970584f804107", KERAS_RESNET, CAFFE,
+                  {"top1": 74.704, "top5": 92.02, "source": "keras-applications README (100 - top-1/top-5 error)"}),
         keras_row("resnet101.keras", "resnet101", "resnet",
                   KERAS_BASE + "resnet/resnet101_weights_tf_dim_ordering_tf_kernels.h5",
                   "f1aeb4b969a6efcfb50fad2f0c20cfc5", KERAS_RESNET, CAFFE, None),
@@ -147,13 +158,16 @@ def keras_rows():
                   "100835be76be38e30d865e96f2aaae62", KERAS_RESNET, CAFFE, None),
         keras_row("densenet121.keras", "densenet121", "densenet",
                   KERAS_BASE + "densenet/densenet121_weights_tf_dim_ordering_tf_kernels.h5",
-                  "9d60b8095a5708f2dcce2bca79d332c7", {}, KERAS_TORCH, None),
+                  "9d60b8095a5708f2dcce2bca79d332c7", {}, KERAS_TORCH,
+                  {"top1": 74.52, "top5": 91.978, "source": "keras-applications README (100 - top-1/top-5 error)"}),
         keras_row("densenet169.keras", "densenet169", "densenet",
                   KERAS_BASE + "densenet/densenet169_weights_tf_dim_ordering_tf_kernels.h5",
-                  "d699b8f76981ab1b30698df4c175e90b", {}, KERAS_TORCH, None),
+                  "d699b8f76981ab1b30698df4c175e90b", {}, KERAS_TORCH,
+                  {"top1": 76.074, "top5": 93.108, "source": "keras-applications README (100 - top-1/top-5 error)"}),
         keras_row("densenet201.keras", "densenet201", "densenet",
                   KERAS_BASE + "densenet/densenet201_weights_tf_dim_ordering_tf_kernels.h5",
-                  "1ceb130c1ea1b78c3bf6114dbdfd8807", {}, KERAS_TORCH, None),
+                  "1ceb130c1ea1b78c3bf6114dbdfd8807", {}, KERAS_TORCH,
+                  {"top1": 77.064, "top5": 93.458, "source": "keras-applications README (100 - top-1/top-5 error)"}),
         keras_row("mobilenet_v3_large.keras", "mobilenet_v3_large", "mobilenet_v3",
                   KERAS_BASE + "mobilenet_v3/weights_mobilenet_v3_large_224_1.0_float.h5",
                   "59e551e166be033d707958cf9e29a6a7", {}, KERAS_RAW,
@@ -221,6 +235,10 @@ def main():
     defaults = {row["model"]: row["name"] for row in rows if row["default"] and row["task"] == "classification"}
     for model in ("densenet121", "densenet169", "densenet201", "mobilenet_v3_large", "mobilenet_v3_small"):
         defaults[model] = f"{model}.keras"
+    # torchvision's GoogLeNet/Inception v3 weights need transform_input=True (v3 also variant='torchvision'),
+    # which the builders do not default to: reachable by name or build_preset, not as "imagenet"
+    for model in ("googlenet", "inception_v3"):
+        defaults.pop(model, None)
     for row in rows:
         row["default"] = defaults.get(row["model"]) == row["name"]
         # what "imagenet" also answers to: the builder's model name when it differs from the registry's

@@ -27,11 +27,15 @@ def model_rows():
     """One row per registered model: name, family, task, input, params, reference, layouts."""
     import keras
 
+    from kerasnets.presets import list_presets
     from kerasnets.registry import available_models, model_spec
     from kerasnets.summary import parameter_count
     from weights_io import LAYOUTS
     from weights_io.assign import weighted_layers
 
+    presets_by_model = {}
+    for preset in list_presets():
+        presets_by_model.setdefault(preset.model, []).append(preset)
     rows = []
     for name in available_models():
         spec = model_spec(name)
@@ -51,6 +55,7 @@ def model_rows():
             "params": parameter_count(model),
             "reference": spec.reference,
             "imports": sources,
+            "presets": [(p.name, (p.accuracy or {}).get("top1")) for p in presets_by_model.get(name, [])],
         })
         del model
         keras.backend.clear_session()
@@ -59,13 +64,15 @@ def model_rows():
 
 def models_markdown(rows):
     lines = [
-        "| model | family | task | input | parameters | reproduces | imports from (besides Keras files) |",
-        "|---|---|---|---|---:|---|---|",
+        "| model | family | task | input | parameters | reproduces | imports from (besides Keras files) "
+        "| weight presets (publisher's top-1 %) |",
+        "|---|---|---|---|---:|---|---|---|",
     ]
     for r in rows:
+        presets = ", ".join(f"`{n}`" + (f" {top1:g}" if top1 is not None else "") for n, top1 in r["presets"])
         lines.append(
             f"| `{r['name']}` | {r['family']} | {r['task']} | {r['input']} | {r['params']:,} | "
-            f"{r['reference']} | {', '.join(f'`{s}`' for s in r['imports']) or '-'} |"
+            f"{r['reference']} | {', '.join(f'`{s}`' for s in r['imports']) or '-'} | {presets or '-'} |"
         )
     return "\n".join(lines)
 

@@ -32,7 +32,8 @@ def _state_dict_shapes(model_name):
 @pytest.mark.parametrize("name", TORCHVISION)
 def test_torchvision_preset_loads(name):
     preset = presets.get_preset(name)
-    ours = kerasnets.build(preset.model, include_top=False, input_shape=(64, 64, 3), **preset.options)
+    size = 75 if preset.model == "inception_v3" else 64  # Inception v3's smallest input
+    ours = kerasnets.build(preset.model, include_top=False, input_shape=(size, size, 3), **preset.options)
     presets.check_architecture(ours, preset)
     rng = np.random.default_rng(0)
     head_sources = set(get_layout(preset.layout).map_names(list(preset.head)).values())
@@ -55,3 +56,33 @@ def test_torchvision_preset_loads(name):
     assert report.ok and report.applied
     first_conv = next(l for l in ours.layers if l.weights and len(l.weights[0].shape) == 4)
     np.testing.assert_array_equal(first_conv.weights[0].numpy(), expected)
+
+
+@pytest.mark.parametrize("name, size", [("googlenet.torchvision_v1", 224), ("inception_v3.torchvision_v1", 299)])
+def test_inception_presets_give_torchvision_logits(name, size):
+    """The full published layout (aux heads included) into the inference build: torchvision's eval logits.
+
+    torchvision loads these files with aux_logits=True and transform_input=True and
+    then drops the aux heads; the preset's options and head list must do the same.
+    """
+    from tests.conftest import assert_close
+
+    preset = presets.get_preset(name)
+    torch.manual_seed(0)
+    net = torchvision.models.get_model(preset.model, weights=None, aux_logits=True, transform_input=True,
+                                       init_weights=True).eval()
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.1, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+    state = {k: v.numpy() for k, v in net.state_dict().items()}
+    assert any(k.startswith(("aux1.", "AuxLogits.")) for k in state)
+    ours = kerasnets.build(preset.model, input_shape=(size, size, 3), classifier_activation=None, **preset.options)
+    report = presets.convert_weight_file_into(ours, preset, WeightFile(tensors=group_flat(state), convention="torch",
+                                                                       format="torch-zip"))
+    assert report.ok and report.applied
+    x = np.random.default_rng(0).normal(size=(2, size, size, 3)).astype("float32")  # torch-normalised images
+    with torch.no_grad():
+        expected = net(torch.from_numpy(x).permute(0, 3, 1, 2)).numpy()
+    assert_close(ours.predict(x, verbose=0), expected, what=name)
