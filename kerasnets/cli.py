@@ -198,22 +198,13 @@ def _build_with_preset(name, options):
 
 def _predict_preset(args):
     """`predict --weights <preset>`: resize, centre-crop, the preset's preprocessing, its class names."""
-    import keras
-    import numpy as np
-
     from kerasnets import presets
-    from kerasnets.imagenet import decode_predictions
+    from kerasnets.imagenet import decode_predictions, load_image
 
     preset = presets.get_preset(args.weights)
-    size = preset.preprocessing["crop"] or 224
-    resize = preset.preprocessing["resize"] or size
     model = presets.build_preset(preset.name)
     for path in args.image:
-        image = keras.utils.load_img(path)
-        scale = resize / min(image.size)
-        image = image.resize((max(size, round(image.width * scale)), max(size, round(image.height * scale))))
-        left, top = (image.width - size) // 2, (image.height - size) // 2
-        x = np.asarray(image.crop((left, top, left + size, top + size)), "float32")[None]
+        x = load_image(path, preset.name)
         preds = model.predict(presets.preset_preprocessing(preset.name)(x), verbose=0)
         for index, name, score in decode_predictions(preds, top=args.top_k)[0]:
             print(f"{path}\t{index}\t{name}\t{score:.4f}")

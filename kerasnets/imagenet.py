@@ -63,6 +63,31 @@ def preprocess_input(x, preset=None, mode=None):
     return np.asarray(out, "float32") if is_numpy else out
 
 
+_RESAMPLING = {"nearest": 0, "bilinear": 2, "bicubic": 3}  # PIL's Image.NEAREST / BILINEAR / BICUBIC
+
+
+def load_image(path, preset):
+    """An image file as the preset's evaluation recipe prepares it: float32 (1, crop, crop, 3) RGB 0..255.
+
+    The shorter side goes to the preset's `resize` (default: `crop`) with its
+    `interpolation` (default bilinear, antialiased as PIL does), then the centre
+    `crop`; `preprocess_input(x, preset=...)` does the rest.
+    """
+    from PIL import Image  # Keras' own image loading needs it too
+
+    recipe = presets.get_preset(preset).preprocessing
+    size = recipe.get("crop") or 224
+    resize = recipe.get("resize") or size
+    resample = _RESAMPLING[recipe.get("interpolation") or "bilinear"]
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+        scale = resize / min(image.size)
+        image = image.resize((max(size, round(image.width * scale)), max(size, round(image.height * scale))),
+                             resample)
+        left, top = (image.width - size) // 2, (image.height - size) // 2
+        return np.asarray(image.crop((left, top, left + size, top + size)), "float32")[None]
+
+
 @functools.lru_cache(maxsize=None)
 def class_names(name="imagenet"):
     """The class names of a class list shipped in ``kerasnets/data`` (``<name>_classes.txt``)."""

@@ -334,3 +334,54 @@ def test_train_from_a_preset_gets_its_weights_options_and_preprocessing(tmp_path
     for layer_name in ("conv", "expanded_conv_project"):
         np.testing.assert_array_equal(net.get_layer(layer_name).get_weights()[0],
                                       source.get_layer(layer_name).get_weights()[0])
+
+
+def test_predict_with_a_preset_applies_its_preprocessing_and_class_names(tmp_path, monkeypatch, capsys):
+    """`kerasnets predict --weights <preset>`: the printed top-k equals a hand computation of the preset's recipe
+    (shorter side to `resize` with its interpolation, centre `crop`, torch mean/std) with ImageNet names."""
+    from PIL import Image
+    from skimage import data
+
+    from kerasnets import cli
+    from kerasnets.imagenet import class_names
+    from weights_io import save_torch_state_dict
+
+    source = _randomized(kerasnets.build_resnet18(), seed=5)
+    head = source.get_layer("predictions")
+    head.kernel.assign(head.kernel * 40.0)  # peaked probabilities: the comparison sees small input differences
+    written = tmp_path / "resnet18.pth"
+    save_torch_state_dict(source, written, layout="torchvision-resnet")
+    prefix = hashlib.sha256(written.read_bytes()).hexdigest()[:8]
+    written.rename(tmp_path / f"resnet18-{prefix}.pth")
+    preset = _fake_preset(monkeypatch, base="resnet18.torchvision_v1", name="t.predict",
+                          file_name=f"resnet18-{prefix}.pth", hash={"algorithm": "sha256-prefix", "value": prefix})
+    monkeypatch.setenv("KERASNETS_WEIGHTS_DIR", str(tmp_path))
+    monkeypatch.setenv("KERASNETS_OFFLINE", "1")
+    image_path = tmp_path / "coffee.jpg"
+    Image.fromarray(data.coffee()).save(image_path)
+
+    assert cli.main(["predict", "--weights", preset.name, "--image", str(image_path), "--top-k", "3"]) == 0
+    rows = [line.split("\t") for line in capsys.readouterr().out.splitlines() if line.startswith(str(image_path))]
+
+    recipe = preset.preprocessing
+    assert (recipe["resize"], recipe["crop"], recipe["interpolation"]) == (256, 224, "bilinear")
+
+    def by_hand(resample):
+        with Image.open(image_path) as img:
+            scale = 256 / min(img.size)
+            img = img.resize((round(img.width * scale), round(img.height * scale)), resample)
+            left, top = (img.width - 224) // 2, (img.height - 224) // 2
+            return np.asarray(img.crop((left, top, left + 224, top + 224)), np.float32)[None]
+
+    pixels = by_hand(Image.BILINEAR)
+    from kerasnets.imagenet import load_image
+
+    np.testing.assert_array_equal(load_image(image_path, preset.name), pixels)  # what predict feeds the model
+    assert not np.array_equal(by_hand(Image.BICUBIC), pixels)  # so the interpolation really is checked
+    x = (pixels / 255.0 - np.array(recipe["mean"], np.float32)) / np.array(recipe["std"], np.float32)
+    probabilities = source.predict(x, verbose=0)[0]
+    top = np.argsort(-probabilities)[:3]
+    names = class_names()
+    assert [int(r[1]) for r in rows] == top.tolist()
+    assert [r[2] for r in rows] == [names[i] for i in top]
+    np.testing.assert_allclose([float(r[3]) for r in rows], probabilities[top], atol=2e-4)
