@@ -23,8 +23,8 @@ stem ``conv1a``/``conv2a``/``conv2b``/``conv3b``/``conv4a``, aux head
 
 keras.applications names v3's conv units by a global counter
 (``conv2d_17``, ``batch_normalization_17``), which depends on what was built
-before in the session, so no name map can point at them; its weights are
-copied by build order, which ours follows (see the tests).
+before in the session, so no name map can point at them; its weight files
+load by order (weights_io layout ``keras-order``), which ours follows.
 """
 
 from __future__ import annotations

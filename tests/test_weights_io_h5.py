@@ -133,3 +133,42 @@ def test_keras2_layer_names_with_slashes(tmp_path):
     tensors = read_weights(path).tensors
     assert sorted(tensors) == names
     assert tensors["expanded_conv_1/depthwise"]["depthwise_kernel"][0, 0, 0, 0] == 1
+
+
+# keras.applications' InceptionV3 / InceptionResNetV2 downloads name layers by a session
+# counter (conv2d_17): they load by order. The structure and the logits come from tf_keras.
+KERAS2_BY_ORDER = [("inception_v3", "build_inception_v3"), ("inception_resnet_v2", "build_inception_resnet_v2")]
+
+
+@pytest.mark.parametrize("fixture, builder", KERAS2_BY_ORDER)
+def test_keras2_auto_named_file_loads_by_order_to_tf_keras_logits(tmp_path, fixture, builder):
+    import kerasnets
+    from tests.keras2_files import fill_weights, input_batch, read_structure, write_keras2_h5
+
+    structure = read_structure(fixture)
+    path = write_keras2_h5(tmp_path / "w.h5", structure, fill_weights(structure))
+    model = getattr(kerasnets, builder)(input_shape=structure["input_shape"], classifier_activation=None)
+    report = load_keras_h5_weights(model, path)
+    assert report.layout == "keras-order" and report.ok
+    assert_close(model(input_batch(structure)), np.array(structure["logits"])[None])
+
+    # the same file with two same-shaped conv layers swapped still loads, and gives other logits
+    convs = [name for name, w in structure["weights"].items() if w[0][0].endswith("kernel:0")]
+    a, b = next((x, y) for x in convs for y in convs
+                if x < y and structure["weights"][x][0][1] == structure["weights"][y][0][1])
+    swapped = dict(structure, layer_names=[{a: b, b: a}.get(n, n) for n in structure["layer_names"]])
+    load_keras_h5_weights(model, write_keras2_h5(tmp_path / "s.h5", swapped, fill_weights(structure)))
+    assert np.abs(keras.ops.convert_to_numpy(model(input_batch(structure))) - structure["logits"]).max() > 1e-3
+
+
+def test_by_order_needs_as_many_layers_and_leaves_the_model_untouched(tmp_path):
+    from kerasnets import build_inception_v3
+    from tests.keras2_files import fill_weights, read_structure, write_keras2_h5
+
+    structure = read_structure("inception_v3")
+    path = write_keras2_h5(tmp_path / "w.h5", structure, fill_weights(structure))
+    model = build_inception_v3(include_top=False, input_shape=structure["input_shape"])
+    before = [np.array(w) for w in model.get_weights()]
+    with pytest.raises(ValueError, match=r"the model has 188, the file 189.*include_top"):
+        load_keras_h5_weights(model, path)
+    assert all(np.array_equal(x, y) for x, y in zip(before, model.get_weights()))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from weights_io.assign import assign_weights, weighted_layers
-from weights_io.layouts import detect_layout, get_layout
+from weights_io.layouts import choose_layout, detect_layout, get_layout
 from weights_io.readers import read_weights
 
 
@@ -34,7 +34,7 @@ def load_weights(model, path, source=None, *, strict=True, flip_first_conv_chann
     """
     weight_file = read_weights(path, format=format)
     if source is None:
-        layout = detect_layout([layer.name for layer in weighted_layers(model)], weight_file)
+        layout = choose_layout([layer.name for layer in weighted_layers(model)], weight_file)
     else:
         layout = get_layout(source)
     return assign_weights(
@@ -129,7 +129,9 @@ def load_keras_h5_weights(model, path, source=None, *, strict=True, flip_first_c
     """Loads a Keras 1/2 `.h5`, full-model `.h5`, Keras 3 `.weights.h5` or `.keras` file.
 
     Layers are matched by name (keras.applications' files fit our models whose
-    names follow keras.applications). keras.applications' VGG/ResNet weights
+    names follow keras.applications); a Keras 1/2 file with auto-generated
+    names (keras.applications InceptionV3 / InceptionResNetV2) is matched by
+    order, as keras does (layout "keras-order"). keras.applications' VGG/ResNet weights
     expect "caffe" preprocessing (BGR minus the ImageNet mean); DenseNet
     "torch", MobileNetV3 its own rescaling inside the model.
 

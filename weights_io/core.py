@@ -76,12 +76,23 @@ class Layout:
         description: one line for the docs and error messages.
         first_conv: our name of the layer that sees the image, for the
             optional BGR <-> RGB flip.
+        pair_in_order: instead of `map_names`, a function `(our names, the
+            file's layer keys)` -> mapping, for files whose names carry no
+            meaning but whose order does (Keras 2 auto-named layers). Such a
+            layout is never auto-detected from names.
     """
 
     name: str
     map_names: Callable[[list[str]], dict[str, str]]
     description: str = ""
     first_conv: str | None = None
+    pair_in_order: Callable[[list[str], list[str]], dict[str, str]] | None = None
+
+    def mapping(self, names, weight_file):
+        """`{our_name: source_key}` for `names` (in model order) and this file."""
+        if self.pair_in_order is not None:
+            return self.pair_in_order(list(names), weight_file.layer_names())
+        return self.map_names(names)
 
 
 @dataclasses.dataclass

@@ -66,6 +66,60 @@ IDENTITY = register_layout(
 )
 
 
+def _pair_in_order(names, source_layers):
+    if len(names) != len(source_layers):
+        raise ValueError(
+            f"The 'keras-order' layout pairs weighted layers by position, as Keras does for a Keras 1/2 "
+            f"weight file, so both must have as many: the model has {len(names)}, the file {len(source_layers)} "
+            f"(with or without the classifier? include_top must match the file)."
+        )
+    return dict(zip(names, source_layers))
+
+
+BY_ORDER = register_layout(
+    Layout(
+        name="keras-order",
+        map_names=lambda names: {},
+        pair_in_order=_pair_in_order,
+        description="Keras 1/2 weight files whose layer names are session counters (conv2d_17, "
+        "keras.applications InceptionV3 / InceptionResNetV2): the n-th weighted layer of the file "
+        "goes to the n-th weighted layer of the model, as keras' own load_weights does.",
+    )
+)
+
+# Readers whose layer order is the saving model's layer order (Keras 1/2 `layer_names`).
+ORDERED_FORMATS = ("keras-h5", "keras-h5-model")
+
+
+def _name_hits(layout, names, weight_file):
+    return len(set(layout.mapping(names, weight_file).values()) & set(weight_file.tensors))
+
+
+def choose_layout(names, weight_file):
+    """`detect_layout`, falling back to pairing by order for a Keras 1/2 file that no name layout fits.
+
+    A Keras 1/2 file that no name layout fits completely is loaded by order
+    (layout "keras-order") when it has exactly as many weighted layers as the
+    model, or when names place fewer than half of its layers (auto-named
+    layers; the load then fails with the two counts). That is what
+    `keras.Model.load_weights` does with such a file. Shapes and parameter
+    names are still checked layer by layer, all or nothing.
+    """
+    try:
+        best = detect_layout(names, weight_file)
+    except ValueError:
+        best = None
+    if weight_file.format in ORDERED_FORMATS:
+        layers = len(weight_file.tensors)
+        hits = 0 if best is None else _name_hits(best, names, weight_file)
+        complete = hits == layers and len(best.mapping(names, weight_file)) == len(names)
+        if not complete and (layers == len(names) or hits < layers / 2):
+            return BY_ORDER
+    if best is None:
+        detect_layout(names, weight_file)  # raises its explanation
+    return best
+
+
 def detect_layout(names, weight_file):
     """The registered layout that places the most source layers on the model.
 
@@ -75,6 +129,8 @@ def detect_layout(names, weight_file):
     sources = set(weight_file.tensors)
     best, best_score = None, (0, 0)
     for layout in LAYOUTS.values():
+        if layout.pair_in_order is not None:
+            continue
         mapped = layout.map_names(names)
         hits = len(sources & set(mapped.values()))
         score = (hits, -(len(names) - len(mapped)))

@@ -16,7 +16,7 @@ torchvision inception_v3: ``Conv2d_1a_3x3`` .. ``Conv2d_4a_3x3``,
 
 keras.applications InceptionV3 / InceptionResNetV2 name their conv units by
 a session-global counter (``conv2d_17``), so no name layout can address
-them; their weights are copied by build order (tests/test_inception.py).
+them; their files load by order (layout ``keras-order`` in __init__.py).
 """
 
 from __future__ import annotations
