@@ -118,13 +118,13 @@ def torchvision_rows():
     return rows
 
 
-def keras_row(name, model, family, url, md5, options, preprocessing, accuracy):
+def keras_row(name, model, family, url, md5, options, preprocessing, accuracy, layout="keras"):
     return {
         "name": name, "model": model, "options": options, "task": "classification",
         "publisher": "keras.applications", "url": url, "manual_download": False,
         "file_name": url.rsplit("/", 1)[1], "file_size_mb": None,
-        "hash": {"algorithm": "md5", "value": md5}, "format": "keras-h5", "layout": "keras", "key_renames": [],
-        "head": HEADS[family], "preprocessing": preprocessing, "classes": IMAGENET, "accuracy": accuracy,
+        "hash": {"algorithm": "md5", "value": md5}, "format": "keras-h5", "layout": layout, "key_renames": [],
+        "head": ["predictions"] if layout == "keras-order" else HEADS[family], "preprocessing": preprocessing, "classes": IMAGENET, "accuracy": accuracy,
         "default": False,
     }
 
@@ -136,6 +136,10 @@ KERAS_TORCH = {"mode": "torch", "color": "RGB", "scale": 1 / 255, "mean": TORCH_
 KERAS_RAW = {"mode": "raw", "color": "RGB", "scale": 1.0, "mean": None, "std": None,
              "input_size": [224, 224], "resize": None, "crop": 224, "interpolation": None}
 KERAS_SOURCE = "keras-applications README / keras source docstring"
+KERAS_IO = "keras.io/api/applications table"
+# Inception v3 / Inception-ResNet v2 from keras: [-1, 1] RGB at 299 (keras' inception preprocess_input).
+KERAS_TF_299 = {"mode": "tf", "color": "RGB", "scale": 1 / 255, "mean": [0.5] * 3, "std": [0.5] * 3,
+                "input_size": [299, 299], "resize": None, "crop": 299, "interpolation": None}
 
 
 def keras_rows():
@@ -152,10 +156,12 @@ def keras_rows():
                   {"top1": 74.704, "top5": 92.02, "source": "keras-applications README (100 - top-1/top-5 error)"}),
         keras_row("resnet101.keras", "resnet101", "resnet",
                   KERAS_BASE + "resnet/resnet101_weights_tf_dim_ordering_tf_kernels.h5",
-                  "f1aeb4b969a6efcfb50fad2f0c20cfc5", KERAS_RESNET, CAFFE, None),
+                  "f1aeb4b969a6efcfb50fad2f0c20cfc5", KERAS_RESNET, CAFFE,
+                  {"top1": 76.4, "top5": 92.8, "source": KERAS_IO}),
         keras_row("resnet152.keras", "resnet152", "resnet",
                   KERAS_BASE + "resnet/resnet152_weights_tf_dim_ordering_tf_kernels.h5",
-                  "100835be76be38e30d865e96f2aaae62", KERAS_RESNET, CAFFE, None),
+                  "100835be76be38e30d865e96f2aaae62", KERAS_RESNET, CAFFE,
+                  {"top1": 76.6, "top5": 93.1, "source": KERAS_IO}),
         keras_row("densenet121.keras", "densenet121", "densenet",
                   KERAS_BASE + "densenet/densenet121_weights_tf_dim_ordering_tf_kernels.h5",
                   "9d60b8095a5708f2dcce2bca79d332c7", {}, KERAS_TORCH,
@@ -176,6 +182,15 @@ def keras_rows():
                   KERAS_BASE + "mobilenet_v3/weights_mobilenet_v3_small_224_1.0_float.h5",
                   "8768d4c2e7dee89b9d02b2d03d65d862", {}, KERAS_RAW,
                   {"top1": 68.1, "top5": None, "source": "keras mobilenet_v3.py docstring"}),
+        # Keras 2 files whose conv/BN layers are named by a session counter: loaded by order.
+        keras_row("inception_v3.keras", "inception_v3", "inception_v3",
+                  KERAS_BASE + "inception_v3/inception_v3_weights_tf_dim_ordering_tf_kernels.h5",
+                  "9a0d58056eeedaa3f26cb7ebd46da564", {}, KERAS_TF_299,
+                  {"top1": 77.9, "top5": 93.7, "source": KERAS_IO}, layout="keras-order"),
+        keras_row("inception_resnet_v2.keras", "inception_resnet_v2", "inception_resnet_v2",
+                  KERAS_BASE + "inception_resnet_v2/inception_resnet_v2_weights_tf_dim_ordering_tf_kernels.h5",
+                  "e693bd0210a403b3192acc6073ad2e96", {}, KERAS_TF_299,
+                  {"top1": 80.3, "top5": 95.3, "source": KERAS_IO}, layout="keras-order"),
     ]
 
 
