@@ -78,3 +78,50 @@ def test_train_on_folder_then_predict(photo_folder, tmp_path, capsys):
     for name, prob in zip((n for n, _ in printed), probs):
         assert abs(prob - expected[CLASSES.index(name)]) < 0.02, (name, prob, expected)
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_killed_folder_run_resumes_to_the_uninterrupted_losses(photo_folder, tmp_path):
+    """`kerasnets train --data` killed after its first epoch, run again: the same log as a run never killed.
+
+    Order, random crops (seeded per epoch and image), the model's augmentation
+    and Dropout RNG state, weights and optimizer all come back, so every epoch's
+    loss equals the uninterrupted run's.
+    """
+    import csv
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+    def train(run):
+        args = ["train", "--model", "mobilenet_v3_small", "--data", str(photo_folder), "--epochs", "5",
+                "--batch-size", "8", "--image-size", "64", "--output-dir", str(run)]
+        return subprocess.Popen([sys.executable, "-m", "kerasnets.cli", *args], cwd=root, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    proc = train(killed)
+    state = killed / "backup" / "state.json"
+    deadline = time.time() + 300
+    while not state.exists():
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.time() < deadline, "no resume state within 300 s"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    for p in (train(clean), train(killed)):
+        out, _ = p.communicate(timeout=600)
+        assert p.returncode == 0, out
+    assert "Resuming from" in out
+
+    def losses(run):
+        with open(run / "log.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert [int(r["epoch"]) for r in rows] == list(range(5))
+        return np.array([float(r["loss"]) for r in rows])
+
+    np.testing.assert_allclose(losses(killed), losses(clean), rtol=1e-5)

@@ -41,18 +41,27 @@ def random_resized_crop_flip(image_size=224, scale=(0.08, 1.0), ratio=(3 / 4, 4 
     Follows torchvision's RandomResizedCrop: up to `attempts` boxes with area
     uniform in `scale` x image area and log-uniform aspect ratio in `ratio`;
     the first that fits is cropped; if none fits, a centre crop clamped to `ratio`.
+    `transform(image, seed)` draws from a stateless seed (shape (2,) int64)
+    instead of TensorFlow's global random state: `make_dataset` passes one per
+    (epoch, image), so a resumed run crops exactly as an uninterrupted one.
     """
     import tensorflow as tf
 
     out_h, out_w = _size(image_size)
     log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
 
-    def transform(image):
+    def transform(image, seed=None):
+        if seed is None:
+            uniform = tf.random.uniform
+        else:
+            seeds = iter(tf.unstack(tf.random.experimental.stateless_split(seed, 5)))
+            uniform = lambda shape, lo, hi, dtype=tf.float32: tf.random.stateless_uniform(  # noqa: E731
+                shape, next(seeds), lo, hi, dtype)
         shape = tf.shape(image)
         height, width = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
         area = height * width
-        target = area * tf.random.uniform([attempts], scale[0], scale[1])
-        aspect = tf.exp(tf.random.uniform([attempts], log_ratio[0], log_ratio[1]))
+        target = area * uniform([attempts], scale[0], scale[1])
+        aspect = tf.exp(uniform([attempts], log_ratio[0], log_ratio[1]))
         w = tf.round(tf.sqrt(target * aspect))
         h = tf.round(tf.sqrt(target / aspect))
         fits = (w > 0) & (h > 0) & (w <= width) & (h <= height)
@@ -64,14 +73,15 @@ def random_resized_crop_flip(image_size=224, scale=(0.08, 1.0), ratio=(3 / 4, 4 
         crop_h = tf.cast(tf.where(any_fit, h[first], fallback_h), tf.int32)
         crop_w = tf.cast(tf.where(any_fit, w[first], fallback_w), tf.int32)
         top_max, left_max = shape[0] - crop_h, shape[1] - crop_w
-        top = tf.where(any_fit, tf.random.uniform([], 0, top_max + 1, tf.int32), top_max // 2)
-        left = tf.where(any_fit, tf.random.uniform([], 0, left_max + 1, tf.int32), left_max // 2)
+        top = tf.where(any_fit, uniform([], 0, top_max + 1, tf.int32), top_max // 2)
+        left = tf.where(any_fit, uniform([], 0, left_max + 1, tf.int32), left_max // 2)
         crop = tf.image.crop_to_bounding_box(image, top, left, crop_h, crop_w)
         crop = tf.image.resize(tf.cast(crop, tf.float32), (out_h, out_w), method="bilinear", antialias=True)
         if flip:
-            crop = tf.image.random_flip_left_right(crop)
+            crop = tf.where(uniform([], 0.0, 1.0) < 0.5, tf.reverse(crop, [1]), crop)
         return tf.clip_by_value(crop, 0.0, 255.0)
 
+    transform.takes_seed = True
     return transform
 
 

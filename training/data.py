@@ -18,6 +18,7 @@ import json
 import os
 import warnings
 
+import keras
 import numpy as np
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -195,13 +196,42 @@ def read_class_indices(path):
         return {int(k): v for k, v in json.load(f).items()}
 
 
-def make_dataset(files, *, batch_size, transform, shuffle, seed=0, cache=False, drop_remainder=False):
+class EpochSeed:
+    """The epoch number a pipeline reads when an epoch starts, so its randomness is a function of it.
+
+    `make_dataset` orders epoch `e` and seeds its random crops from (seed, e)
+    only; `fit` (or the callback of `epoch_callback`) sets `e` before each
+    epoch. A run resumed at epoch 5 then draws what an uninterrupted run draws
+    at epoch 5, instead of restarting TensorFlow's random state from scratch.
+    """
+
+    def __init__(self):
+        import tensorflow as tf
+
+        self.variable = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
+
+    def set_epoch(self, epoch):
+        self.variable.assign(int(epoch))
+
+    def epoch_callback(self):
+        return keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs=None: self.set_epoch(epoch))
+
+
+def make_dataset(files, *, batch_size, transform, shuffle, seed=0, cache=False, drop_remainder=False,
+                 epoch_seed=None):
     """(path, label, decoder) list -> batched tf.data.Dataset of (transform(image), label).
 
     Args:
-        transform: tf function uint8 (H, W, 3) -> float32 (h, w, 3) of a fixed size.
+        transform: tf function uint8 (H, W, 3) -> float32 (h, w, 3) of a fixed size;
+            one with `takes_seed` is called as `transform(image, seed)` with a stateless
+            seed per (epoch, image).
+        shuffle: a new order every epoch.
+        seed: seeds the order and the transform's randomness.
         cache: False, True (in memory) or a file path prefix; caches decoded images
-            before the (random) transform.
+            before the (random) transform. Cached pipelines shuffle with TensorFlow's
+            own random state (not reproducible on resume).
+        epoch_seed: an `EpochSeed` whose epoch decides order and crops (shuffle
+            without cache); None makes one, reachable as `dataset.epoch_seed`.
     """
     import tensorflow as tf
 
@@ -209,9 +239,27 @@ def make_dataset(files, *, batch_size, transform, shuffle, seed=0, cache=False, 
     paths = tf.constant([f[0] for f in files])
     labels = tf.constant([f[1] for f in files], tf.int32)
     decoders = tf.constant([f[2] for f in files])
+    takes_seed = getattr(transform, "takes_seed", False)
+    if shuffle and not cache:
+        # epoch e: file order and per-image seeds from (seed, e) alone; only cheap file names move
+        epoch_seed = epoch_seed or EpochSeed()
+        count, base = len(files), tf.constant(int(seed), tf.int64)
+
+        def epoch_order(_):
+            key = tf.stack([base, epoch_seed.variable.read_value()])
+            order = tf.random.experimental.stateless_shuffle(tf.range(count, dtype=tf.int64), seed=key)
+            image_seeds = tf.stack([tf.fill([count], base * 1_000_003 + key[1]), order], axis=1)
+            return tf.data.Dataset.from_tensor_slices((order, image_seeds))
+
+        ds = tf.data.Dataset.range(1).flat_map(epoch_order).apply(tf.data.experimental.assert_cardinality(count))
+        ds = ds.map(lambda i, s: (decode_image(paths[i], decoders[i]), labels[i], s),
+                    num_parallel_calls=autotune)
+        apply = (lambda x, y, s: (transform(x, s), y)) if takes_seed else (lambda x, y, s: (transform(x), y))
+        ds = ds.map(apply, num_parallel_calls=autotune)
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(autotune)
+        ds.epoch_seed = epoch_seed
+        return ds
     ds = tf.data.Dataset.from_tensor_slices((paths, labels, decoders))
-    if shuffle and not cache:  # shuffle cheap file names, not decoded pixels
-        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     ds = ds.map(lambda p, y, d: (decode_image(p, d), y), num_parallel_calls=autotune, deterministic=not shuffle)
     if cache:
         ds = ds.cache("" if cache is True else os.fspath(cache))

@@ -27,8 +27,10 @@ import warnings
 
 import h5py
 import keras
+import numpy as np
 
 from kerasnets.saving import DirectoryLock, atomic_path, save_model_atomically, save_weights_atomically
+from training.arrays import EpochShuffledArrays
 
 TRANSFER_MODES = ("all", "last", "head")
 SCHEDULES = (None, "step", "cosine", "plateau")
@@ -44,8 +46,16 @@ def _write_json_atomically(data, path):
 # --------------------------------------------------------------------------- callbacks
 
 
+def _seed_states(model):
+    """The model's random-number state variables (Dropout, augmentation layers), in model order.
+
+    Weight files leave them out; their paths need not be unique, so they are kept by position.
+    """
+    return [v for v in model.variables if v.path.endswith("seed_generator_state")]
+
+
 class ResumableBackup(keras.callbacks.Callback):
-    """Resume an interrupted `fit` where it stopped: weights, optimizer state and epoch.
+    """Resume an interrupted `fit` where it stopped: weights, optimizer state, epoch and RNG state.
 
     Unlike `keras.callbacks.BackupAndRestore` (which writes the weights and then the
     epoch number in place, so a kill between the two resumes with mismatched
@@ -55,13 +65,16 @@ class ResumableBackup(keras.callbacks.Callback):
     Args:
         backup_dir: where the state lives.
         delete_on_success: remove the state when training finishes normally.
+        extra_state: JSON-able values the resumed run needs as they were (e.g. the
+            data-order seed), stored with every epoch's state; see `read_resume_state`.
     """
 
-    def __init__(self, backup_dir, delete_on_success=True):
+    def __init__(self, backup_dir, delete_on_success=True, extra_state=None):
         super().__init__()
         self.backup_dir = os.fspath(backup_dir)
         self.state_path = os.path.join(self.backup_dir, "state.json")
         self.delete_on_success = delete_on_success
+        self.extra_state = dict(extra_state or {})
 
     def on_train_begin(self, logs=None):
         if not os.path.exists(self.state_path):
@@ -71,13 +84,19 @@ class ResumableBackup(keras.callbacks.Callback):
         if self.model.optimizer is not None and not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)  # its variables are in the file
         self.model.load_weights(os.path.join(self.backup_dir, state["weights"]))
+        variables, saved = _seed_states(self.model), state.get("seed_states", [])
+        if len(saved) == len(variables):
+            for variable, value in zip(variables, saved):
+                variable.assign(np.asarray(value, dtype=variable.dtype))
         self.model._initial_epoch = state["epoch"]
         print(f"Resuming from {self.backup_dir}: {state['epoch']} epoch(s) already done.")
 
     def on_epoch_end(self, epoch, logs=None):
         name = f"epoch-{epoch + 1:04d}.weights.h5"
         save_weights_atomically(self.model, os.path.join(self.backup_dir, name))
-        _write_json_atomically({"epoch": epoch + 1, "weights": name}, self.state_path)
+        seeds = [keras.ops.convert_to_numpy(v).tolist() for v in _seed_states(self.model)]
+        _write_json_atomically({**self.extra_state, "epoch": epoch + 1, "weights": name, "seed_states": seeds},
+                               self.state_path)
         for old in os.listdir(self.backup_dir):
             if old.startswith("epoch-") and old.endswith(".weights.h5") and old != name:
                 os.remove(os.path.join(self.backup_dir, old))
@@ -149,6 +168,23 @@ class AtomicCheckpoint(keras.callbacks.Callback):
                 with h5py.File(tmp, "a") as f:
                     f.attrs["kerasnets_best"] = json.dumps(record)
             _write_json_atomically(record, self.best_json)
+
+
+def read_resume_state(backup_dir):
+    """The state a `ResumableBackup` in `backup_dir` committed last ({"epoch", "weights", ...}), or None."""
+    path = os.path.join(backup_dir, "state.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def _is_array_input(train, fit_kwargs):
+    """Arrays (or structures of arrays) that Keras would shuffle with a per-process random state."""
+    if fit_kwargs.get("y") is None or {"class_weight", "validation_split", "steps_per_epoch"} & set(fit_kwargs):
+        return False
+    leaves = keras.tree.flatten(train) if isinstance(train, (list, tuple, dict)) else [train]
+    return all(isinstance(leaf, np.ndarray) for leaf in leaves)
 
 
 def read_best_record(best_weights_path):
@@ -512,6 +548,10 @@ def fit(
     paths = {}
     checkpoint = None
     lock = None
+    # In-memory arrays: batches ordered by (data_seed, epoch), the seed kept with the
+    # resume state, so that resumed epochs see the very batches an uninterrupted run sees.
+    shuffle_arrays = (strategy is None and fit_kwargs.get("shuffle", True) and _is_array_input(train, fit_kwargs))
+    data_seed = int(np.random.randint(0, 2**31 - 1)) if shuffle_arrays else None
     if run_dir is not None:
         lock = DirectoryLock(run_dir).acquire()
         paths = {
@@ -522,10 +562,11 @@ def fit(
         }
         checkpoint = AtomicCheckpoint(run_dir, monitor=monitor, every_epoch=checkpoint_every_epoch)
         backup_dir = os.path.join(run_dir, "backup")
-        resuming = resume and os.path.exists(os.path.join(backup_dir, "state.json"))
-        if resuming:
-            with open(os.path.join(backup_dir, "state.json")) as f:
-                truncate_log(paths["log"], json.load(f)["epoch"])
+        resume_state = read_resume_state(backup_dir) if resume else None
+        if resume_state is not None:
+            truncate_log(paths["log"], resume_state["epoch"])
+            if resume_state.get("data_seed") is not None:
+                data_seed = resume_state["data_seed"]
         else:
             for stale in (paths["log"], checkpoint.best_json, checkpoint.best_path):
                 if os.path.exists(stale):
@@ -541,7 +582,14 @@ def fit(
             all_callbacks.append(keras.callbacks.TensorBoard(paths["tensorboard"]))
         if resume:
             # last, so that an epoch counts as done only after its checkpoint and log line exist
-            all_callbacks.append(ResumableBackup(backup_dir))
+            all_callbacks.append(ResumableBackup(backup_dir, extra_state={"data_seed": data_seed}))
+    if getattr(train, "epoch_seed", None) is not None:  # a make_dataset pipeline: order and crops by epoch
+        all_callbacks.insert(0, train.epoch_seed.epoch_callback())
+    if shuffle_arrays:
+        train = EpochShuffledArrays(train, fit_kwargs.pop("y"), fit_kwargs.pop("sample_weight", None),
+                                    batch_size=fit_kwargs.pop("batch_size", None) or 32, seed=data_seed)
+        fit_kwargs["shuffle"] = False  # else Keras permutes the batches again, from the process's random state
+        all_callbacks.insert(0, train.epoch_callback())
     if type(train).__module__.startswith("tensorflow"):
         fit_kwargs.setdefault("shuffle", False)  # a tf.data pipeline shuffles itself
     try:
