@@ -34,19 +34,26 @@ def torch_conv_transpose(x, filters, kernel_size, *, stride, padding, output_pad
     Torch computes the full ('valid') transposed convolution, grows it by
     `output_padding` at the bottom/right, and then removes `padding` rows and
     columns from every side. Keras' ``padding="same"`` places the crop
-    differently, so this is a 'valid' `Conv2DTranspose` with the same
-    `output_padding` followed by a symmetric `Cropping2D(padding)` (named
-    ``{name}_crop``): output size ``(H - 1) * stride - 2 * padding + k +
-    output_padding``, torch's formula.
+    differently, so this is a 'valid' `Conv2DTranspose` followed by a
+    `Cropping2D` (named ``{name}_crop``): output size ``(H - 1) * stride -
+    2 * padding + k + output_padding``, torch's formula. The rows
+    `output_padding` adds lie past every kernel tap (bias only), and when
+    `output_padding <= padding` torch's crop removes them again; so the crop
+    simply takes `padding - output_padding` from the bottom/right, and the
+    layer stays a plain transposed convolution that every exporter handles
+    (tf2onnx turns an `output_padding` into negative ONNX pads, which
+    onnxruntime refuses).
     """
     if output_padding and not 0 < output_padding < stride:
         raise ValueError(f"`output_padding` must be smaller than the stride. Received: {output_padding}")
+    grow = output_padding if output_padding > padding else 0
     x = keras.layers.Conv2DTranspose(
-        filters, kernel_size, strides=stride, padding="valid", output_padding=output_padding or None,
+        filters, kernel_size, strides=stride, padding="valid", output_padding=grow or None,
         use_bias=use_bias, kernel_initializer=kernel_initializer, name=name,
     )(x)
-    if padding:
-        x = keras.layers.Cropping2D(padding, name=f"{name}_crop")(x)
+    end = padding - output_padding + grow
+    if padding or end:
+        x = keras.layers.Cropping2D(((padding, end), (padding, end)), name=f"{name}_crop")(x)
     return x
 
 

@@ -28,10 +28,7 @@ EXPORTED = {
 }
 EXPORTED = {k: v for k, v in EXPORTED.items() if k in kerasnets.available_models()}
 # (model, runtime) pairs that fail, with the reason; strict xfail so a fix is noticed
-KNOWN_FAILURES = {
-    ("fsrcnn", "onnx"): "tf2onnx writes the 9x9 stride-3 'same' Conv2DTranspose with negative pads, "
-    "which onnxruntime refuses (ShapeInferenceError)",
-}
+KNOWN_FAILURES = {}
 # the slowest conversions on a 2-core machine (30-70 s per runtime): still run in CI
 SLOW = {"resnet50", "googlenet", "mobilenet_v3_small"}
 NEEDS = {"onnx": "onnxruntime", "saved_model": "tensorflow", "tflite": "tensorflow"}
