@@ -9,6 +9,8 @@ with numpy, so expectations do not come from the reader under test.
 from __future__ import annotations
 
 import pathlib
+import shutil
+import subprocess
 
 import keras
 import numpy as np
@@ -169,3 +171,83 @@ def test_wrong_family_and_mismatch_errors(tmp_path, fixtures_dir):
     broken.write_bytes((DATA / "simplenn_net_v7.mat").read_bytes()[:300])
     with pytest.raises(WeightFileError, match="broken.mat"):
         read_weights(broken)
+
+
+# ------------------------------------------- a full VGG16 SimpleNN written by Octave
+# MatConvNet's imagenet-vgg-verydeep-16 layout (conv1_1 .. conv5_3, fc6 as a 7x7 conv,
+# fc7/fc8 as 1x1 convs). numpy draws He-normal weights and writes them as raw bytes in
+# MATLAB's column-major order; GNU Octave reads them and saves the SimpleNN .mat (the
+# 553 MB file is made at test time, not committed); build_vgg16 loads it and must give
+# the logits of a float64 numpy forward pass over the same arrays.
+VGG16_BLOCKS = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
+OCTAVE = shutil.which("octave")
+VGG16_OCTAVE = r"""
+1;
+function A = read_raw(path, sz)
+  fid = fopen(path, 'r', 'ieee-le');
+  A = reshape(fread(fid, prod(sz), 'single=>single'), sz);
+  fclose(fid);
+end
+specs = %(specs)s;
+layers = {};
+for i = 1:numel(specs)
+  s = specs{i};
+  sz = s{2};
+  weights = {read_raw([s{1} '_W.bin'], sz), read_raw([s{1} '_b.bin'], [1 sz(4)])};
+  layers{end+1} = struct('type', 'conv', 'name', s{1}, 'weights', {weights}, 'stride', [1 1], ...
+                         'pad', s{3} * [1 1 1 1]);
+  if ~strcmp(s{1}, 'fc8')
+    layers{end+1} = struct('type', 'relu', 'name', ['relu' s{1}]);
+  end
+  if s{4}
+    layers{end+1} = struct('type', 'pool', 'name', ['pool' s{1}], 'method', 'max', 'pool', [2 2], ...
+                           'stride', [2 2], 'pad', [0 0 0 0]);
+  end
+end
+layers{end+1} = struct('type', 'softmax', 'name', 'prob');
+meta = struct('normalization', struct('averageImage', single([123.68 116.779 103.939]), 'imageSize', [224 224 3]));
+save('-v6', 'vgg16_simplenn.mat', 'layers', 'meta');
+"""
+
+
+def _vgg16_specs():
+    """(MatConvNet name, (kh, kw, cin, cout), pad, pool after) for every learnable layer."""
+    specs, cin = [], 3
+    for b, widths in enumerate(VGG16_BLOCKS, start=1):
+        for c, width in enumerate(widths, start=1):
+            specs.append((f"conv{b}_{c}", (3, 3, cin, width), 1, c == len(widths)))
+            cin = width
+    return specs + [("fc6", (7, 7, 512, 4096), 0, False), ("fc7", (1, 1, 4096, 4096), 0, False),
+                    ("fc8", (1, 1, 4096, 1000), 0, False)]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(OCTAVE is None, reason="GNU Octave is not installed (Debian package 'octave')")
+def test_octave_written_full_vgg16_simplenn_into_build_vgg16(tmp_path):
+    from kerasnets import build_vgg16
+
+    rng = np.random.default_rng(16)
+    arrays = {}
+    for name, shape, _, _ in _vgg16_specs():
+        kernel = (rng.standard_normal(shape, dtype=np.float32) * np.sqrt(2 / np.prod(shape[:3]))).astype("float32")
+        bias = (rng.standard_normal(shape[3], dtype=np.float32) * 0.1).astype("float32")
+        kernel.ravel(order="F").astype("<f4").tofile(tmp_path / f"{name}_W.bin")
+        bias.astype("<f4").tofile(tmp_path / f"{name}_b.bin")
+        arrays[name] = (kernel, bias)
+    specs = "{" + ", ".join(f"{{'{n}', [{' '.join(map(str, s))}], {p}, {int(pool)}}}"
+                            for n, s, p, pool in _vgg16_specs()) + "}"
+    (tmp_path / "write_vgg16.m").write_text(VGG16_OCTAVE % {"specs": specs})
+    subprocess.run([OCTAVE, "--no-gui", "--quiet", "write_vgg16.m"], check=True, cwd=tmp_path, timeout=600)
+
+    model = build_vgg16(classifier_activation=None)
+    report = load_mat_weights(model, tmp_path / "vgg16_simplenn.mat")
+    assert report.layout == "tensorflow-vgg" and report.ok and len(report.loaded) == 32
+    x = np.random.default_rng(0).uniform(-1, 1, (224, 224, 3))
+    y = x
+    for name, _, pad, pool in _vgg16_specs():
+        kernel, bias = arrays[name]
+        y = conv(y, kernel.astype(np.float64), bias, pad)
+        y = y if name == "fc8" else relu(y)
+        y = maxpool(y) if pool else y
+    assert np.abs(y).max() > 1 and (y > 0).mean() > 0.2  # the signal survives 16 layers
+    assert_close(model.predict(x[None].astype("float32"), verbose=0)[0], y.ravel())
