@@ -14,6 +14,7 @@ import argparse
 import importlib
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -82,7 +83,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="small inputs, few rounds (minutes on 2 cores)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.image_size, args.batch, args.steps, args.rounds = 96, 8, 2, 3
+        args.image_size, args.batch, args.steps, args.rounds = 96, 8, 2, 2
 
     import keras
     import numpy as np
@@ -96,6 +97,7 @@ def main(argv=None):
         if name not in kerasnets.available_models():
             print(f"skip {name}: not registered yet")
             continue
+        started = time.perf_counter()
         keras.backend.clear_session()
         ours, reference = build_pair(name, args.image_size, classes)
         n = args.batch * args.steps
@@ -116,6 +118,7 @@ def main(argv=None):
                 f"{name} infer b{batch} {args.image_size}px", infer_fn(ours, xb), infer_fn(reference, xb),
                 work=batch, rounds=args.rounds * (3 if batch == 1 else 1), target=1.0,
             ))
+        print(f"{name}: {time.perf_counter() - started:.0f} s (builds, tracing, timed rounds)", flush=True)
     report("training throughput vs keras.applications (model.fit)", train_rows)
     report("inference throughput vs keras.applications (model call)", infer_rows)
 

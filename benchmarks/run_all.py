@@ -21,7 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPTS = {
     "model_throughput.py": ["--quick"],
     "speed_switches.py": ["--quick"],
-    "build_time.py": ["--repeats", "1"],
+    "build_time.py": ["--repeats", "1", "--warmup", "0"],
     "weight_import.py": ["--rounds", "2"],
     "input_pipeline.py": ["--quick"],
     "predictor_latency.py": ["--quick"],
