@@ -223,3 +223,11 @@ def register_variant(key, general, *, family, reference, allowed, summary, defau
         f"({', '.join(allowed)}).\n\nReturns:\n    A `keras.Model`."
     )
     return builder
+
+
+def ceil_mode_padding(size, pool_size, stride):
+    """Extra bottom/right rows torch's ceil_mode adds: out = ceil((size - k) / s) + 1."""
+    out = -(-(size - pool_size) // stride) + 1
+    if (out - 1) * stride >= size:  # torch drops a window that would start in the padding
+        out -= 1
+    return max((out - 1) * stride + pool_size - size, 0)

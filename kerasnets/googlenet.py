@@ -78,7 +78,6 @@ AUX_LOSS_WEIGHTS = (1.0, 0.3, 0.3)
 class Variant:
     style: ConvStyle
     five_by_five: int  # kernel of the "5x5" branch
-    conv1_padding: str  # "same", or "torch": symmetric 3 pixels then 'valid'
     stem_pool: str  # padding of the stride-2 max pools ("same" or torch "ceil")
     pool4_size: int
     lrn: bool
@@ -87,8 +86,10 @@ class Variant:
 
 
 VARIANTS = {
-    "paper": Variant(ConvStyle(batch_norm=False), 5, "same", "same", 3, True, 0.4, "avg5s3"),
-    "torchvision": Variant(ConvStyle(bn_scale=True, bn_epsilon=1e-3), 3, "torch", "ceil", 2, False, 0.2, "adaptive4"),
+    "paper": Variant(ConvStyle(batch_norm=False), 5, "same", 3, True, 0.4, "avg5s3"),
+    # torch_padding: conv1 pads 3 on every side; keras 'same' would pad 2/3 at stride 2.
+    "torchvision": Variant(ConvStyle(bn_scale=True, bn_epsilon=1e-3, torch_padding=True), 3, "ceil", 2, False, 0.2,
+                           "adaptive4"),
 }
 # Caffe's LRN (alpha divided by the window size).
 CAFFE_LRN = dict(size=5, alpha=1e-4, beta=0.75, bias=1.0, convention="caffe")
@@ -119,12 +120,8 @@ def aux_head(x, variant, *, classes, classifier_activation, dropout, name):
 
 def googlenet_stem(x, variant):
     """conv1 7x7/2 -> pool -> (LRN) -> conv2 1x1 -> conv2 3x3 -> (LRN) -> pool."""
-    style, conv1_padding = variant.style, "same"
-    if variant.conv1_padding == "torch":
-        # torchvision pads 3 on every side; keras 'same' would pad 2/3 at stride 2.
-        x = keras.layers.ZeroPadding2D(3, name="conv1_7x7_s2_pad")(x)
-        conv1_padding = "valid"
-    x = sequence(x, (Conv(64, 7, 2, conv1_padding, "conv1_7x7_s2"),
+    style = variant.style
+    x = sequence(x, (Conv(64, 7, 2, "same", "conv1_7x7_s2"),
                      Pool("max", 3, 2, variant.stem_pool, "pool1_3x3_s2")), style=style)
     if variant.lrn:
         x = LocalResponseNormalization(**CAFFE_LRN, name="pool1_norm1")(x)

@@ -4,12 +4,13 @@ Every Inception module and reduction block of the family (GoogLeNet, v2, v3,
 v4, Inception-ResNet) is one call of `inception_module` on a table: a module
 is a tuple of branches, a branch a tuple of steps (`Conv`, `Pool`, or a
 `Split` of parallel convs whose outputs are concatenated, as in v3's 8x8
-modules). `ConvStyle` says how a conv unit is built (BN or bias, BN epsilon
-and scale, torch's average-pool padding), so one table serves several
-references.
+modules). `ConvStyle` says how a conv unit is built (BN and/or bias, BN
+epsilon and scale, torch's conv and average-pool padding), so one table
+serves several references.
 
 Layer names (the contract the layouts map onto): a conv unit named ``u``
-inside block ``b`` is ``{b}_{u}_conv``, ``{b}_{u}_bn`` and ``{b}_{u}_relu``;
+inside block ``b`` is ``{b}_{u}_conv``, ``{b}_{u}_bn`` and ``{b}_{u}_relu``
+(after ``{b}_{u}_pad`` where torch's padding is explicit);
 a pool step is ``{b}_{pool}``; a module's concatenation is ``{b}``; a split
 is ``{b}_{split}``. Units without a name in the table get ``branch{i}_{j}``
 (branch i, step j). Block names: v3 ``mixed0``..``mixed10`` (keras'
@@ -34,6 +35,7 @@ import dataclasses
 import keras
 
 from kerasnets.builder_utils import (
+    ceil_mode_padding,
     check_choice,
     check_common_args,
     check_options,
@@ -90,12 +92,18 @@ class ConvStyle:
         bn_epsilon: BN epsilon.
         torch_avg_pool: average pools count the zero padding, as torch's
             `avg_pool2d(padding=1)` does (keras' 'same' averages only real pixels).
+        torch_padding: strided 'same' convs pad `kernel // 2` on every side,
+            as torch's `padding=k // 2` does; keras puts the odd row at the
+            bottom/right only, which shifts every window by one pixel.
+        conv_bias: convs keep their bias even before BN (Caffe ports).
     """
 
     batch_norm: bool = True
     bn_scale: bool = False
     bn_epsilon: float = 1e-3
     torch_avg_pool: bool = False
+    torch_padding: bool = False
+    conv_bias: bool = False
 
 
 KERAS_STYLE = ConvStyle()
@@ -108,22 +116,19 @@ TORCH_STYLE = ConvStyle(bn_scale=True, torch_avg_pool=True)
 
 
 def conv_unit(x, conv, *, style, name, activation="relu"):
-    """Conv2D (+ BatchNormalization) (+ ReLU) named `{name}_conv/_bn/_relu`."""
-    x = keras.layers.Conv2D(conv.filters, conv.kernel, strides=conv.stride, padding=conv.padding,
-                            use_bias=not style.batch_norm, name=f"{name}_conv")(x)
+    """(ZeroPadding2D) + Conv2D (+ BatchNormalization) (+ ReLU) named `{name}_pad/_conv/_bn/_relu`."""
+    padding = conv.padding
+    if style.torch_padding and padding == "same" and conv.stride != 1:
+        kernel = conv.kernel if isinstance(conv.kernel, tuple) else (conv.kernel, conv.kernel)
+        x = keras.layers.ZeroPadding2D(tuple(k // 2 for k in kernel), name=f"{name}_pad")(x)
+        padding = "valid"
+    x = keras.layers.Conv2D(conv.filters, conv.kernel, strides=conv.stride, padding=padding,
+                            use_bias=style.conv_bias or not style.batch_norm, name=f"{name}_conv")(x)
     if style.batch_norm:
         x = keras.layers.BatchNormalization(epsilon=style.bn_epsilon, scale=style.bn_scale, name=f"{name}_bn")(x)
     if activation:
         x = keras.layers.Activation(activation, name=f"{name}_relu")(x)
     return x
-
-
-def ceil_mode_padding(size, pool_size, stride):
-    """Extra bottom/right rows torch's ceil_mode adds: out = ceil((size - k) / s) + 1."""
-    out = -(-(size - pool_size) // stride) + 1
-    if (out - 1) * stride >= size:  # torch drops a window that would start in the padding
-        out -= 1
-    return max((out - 1) * stride + pool_size - size, 0)
 
 
 def pool_step(x, pool, *, style, name):
@@ -382,39 +387,51 @@ def build_inception_v3(include_top=True, weights=None, input_shape=None, input_t
 # ---------------------------------------------------------------------------
 
 
-def bn_inception_module(c1, c3r, c3, d3r, d3, pool, proj, stride=1):
+def bn_inception_module(c1, c3r, c3, d3r, d3, pool, proj, stride, *, strided_pool):
     """BN-paper module (Fig. 5 columns): 1x1; 1x1->3x3; 1x1->3x3->3x3; pool(->proj).
 
     `c1 = 0` drops the 1x1 branch and `proj = 0` passes the pool through:
-    the stride-2 modules 3c and 4e.
+    the stride-2 modules 3c and 4e, whose pool has padding `strided_pool`.
     """
     branches = [] if not c1 else [(Conv(c1, 1, name="1x1"),)]
     branches.append((Conv(c3r, 1, name="3x3_reduce"), Conv(c3, 3, stride, "same", "3x3")))
     branches.append((Conv(d3r, 1, name="double_3x3_reduce"), Conv(d3, 3, name="double_3x3_1"),
                      Conv(d3, 3, stride, "same", "double_3x3_2")))
-    pool_branch = (Pool(pool, 3, stride, "same"),)
+    pool_branch = (Pool(pool, 3, stride, strided_pool if stride > 1 else "same"),)
     branches.append(pool_branch + ((Conv(proj, 1, name="pool_proj"),) if proj else ()))
     return tuple(branches)
 
 
-BN_INCEPTION_STEM = (
-    Conv(64, 7, 2, "same", "conv1_7x7_s2"),
-    Pool("max", 3, 2, "same", "pool1_3x3_s2"),
-    Conv(64, 1, 1, "same", "conv2_3x3_reduce"),
-    Conv(192, 3, 1, "same", "conv2_3x3"),
-    Pool("max", 3, 2, "same", "pool2_3x3_s2"),
-)
+def bn_inception_stem(strided_pool):
+    return (
+        Conv(64, 7, 2, "same", "conv1_7x7_s2"),
+        Pool("max", 3, 2, strided_pool, "pool1_3x3_s2"),
+        Conv(64, 1, 1, "same", "conv2_3x3_reduce"),
+        Conv(192, 3, 1, "same", "conv2_3x3"),
+        Pool("max", 3, 2, strided_pool, "pool2_3x3_s2"),
+    )
+
+
+# name: (1x1, 3x3 reduce, 3x3, double 3x3 reduce, double 3x3, pool, pool proj, stride); the paper's Fig. 5.
 BN_INCEPTION_MODULES = {
-    "3a": bn_inception_module(64, 64, 64, 64, 96, "avg", 32),
-    "3b": bn_inception_module(64, 64, 96, 64, 96, "avg", 64),
-    "3c": bn_inception_module(0, 128, 160, 64, 96, "max", 0, stride=2),
-    "4a": bn_inception_module(224, 64, 96, 96, 128, "avg", 128),
-    "4b": bn_inception_module(192, 96, 128, 96, 128, "avg", 128),
-    "4c": bn_inception_module(160, 128, 160, 128, 160, "avg", 128),
-    "4d": bn_inception_module(96, 128, 192, 160, 192, "avg", 128),
-    "4e": bn_inception_module(0, 128, 192, 192, 256, "max", 0, stride=2),
-    "5a": bn_inception_module(352, 192, 320, 160, 224, "avg", 128),
-    "5b": bn_inception_module(352, 192, 320, 192, 224, "max", 128),
+    "3a": (64, 64, 64, 64, 96, "avg", 32, 1),
+    "3b": (64, 64, 96, 64, 96, "avg", 64, 1),
+    "3c": (0, 128, 160, 64, 96, "max", 0, 2),
+    "4a": (224, 64, 96, 96, 128, "avg", 128, 1),
+    "4b": (192, 96, 128, 96, 128, "avg", 128, 1),
+    "4c": (160, 128, 160, 128, 160, "avg", 128, 1),
+    "4d": (96, 128, 192, 160, 192, "avg", 128, 1),
+    "4e": (0, 128, 192, 192, 256, "max", 0, 2),
+    "5a": (352, 192, 320, 160, 224, "avg", 128, 1),
+    "5b": (352, 192, 320, 192, 224, "max", 128, 1),
+}
+V2_VARIANTS = {
+    # The paper's net: bias-free convs, BN with gamma (eps 1e-3), keras 'same' convs and pools.
+    "paper": dict(style=ConvStyle(bn_scale=True), strided_pool="same"),
+    # Cadene's pretrainedmodels `bninception` (ported from Caffe): conv bias before BN, BN eps 1e-5,
+    # torch's symmetric conv padding, Caffe's ceil-mode max pools, average pools counting the padding.
+    "cadene": dict(style=ConvStyle(bn_scale=True, bn_epsilon=1e-5, torch_avg_pool=True, torch_padding=True,
+                                   conv_bias=True), strided_pool="ceil"),
 }
 
 
@@ -430,24 +447,31 @@ def build_inception_v2(include_top=True, weights=None, input_shape=None, input_t
     Args:
         include_top, weights, input_shape, input_tensor, pooling, classes,
             classifier_activation, name: as in keras.applications.
+        variant: `"paper"` (default; 11,285,224 parameters) or `"cadene"`
+            (weight-compatible with Cadene's pretrainedmodels `bninception`:
+            conv biases, BN eps 1e-5, torch padding, ceil-mode max pools;
+            11,295,240 parameters; needs a fixed input size).
         dropout: rate before `predictions` (0.0; the paper removes it).
-        bn_epsilon: BN epsilon (1e-3).
+        bn_epsilon: BN epsilon (the variant's: 1e-3 paper, 1e-5 cadene).
         bn_scale: learn BN's gamma (True).
 
     Returns:
         A `keras.Model`.
     """
-    check_options(options, ("dropout", "bn_epsilon", "bn_scale"), "inception_v2")
+    check_options(options, ("variant", "dropout", "bn_epsilon", "bn_scale"), "inception_v2")
+    variant = V2_VARIANTS[check_choice(options.get("variant", "paper"), tuple(V2_VARIANTS), "variant")]
     dropout = check_rate(options.get("dropout", 0.0), "dropout")
-    style = ConvStyle(bn_scale=check_bool(options.get("bn_scale", True), "bn_scale"),
-                      bn_epsilon=check_epsilon(options.get("bn_epsilon", 1e-3)))
+    style = dataclasses.replace(variant["style"],
+                                bn_scale=check_bool(options.get("bn_scale", True), "bn_scale"),
+                                bn_epsilon=check_epsilon(options.get("bn_epsilon", variant["style"].bn_epsilon)))
     model_name = name or "inception_v2"
     check_common_args(include_top=include_top, weights=weights, pooling=pooling, classes=classes,
                       classifier_activation=classifier_activation)
     shape = resolve_input_shape(input_shape, default_shape=(224, 224, 3), min_size=32, model_name=model_name)
     inputs = make_inputs(shape, input_tensor)
-    x = sequence(inputs, BN_INCEPTION_STEM, style=style)
-    for key, module in BN_INCEPTION_MODULES.items():
+    x = sequence(inputs, bn_inception_stem(variant["strided_pool"]), style=style)
+    for key, row in BN_INCEPTION_MODULES.items():
+        module = bn_inception_module(*row, strided_pool=variant["strided_pool"])
         x = inception_module(x, module, style=style, name=f"inception{key}")
     x = classifier_head(x, include_top=include_top, pooling=pooling, classes=classes,
                         classifier_activation=classifier_activation, dropout=dropout)

@@ -8,7 +8,7 @@ import pytest
 
 import kerasnets
 from kerasnets.googlenet import compile_with_aux, without_aux
-from kerasnets.inception import ceil_mode_padding
+from kerasnets.builder_utils import ceil_mode_padding
 from tests.conftest import randomize_bn_statistics
 
 # Eager calls and run_eagerly: tracing these graphs costs far more than running them on a few images.

@@ -30,16 +30,22 @@ def _conv(cin, cout, kh, kw=None):
     return cin * cout * kh * (kh if kw is None else kw) + 2 * cout
 
 
-def _bn_inception_count(classes=1000):
-    """From the BN-Inception paper's Fig. 5 (1x1, 3x3red, 3x3, d3x3red, d3x3, proj; 0 = absent/pass-through)."""
+def _bn_inception_count(classes=1000, conv_bias=False):
+    """From the BN-Inception paper's Fig. 5 (1x1, 3x3red, 3x3, d3x3red, d3x3, proj; 0 = absent/pass-through).
+
+    `conv_bias`: Cadene's Caffe port keeps a bias in every conv before its BN.
+    """
+    def unit(cin, cout, k):
+        return _conv(cin, cout, k) + (cout if conv_bias else 0)
+
     rows = [(64, 64, 64, 64, 96, 32), (64, 64, 96, 64, 96, 64), (0, 128, 160, 64, 96, 0),
             (224, 64, 96, 96, 128, 128), (192, 96, 128, 96, 128, 128), (160, 128, 160, 128, 160, 128),
             (96, 128, 192, 160, 192, 128), (0, 128, 192, 192, 256, 0), (352, 192, 320, 160, 224, 128),
             (352, 192, 320, 192, 224, 128)]
-    total, cin = _conv(3, 64, 7) + _conv(64, 64, 1) + _conv(64, 192, 3), 192
+    total, cin = unit(3, 64, 7) + unit(64, 64, 1) + unit(64, 192, 3), 192
     for c1, c3r, c3, d3r, d3, proj in rows:
-        total += (_conv(cin, c1, 1) if c1 else 0) + _conv(cin, c3r, 1) + _conv(c3r, c3, 3)
-        total += _conv(cin, d3r, 1) + _conv(d3r, d3, 3) + _conv(d3, d3, 3) + (_conv(cin, proj, 1) if proj else 0)
+        total += (unit(cin, c1, 1) if c1 else 0) + unit(cin, c3r, 1) + unit(c3r, c3, 3)
+        total += unit(cin, d3r, 1) + unit(d3r, d3, 3) + unit(d3, d3, 3) + (unit(cin, proj, 1) if proj else 0)
         cin = c1 + c3 + d3 + (proj or cin)
     return total + cin * classes + classes
 
@@ -79,6 +85,8 @@ V3_TORCHVISION_AUX = _conv(768, 128, 1) + _conv(128, 768, 5) + 768 * 1000 + 1000
 @pytest.mark.parametrize("name, options, shape, expected", [
     ("inception_v3", dict(variant="torchvision", aux_logits=True), (299, 299, 3), 23_834_568 + V3_TORCHVISION_AUX),
     ("inception_v4", dict(), SMALL, _inception_v4_count()),
+    ("inception_v2", dict(), (224, 224, 3), _bn_inception_count()),
+    ("inception_v2", dict(variant="cadene"), (224, 224, 3), _bn_inception_count(conv_bias=True)),
 ])
 def test_parameter_count(name, options, shape, expected):
     model = kerasnets.build(name, input_shape=shape, **options)
@@ -87,6 +95,29 @@ def test_parameter_count(name, options, shape, expected):
 
 def test_inception_v4_count_is_timms():
     assert _inception_v4_count() == 42_679_816  # rounds to timm's 42.68M
+
+
+def test_bn_inception_counts():
+    assert _bn_inception_count() == 11_285_224  # the registry's (README) count
+    # pretrainedmodels' BNInception: sum(p.numel() for p in bninception(pretrained=None).parameters())
+    assert _bn_inception_count(conv_bias=True) == 11_295_240
+
+
+@pytest.mark.parametrize("size, pool1", [(224, 56), (226, 56)])
+def test_bn_inception_cadene_padding(size, pool1):
+    """Torch's conv1 (pad 3 on every side) and Caffe's ceil-mode pool1 (pad 0), computed from their formulas."""
+    model = kerasnets.build_inception_v2(input_shape=(size, size, 3), variant="cadene")
+    conv1 = (size + 2 * 3 - 7) // 2 + 1
+    assert model.get_layer("conv1_7x7_s2_pad").padding == ((3, 3), (3, 3))
+    assert model.get_layer("conv1_7x7_s2_conv").output.shape[1] == conv1
+    assert model.get_layer("pool1_3x3_s2").output.shape[1] == -(-(conv1 - 3) // 2) + 1 == pool1
+    assert model.get_layer("inception3a_pool_pad").padding == ((1, 1), (1, 1))  # count_include_pad
+    assert model.get_layer("inception3c_3x3_pad").padding == ((1, 1), (1, 1))
+    assert model.get_layer("conv1_7x7_s2_bn").epsilon == 1e-5
+    assert model.get_layer("conv1_7x7_s2_conv").use_bias
+    paper = kerasnets.build_inception_v2(input_shape=(size, size, 3))
+    assert not [layer.name for layer in paper.layers if layer.name.endswith("_pad")]
+    assert paper.get_layer("pool1_3x3_s2").output.shape[1] == -(-conv1 // 2)  # keras 'same': 57 at 226
 
 
 def copy_by_build_order(source, target):
@@ -189,6 +220,8 @@ def test_inception_v3_aux_head_outputs():
     (kerasnets.build_inception_v3, dict(input_shape=(64, 64, 3)), "at least 75"),
     (kerasnets.build_inception_v2, dict(bn_scale="no"), "bn_scale"),
     (kerasnets.build_inception_v2, dict(dropout=-0.1), "dropout"),
+    (kerasnets.build_inception_v2, dict(variant="caffe"), r"variant.*\('paper', 'cadene'\)"),
+    (kerasnets.build_inception_v2, dict(variant="cadene", input_shape=(None, None, 3)), "fixed input size"),
     (kerasnets.build_inception_v4, dict(input_shape=(299, 299)), "input_shape"),
     (kerasnets.build_inception_v4, dict(aux_logits=True), "Unknown option"),
     (kerasnets.build_inception_resnet_v1, dict(classes=-1), "classes"),

@@ -1,4 +1,4 @@
-"""GoogLeNet and Inception v3 layouts: torchvision names onto ours.
+"""GoogLeNet, Inception v3, v4 and BN-Inception layouts: torchvision and Cadene names onto ours.
 
 Ours: see the docstrings of `kerasnets.googlenet` (Caffe's names) and
 `kerasnets.inception` (v3: ``mixed{i}`` blocks with torchvision's branch
@@ -13,6 +13,19 @@ torchvision googlenet: ``conv1``, ``conv2``, ``conv3``,
 torchvision inception_v3: ``Conv2d_1a_3x3`` .. ``Conv2d_4a_3x3``,
 ``Mixed_5b`` .. ``Mixed_7c`` with branch names as ours, ``AuxLogits.conv0`` /
 ``conv1`` / ``fc``, ``fc``.
+
+Cadene's pretrainedmodels inceptionv4 (ported from TF-slim; timm's
+inception_v4 has the same modules and keys): ``features.0`` .. ``features.21``
+(stem convs 0-2, Mixed_3a/4a/5a 3-5, Inception_A 6-9, Reduction_A 10,
+Inception_B 11-17, Reduction_B 18, Inception_C 19-21), each conv unit a
+`BasicConv2d` ``.conv``/``.bn``; a branch that is one unit is ``branch{b}``
+(Mixed_3a/5a's is ``conv``), a longer one ``branch{b}.{j}``, and Inception_C
+names its units ``branch1_0`` .. ``branch2_3b`` as we do; ``last_linear``.
+
+Cadene's pretrainedmodels bninception (ported from Caffe): flat Caffe names,
+``conv1_7x7_s2`` (conv, with bias) and ``conv1_7x7_s2_bn``,
+``inception_3a_double_3x3_1`` / ``_bn``, ..., ``last_linear``: ours without
+the ``_conv`` suffix and with ``inception_3a`` for ``inception3a``.
 
 keras.applications InceptionV3 / InceptionResNetV2 name their conv units by
 a session-global counter (``conv2d_17``), so no name layout can address
@@ -71,5 +84,55 @@ register_layout(
         description="torchvision inception_v3: Conv2d_1a_3x3..Conv2d_4a_3x3, Mixed_5b..Mixed_7c.<branch>, "
         "AuxLogits.conv0/conv1/fc, fc.",
         first_conv="conv1a_conv",
+    )
+)
+
+# Cadene's `features` Sequential, in order: our v4 block name -> its index.
+_V4_FEATURES = {block: str(i) for i, block in enumerate(
+    ("conv1a", "conv2a", "conv2b", "mixed3a", "mixed4a", "mixed5a")
+    + tuple(f"inception_a{i}" for i in range(1, 5)) + ("reduction_a",)
+    + tuple(f"inception_b{i}" for i in range(1, 8)) + ("reduction_b",)
+    + tuple(f"inception_c{i}" for i in range(1, 4)))}
+_V4_BLOCK = "|".join(_V4_FEATURES)
+
+
+def _v4(template):
+    """A rule template whose first group, our block name, becomes ``features.{index}``."""
+    return lambda m: template.format(_V4_FEATURES[m.group(1)], *m.groups()[1:])
+
+
+register_layout(
+    rule_layout(
+        "cadene-inception-v4",
+        [
+            (r"(conv1a|conv2a|conv2b)_(conv|bn)", _v4("features.{0}.{1}")),
+            (r"(mixed3a|mixed5a)_branch\d_0_(conv|bn)", _v4("features.{0}.conv.{1}")),
+            # Single-unit branches are a bare BasicConv2d, not a Sequential.
+            (r"(inception_[abc]\d|reduction_a)_branch0_0_(conv|bn)", _v4("features.{0}.branch0.{1}")),
+            (r"(inception_c\d)_(branch[12]_\w+)_(conv|bn)", _v4("features.{0}.{1}.{2}")),
+            (rf"({_V4_BLOCK})_branch(\d)_(\d)_(conv|bn)", _v4("features.{0}.branch{1}.{2}.{3}")),
+            (r"predictions", "last_linear"),
+        ],
+        description="Cadene pretrainedmodels inceptionv4 and timm inception_v4 (same keys): "
+        "features.0-21.<branch>.conv/bn, last_linear.",
+        first_conv="conv1a_conv",
+    )
+)
+
+_BN_INCEPTION_UNITS = "1x1|3x3_reduce|3x3|double_3x3_reduce|double_3x3_1|double_3x3_2|pool_proj"
+
+register_layout(
+    rule_layout(
+        "cadene-bninception",
+        [
+            (r"(conv1_7x7_s2|conv2_3x3_reduce|conv2_3x3)_conv", "{0}"),
+            (r"(conv1_7x7_s2|conv2_3x3_reduce|conv2_3x3)_bn", "{0}_bn"),
+            (rf"inception(\d[a-e])_({_BN_INCEPTION_UNITS})_conv", "inception_{0}_{1}"),
+            (rf"inception(\d[a-e])_({_BN_INCEPTION_UNITS})_bn", "inception_{0}_{1}_bn"),
+            (r"predictions", "last_linear"),
+        ],
+        description="Cadene pretrainedmodels bninception (Caffe names): conv1_7x7_s2, conv1_7x7_s2_bn, "
+        "inception_3a_double_3x3_1(_bn), ..., last_linear; build_inception_v2(variant='cadene').",
+        first_conv="conv1_7x7_s2_conv",
     )
 )
