@@ -29,6 +29,14 @@ The stem is the same in both: ZeroPadding2D(3) + 7x7/2 'valid' equals torch's
 padding=3, and ZeroPadding2D(1) before the max-pool equals torch's -inf
 padding because the pool reads ReLU outputs (>= 0).
 
+``stem_pool="ceil"`` gives the stem max-pool of Caffe's SENets, which Cadene's
+``pretrainedmodels`` (and timm's ``legacy_seresnet*``) keep for their weights:
+torch's ``MaxPool2d(3, 2, ceil_mode=True)`` without padding, i.e. ``pool1_pad``
+adds the bottom/right row and column ceil mode reads, so it needs a fixed
+input size. ``CADENE_SENET`` holds the options those SE-ResNets need::
+
+    build_se_resnet50(**CADENE_SENET["se_resnet50"])
+
 ``features=True`` (with ``include_top=False``, ``pooling=None``) returns a
 model whose outputs are the stage outputs ``[C1, C2, C3, C4, C5]`` at strides
 2, 4, 8, 16, 32: ``conv1_relu`` and ``conv{2..5}_block{last}_out``, the
@@ -42,6 +50,7 @@ import dataclasses
 import keras
 
 from kerasnets.builder_utils import (
+    ceil_mode_padding,
     check_choice,
     check_common_args,
     check_features,
@@ -59,9 +68,19 @@ STAGE_STRIDES = (1, 2, 2, 2)
 EXPANSION = {"basic": 1, "bottleneck": 4}
 STRIDE_PLACEMENTS = ("v1.5", "v1")
 PADDINGS = ("torch", "keras")
+STEM_POOLS = ("padded", "ceil")
 
 KERAS_APPLICATIONS = dict(stride_placement="v1", conv_bias=True, bn_epsilon=1.001e-5, padding="keras")
 """Options that make `build_resnet50/101/152` equal keras.applications' ResNet."""
+
+# Cadene's SEResNetBottleneck strides its first 1x1 (Caffe's SE-ResNet); SEResNeXtBottleneck its 3x3.
+CADENE_SENET = {
+    "se_resnet50": dict(stem_pool="ceil", stride_placement="v1"),
+    "se_resnet101": dict(stem_pool="ceil", stride_placement="v1"),
+    "se_resnet152": dict(stem_pool="ceil", stride_placement="v1"),
+    "se_resnext50_32x4d": dict(stem_pool="ceil"),
+}
+"""Options that make the SE variants equal Cadene's pretrainedmodels SENets (layout "cadene-senet")."""
 
 RESNET_VARIANTS = {
     "resnet18": dict(block="basic", blocks=(2, 2, 2, 2)),
@@ -88,7 +107,8 @@ _REFERENCES = {
 }
 
 RESNET_OPTIONS = (
-    "stride_placement", "conv_bias", "bn_epsilon", "padding", "groups", "width_per_group", "se_ratio", "features",
+    "stride_placement", "conv_bias", "bn_epsilon", "padding", "stem_pool", "groups", "width_per_group", "se_ratio",
+    "features",
 )
 
 
@@ -156,13 +176,34 @@ def bottleneck_block(x, filters, *, stride, name, opts):
 BLOCKS = {"basic": basic_block, "bottleneck": bottleneck_block}
 
 
-def _check_options(block, blocks, opts, features, include_top, pooling):
+def stem_max_pool(x, style):
+    """The 3x3/2 max-pool after the stem, as ``pool1_pad`` + ``pool1_pool``.
+
+    Zero padding stands in for torch's -inf padding: the pool reads ReLU
+    outputs (>= 0), so a padded zero never wins over a real value.
+    """
+    if style == "ceil":
+        height, width = x.shape[1:3]
+        if height is None or width is None:
+            raise ValueError(
+                "stem_pool='ceil' (torch ceil_mode) pads by an amount that depends on the input size, so it "
+                f"needs a fixed input_shape (height and width). Received: stem output shape {tuple(x.shape)}"
+            )
+        pads = ((0, ceil_mode_padding(height, 3, 2)), (0, ceil_mode_padding(width, 3, 2)))
+    else:
+        pads = 1
+    x = keras.layers.ZeroPadding2D(pads, name="pool1_pad")(x)
+    return keras.layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
+
+
+def _check_options(block, blocks, opts, stem_pool, features, include_top, pooling):
     check_choice(block, tuple(BLOCKS), "block")
     if not (isinstance(blocks, (tuple, list)) and len(blocks) == 4
             and all(isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in blocks)):
         raise ValueError(f"`blocks` must be 4 positive integers (blocks per stage). Received: blocks={blocks!r}")
     check_choice(opts.stride_placement, STRIDE_PLACEMENTS, "stride_placement")
     check_choice(opts.padding, PADDINGS, "padding")
+    check_choice(stem_pool, STEM_POOLS, "stem_pool")
     if not isinstance(opts.conv_bias, bool):
         raise ValueError(f"`conv_bias` must be True or False. Received: conv_bias={opts.conv_bias!r}")
     if not isinstance(opts.bn_epsilon, (int, float)) or opts.bn_epsilon <= 0:
@@ -198,6 +239,7 @@ def build_resnet(
     conv_bias=False,
     bn_epsilon=1e-5,
     padding="torch",
+    stem_pool="padded",
     groups=1,
     width_per_group=64,
     se_ratio=None,
@@ -217,6 +259,10 @@ def build_resnet(
         padding: ``"torch"`` (symmetric explicit padding before strided 3x3
             convs, so torchvision weights give identical outputs) or
             ``"keras"`` ('same' padding, TF's bottom/right extra pad).
+        stem_pool: the stem's 3x3/2 max-pool: ``"padded"`` (torchvision,
+            timm, keras.applications: one zero row/column on every side) or
+            ``"ceil"`` (Caffe SENets, Cadene's pretrainedmodels: torch
+            ``ceil_mode=True``, no padding; needs a fixed input size).
         groups: groups of the bottleneck 3x3 conv (ResNeXt cardinality).
         width_per_group: bottleneck width per group; the 3x3 conv has
             ``int(filters * width_per_group / 64) * groups`` channels.
@@ -234,7 +280,7 @@ def build_resnet(
         include_top=include_top, weights=weights, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation,
     )
-    _check_options(block, blocks, opts, features, include_top, pooling)
+    _check_options(block, blocks, opts, stem_pool, features, include_top, pooling)
     shape = resolve_input_shape(input_shape, default_shape=DEFAULT_SHAPE, min_size=32, model_name=model_name)
     inputs = make_inputs(shape, input_tensor)
 
@@ -243,8 +289,7 @@ def build_resnet(
     x = keras.layers.BatchNormalization(epsilon=bn_epsilon, name="conv1_bn")(x)
     x = keras.layers.Activation("relu", name="conv1_relu")(x)
     taps = [x]
-    x = keras.layers.ZeroPadding2D(1, name="pool1_pad")(x)
-    x = keras.layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
+    x = stem_max_pool(x, stem_pool)
     block_fn = BLOCKS[block]
     for stage, (count, filters, stride) in enumerate(zip(blocks, STAGE_FILTERS, STAGE_STRIDES), start=2):
         for b in range(1, count + 1):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import kerasnets
-from kerasnets.resnet import KERAS_APPLICATIONS
+from kerasnets.resnet import CADENE_SENET, KERAS_APPLICATIONS
 from tests.conftest import (
     assert_close,
     check_save_load_and_fit,
@@ -66,6 +66,29 @@ def test_stride_placement_changes_the_network():
     assert np.abs(v1.predict(x, verbose=0) - v15.predict(x, verbose=0)).max() > 1e-3
 
 
+def _torch_ceil_max_pool(x, k=3, s=2):
+    """NHWC max-pool as torch's MaxPool2d(k, s, ceil_mode=True): windows clipped at the bottom/right edge."""
+    def starts(n):
+        out = -(-(n - k) // s) + 1
+        return [i * s for i in range(out) if i * s < n]  # torch drops a window starting past the input
+    rows, cols = starts(x.shape[1]), starts(x.shape[2])
+    return np.stack([np.stack([x[:, r:r + k, c:c + k].max(axis=(1, 2)) for c in cols], 1) for r in rows], 1)
+
+
+@pytest.mark.parametrize("size, pooled", [((64, 64), (16, 16)), ((66, 64), (16, 16)), ((62, 66), (15, 16))])
+def test_stem_pool_ceil_is_torch_ceil_mode(size, pooled):
+    """Even stem outputs (32) get an extra bottom/right window; odd ones (33) none: as torch's ceil_mode."""
+    model = kerasnets.build_resnet((1, 1, 1, 1), include_top=False, input_shape=size + (3,), stem_pool="ceil")
+    randomize_bn_statistics(model)
+    taps = keras.Model(model.input, [model.get_layer("conv1_relu").output, model.get_layer("pool1_pool").output])
+    x = np.random.default_rng(2).normal(size=(2,) + size + (3,)).astype("float32")
+    stem, pool = taps.predict(x, verbose=0)
+    assert pool.shape[1:3] == pooled
+    np.testing.assert_array_equal(pool, _torch_ceil_max_pool(stem))
+    padded = kerasnets.build_resnet((1, 1, 1, 1), include_top=False, input_shape=size + (3,))
+    assert padded.get_layer("pool1_pool").output.shape[1:3] == tuple(-(-n // 4) for n in size)
+
+
 @pytest.mark.parametrize("name, widths", [
     ("resnet18", (64, 64, 128, 256, 512)),
     ("resnet50", (64, 256, 512, 1024, 2048)),
@@ -107,6 +130,8 @@ def test_resnet50_features_round_trip(tmp_path):
     (dict(blocks=(3, 4, 6)), "blocks"),
     (dict(stride_placement="v2"), "stride_placement"),
     (dict(padding="reflect"), "padding"),
+    (dict(stem_pool="same"), "stem_pool"),
+    (dict(stem_pool="ceil", include_top=False, input_shape=(None, None, 3)), "fixed input_shape"),
     (dict(groups=0), "groups"),
     (dict(block="basic", groups=32), "basic block"),
     (dict(se_ratio=0), "se_ratio"),
@@ -120,6 +145,14 @@ def test_resnet50_features_round_trip(tmp_path):
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         kerasnets.build_resnet(**kwargs)
+
+
+def test_se_variants_take_stem_pool():
+    model = kerasnets.build_se_resnet50(input_shape=(64, 64, 3), **CADENE_SENET["se_resnet50"])
+    assert model.get_layer("pool1_pad").padding == ((0, 1), (0, 1))
+    assert model.get_layer("conv3_block1_1_conv").strides == (2, 2)
+    with pytest.raises(ValueError, match="stem_pool"):
+        kerasnets.build_se_resnext50_32x4d(stem_pool="floor")
 
 
 def test_unknown_option_is_rejected():

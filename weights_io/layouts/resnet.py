@@ -1,4 +1,4 @@
-"""ResNet / ResNeXt / SE-ResNet layout: torchvision and timm names onto ours.
+"""ResNet / ResNeXt / SE-ResNet layouts: torchvision, timm and Cadene names onto ours.
 
 Ours (kerasnets.resnet, keras.applications' names): ``conv1_conv``,
 ``conv1_bn``, ``conv{s}_block{b}_{i}_conv`` / ``_{i}_bn`` (i = 1..3),
@@ -8,8 +8,11 @@ Ours (kerasnets.resnet, keras.applications' names): ``conv1_conv``,
 torchvision (resnet*, resnext*) and timm (resnet*, seresnet*, seresnext*)
 share one scheme: ``conv1``, ``bn1``, ``layer{s-1}.{b-1}.conv{i}`` /
 ``bn{i}``, ``layer{s-1}.{b-1}.downsample.{0,1}``, ``layer{s-1}.{b-1}.se``
-(timm's SEModule: ``fc1``/``fc2`` 1x1 convs), ``fc``. keras.applications'
-own files use our names: the identity ``"keras"`` layout.
+(timm's SEModule: ``fc1``/``fc2`` 1x1 convs), ``fc``. Cadene's
+pretrainedmodels SENets (and timm's legacy_senet) keep the blocks' names but
+put the stem in ``layer0``, call the SE module ``se_module`` (same ``fc1`` /
+``fc2``) and the classifier ``last_linear``. keras.applications' own files
+use our names: the identity ``"keras"`` layout.
 """
 
 from __future__ import annotations
@@ -21,21 +24,30 @@ def _block(match):
     return f"layer{int(match.group(1)) - 1}.{int(match.group(2)) - 1}"
 
 
-register_layout(
-    rule_layout(
-        "torchvision-resnet",
-        [
-            (r"conv1_conv", "conv1"),
-            (r"conv1_bn", "bn1"),
-            (r"conv(\d)_block(\d+)_([123])_conv", lambda m: f"{_block(m)}.conv{m.group(3)}"),
-            (r"conv(\d)_block(\d+)_([123])_bn", lambda m: f"{_block(m)}.bn{m.group(3)}"),
-            (r"conv(\d)_block(\d+)_0_conv", lambda m: f"{_block(m)}.downsample.0"),
-            (r"conv(\d)_block(\d+)_0_bn", lambda m: f"{_block(m)}.downsample.1"),
-            (r"conv(\d)_block(\d+)_se", lambda m: f"{_block(m)}.se"),
-            (r"predictions", "fc"),
-        ],
-        description="torchvision resnet/resnext and timm (se)resnet/(se)resnext: conv1, bn1, layerN.i.conv1-3/bn1-3, "
-        "layerN.i.downsample.{0,1}, layerN.i.se.fc1/fc2, fc.",
-        first_conv="conv1_conv",
-    )
+def _register(name, *, stem, se, head, description):
+    """Registers a torchvision-style scheme whose stem prefix, SE module and classifier names vary."""
+    rules = [
+        (r"conv1_conv", f"{stem}conv1"),
+        (r"conv1_bn", f"{stem}bn1"),
+        (r"conv(\d)_block(\d+)_([123])_conv", lambda m: f"{_block(m)}.conv{m.group(3)}"),
+        (r"conv(\d)_block(\d+)_([123])_bn", lambda m: f"{_block(m)}.bn{m.group(3)}"),
+        (r"conv(\d)_block(\d+)_0_conv", lambda m: f"{_block(m)}.downsample.0"),
+        (r"conv(\d)_block(\d+)_0_bn", lambda m: f"{_block(m)}.downsample.1"),
+        (r"conv(\d)_block(\d+)_se", lambda m: f"{_block(m)}.{se}"),
+        (r"predictions", head),
+    ]
+    register_layout(rule_layout(name, rules, description=description, first_conv="conv1_conv"))
+
+
+_register(
+    "torchvision-resnet", stem="", se="se", head="fc",
+    description="torchvision resnet/resnext and timm (se)resnet/(se)resnext: conv1, bn1, layerN.i.conv1-3/bn1-3, "
+    "layerN.i.downsample.{0,1}, layerN.i.se.fc1/fc2, fc.",
+)
+_register(
+    "cadene-senet", stem="layer0.", se="se_module", head="last_linear",
+    description="Cadene pretrainedmodels se_resnet50/101/152, se_resnext50_32x4d/101_32x4d and timm "
+    "legacy_seresnet*/legacy_seresnext*: layer0.conv1, layer0.bn1, layerN.i.conv1-3/bn1-3, "
+    "layerN.i.downsample.{0,1}, layerN.i.se_module.fc1/fc2, last_linear (build with kerasnets.resnet.CADENE_SENET "
+    "options).",
 )

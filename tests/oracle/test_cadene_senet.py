@@ -1,0 +1,69 @@
+"""Oracle: Cadene's pretrainedmodels SE-ResNet / SE-ResNeXt give our logits from their .pth files.
+
+Cadene's SENet differs from timm's seresnet (our defaults) in the stem
+max-pool (``ceil_mode=True``, no padding: ``stem_pool="ceil"``), in where
+SE-ResNet strides (the first 1x1: ``stride_placement="v1"``) and in its key
+names (layout "cadene-senet"). Random weights with randomised BN statistics
+are saved as Cadene's files are (legacy, non-zip torch format) and loaded
+through the reader, the layout and the assign step, all or nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("pretrainedmodels")
+from pretrainedmodels.models import senet  # noqa: E402
+
+import kerasnets  # noqa: E402
+import weights_io  # noqa: E402
+from kerasnets.resnet import CADENE_SENET  # noqa: E402
+from tests.conftest import assert_close  # noqa: E402
+from tests.oracle.test_residual_torchvision import _randomize_torch_bn  # noqa: E402
+
+torch.set_num_threads(2)
+# Cadene's head is AvgPool2d(7), so the last map must be 7x7: 224. Its stem output (112) is even,
+# so ceil mode reads one more row and column than the padded pool: the option is exercised.
+SIZE = 224
+TOLERANCE = 1e-4  # max |ours - theirs| / max |theirs|
+
+
+def _cadene_file(name, path):
+    torch.manual_seed(0)
+    reference = _randomize_torch_bn(getattr(senet, name)(num_classes=1000, pretrained=None))
+    with torch.no_grad():  # larger SE weights, so the gates are not all ~0.5
+        for module in reference.modules():
+            if isinstance(module, senet.SEModule):
+                module.fc2.weight.mul_(20.0)
+    torch.save(reference.state_dict(), path, _use_new_zipfile_serialization=False)
+    return reference
+
+
+@pytest.mark.parametrize("name", [
+    "se_resnet50",
+    "se_resnext50_32x4d",
+    pytest.param("se_resnet101", marks=pytest.mark.slow),
+    pytest.param("se_resnet152", marks=pytest.mark.slow),
+])
+def test_cadene_senet_logits(name, tmp_path):
+    path = tmp_path / f"{name}.pth"
+    reference = _cadene_file(name, path)
+    ours = kerasnets.build(name, input_shape=(SIZE, SIZE, 3), classifier_activation=None, **CADENE_SENET[name])
+    assert kerasnets.parameter_count(ours) == sum(p.numel() for p in reference.parameters())
+    report = weights_io.load_weights(ours, path, source="cadene-senet")
+    assert report.ok and report.applied and not report.unexpected and report.format == "torch-legacy"
+
+    x = np.random.default_rng(0).normal(size=(2, SIZE, SIZE, 3)).astype("float32")
+    with torch.no_grad():
+        expected = reference(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy()
+    assert_close(ours.predict(x, verbose=0), expected, rtol=TOLERANCE, what=name)
+
+    # The same options but the padded stem pool: the layout is detected, the logits are not Cadene's.
+    options = {k: v for k, v in CADENE_SENET[name].items() if k != "stem_pool"}
+    padded = kerasnets.build(name, input_shape=(SIZE, SIZE, 3), classifier_activation=None, **options)
+    detected = weights_io.load_weights(padded, path)
+    assert detected.layout == "cadene-senet" and detected.ok
+    difference = np.abs(padded.predict(x, verbose=0) - expected).max() / np.abs(expected).max()
+    assert difference > 10 * TOLERANCE, f"the padded stem pool misses the parity bar by too little ({difference:.3g})"
