@@ -26,7 +26,7 @@ setup(
     ],
     extras_require={
         "test": TEST,
-        "oracle": ["torch==2.14.1", "torchvision==0.29.1"],
+        "oracle": ["torch==2.14.1", "torchvision==0.29.1", "pretrainedmodels==0.7.4"],  # Cadene: SE-ResNet, BN-Inception, Inception v4
         "backends": ["jax==0.10.2", "jaxlib==0.10.2"],  # + torch from "oracle": tests/backends
         # keras' ONNX export goes through tf2onnx; the TFLite check uses tf.lite's interpreter
         "export": ["onnx>=1.17", "onnxruntime>=1.20", "tf2onnx>=1.17"],

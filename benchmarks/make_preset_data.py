@@ -18,6 +18,12 @@ Provenance of every fact in the table:
   (vlfeat.org model page; machrisaa/tensorflow-vgg README, a mega.nz page,
   not a direct download). Neither publishes a hash: null, so the loader
   trusts the first file it sees and prints its sha256.
+* Cadene rows (pretrainedmodels 0.7.4, the SE-ResNet/SE-ResNeXt, BN-Inception
+  and Inception v4 ports timm's legacy models also use): URL, input size,
+  colour order, range, mean/std from its `pretrained_settings`; the sha256
+  prefix torch.hub checks is in each file name; top-1/top-5 are the "Our
+  porting" rows of its README; resize = floor(crop / 0.875), bilinear, as its
+  `utils.TransformImage` does.
 * FSRCNN-pytorch rows: the Dropbox pages in yjn870/FSRCNN-pytorch's README
   (pages, not direct downloads: manual), Set5 PSNR from the same README.
 """
@@ -221,6 +227,42 @@ def vgg_file_rows():
     return rows
 
 
+CADENE_BASE = "http://data.lip6.fr/cadene/pretrainedmodels/"
+CADENE_SENET_SE = {"stride_placement": "v1", "stem_pool": "ceil"}  # SEResNetBottleneck: stride on the 1x1
+# (model, file, options, layout, preprocessing mode, input size, top-1, top-5, leading classes to drop)
+CADENE = [
+    ("se_resnet50", "se_resnet50-ce0d4300.pth", CADENE_SENET_SE, "cadene-senet", "torch", 224, 77.636, 93.752, 0),
+    ("se_resnet101", "se_resnet101-7e38fcc6.pth", CADENE_SENET_SE, "cadene-senet", "torch", 224, 78.396, 94.258, 0),
+    ("se_resnet152", "se_resnet152-d17c99b7.pth", CADENE_SENET_SE, "cadene-senet", "torch", 224, 78.658, 94.374, 0),
+    ("se_resnext50_32x4d", "se_resnext50_32x4d-a260b3a4.pth", {"stem_pool": "ceil"}, "cadene-senet", "torch",
+     224, 79.076, 94.434, 0),
+    ("inception_v2", "bn_inception-52deb4733.pth", {"variant": "cadene"}, "cadene-bninception", "bninception",
+     224, 73.524, 91.562, 0),
+    # TF-slim's 1001 classes: row 0 is "background", which pretrainedmodels drops for 'imagenet'
+    ("inception_v4", "inceptionv4-8e4777a0.pth", {}, "cadene-inception-v4", "tf", 299, 80.062, 94.926, 1),
+]
+CADENE_MODES = {
+    "torch": {"mode": "torch", "color": "RGB", "scale": 1 / 255, "mean": TORCH_MEAN, "std": TORCH_STD},
+    "tf": {"mode": "tf", "color": "RGB", "scale": 1 / 255, "mean": [0.5] * 3, "std": [0.5] * 3},
+    "bninception": {"mode": "bninception", "color": "BGR", "scale": 1.0, "mean": [104.0, 117.0, 128.0],
+                    "std": [1.0, 1.0, 1.0]},
+}
+
+
+def cadene_rows():
+    return [{
+        "name": f"{model}.cadene", "model": model, "options": options, "task": "classification",
+        "publisher": "Cadene pretrained-models.pytorch (pretrainedmodels 0.7.4)", "url": CADENE_BASE + file_name,
+        "manual_download": False, "file_name": file_name, "file_size_mb": None,
+        "hash": {"algorithm": "sha256-prefix", "value": re.search(r"-([a-f0-9]+)\.", file_name).group(1)},
+        "format": "pth", "layout": layout, "key_renames": [], "head": ["predictions"],
+        "preprocessing": {**CADENE_MODES[mode], "input_size": [size, size], "resize": int(size / 0.875),
+                          "crop": size, "interpolation": "bilinear"},
+        "classes": IMAGENET, "accuracy": {"top1": top1, "top5": top5, "source": "pretrainedmodels README"},
+        "default": False, "drop_leading_classes": drop,
+    } for model, file_name, options, layout, mode, size, top1, top5, drop in CADENE]
+
+
 FSRCNN_PAGES = {
     2: ("https://www.dropbox.com/s/1k3dker6g7hz76s/fsrcnn_x2.pth?dl=0", 37.12),
     3: ("https://www.dropbox.com/s/pm1ed2nyboulz5z/fsrcnn_x3.pth?dl=0", 33.22),
@@ -244,7 +286,7 @@ def fsrcnn_rows():
 def main():
     from torchvision.models._meta import _IMAGENET_CATEGORIES
 
-    rows = torchvision_rows() + keras_rows() + vgg_file_rows() + fsrcnn_rows()
+    rows = torchvision_rows() + keras_rows() + vgg_file_rows() + cadene_rows() + fsrcnn_rows()
     # "imagenet" = the builder's default preset: one whose options are the builder's defaults.
     # torchvision's DEFAULT, except where the builder's default options are keras.applications'.
     defaults = {row["model"]: row["name"] for row in rows if row["default"] and row["task"] == "classification"}
@@ -254,6 +296,7 @@ def main():
     # which the builders do not default to: reachable by name or build_preset, not as "imagenet"
     for model in ("googlenet", "inception_v3"):
         defaults.pop(model, None)
+    defaults["inception_v4"] = "inception_v4.cadene"  # the builder's defaults are TF-slim's network
     for row in rows:
         row["default"] = defaults.get(row["model"]) == row["name"]
         # what "imagenet" also answers to: the builder's model name when it differs from the registry's

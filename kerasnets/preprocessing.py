@@ -43,6 +43,11 @@ MODES = {
         weights="MatConvNet imports (imagenet-vgg-verydeep-16.mat, imagenet-caffe-alex.mat): RGB, 0..255 minus "
         "the ImageNet RGB mean (meta.normalization.averageImage).",
     ),
+    "bninception": PreprocessingMode(
+        "bninception", bgr=True, scale=1.0, mean=(104.0, 117.0, 128.0), std=(1.0, 1.0, 1.0), offset=0.0,
+        weights="Caffe BN-Inception (Cadene pretrainedmodels bn_inception .pth): BGR, 0..255 minus the rounded "
+        "BGR mean (104, 117, 128).",
+    ),
     "torch": PreprocessingMode(
         "torch", bgr=False, scale=1 / 255.0, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), offset=0.0,
         weights="torchvision and timm .pth weights (ResNet, DenseNet, MobileNetV3, VGG, AlexNet): RGB in [0, 1], "
@@ -84,7 +89,7 @@ def preprocess_input(x, mode="torch"):
 
     Args:
         x: array or tensor (..., H, W, 3), RGB, values 0..255.
-        mode: a key of `MODES` ("caffe", "matconvnet", "torch", "tf", "none", "raw").
+        mode: a key of `MODES` ("caffe", "bninception", "matconvnet", "torch", "tf", "none", "raw").
 
     Returns:
         float32 array (numpy in, numpy out) or tensor of the same shape.

@@ -34,6 +34,8 @@ import os
 import re
 import sys
 
+import numpy as np
+
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 _TABLE = os.path.join(DATA_DIR, "presets.json")
 # Bumped when the converted-cache layout changes, so stale caches are rebuilt.
@@ -67,6 +69,9 @@ class Preset:
     accuracy: dict | None
     default: bool
     aliases: tuple = ()
+    # Classes the file's classifier has before the preset's first class (1: TF-slim's
+    # "background" row, which Cadene's Inception v4 keeps in the file and drops on load).
+    drop_leading_classes: int = 0
 
     @property
     def num_classes(self):
@@ -314,8 +319,21 @@ def convert_weight_file_into(model, preset, weight_file):
     layout = get_layout(preset.layout)
     weight_file = _rename_keys(weight_file, preset.key_renames)
     names = [layer.name for layer in weighted_layers(model)]
-    weight_file = _drop_absent_head(weight_file, names, layout.map_names(list(preset.head)))
+    head_sources = layout.map_names(list(preset.head))
+    weight_file = _drop_absent_head(weight_file, names, head_sources)
+    if preset.drop_leading_classes:
+        _drop_leading_classes(weight_file, head_sources.get("predictions"), preset.drop_leading_classes)
     return assign_weights(model, weight_file, layout, strict=True, release=True)
+
+
+def _drop_leading_classes(weight_file, classifier, count):
+    """Slices the first `count` classes off the classifier's arrays (axis 0 in torch files, last in Keras)."""
+    params = weight_file.tensors.get(classifier)
+    if params is None:
+        return  # include_top=False: the classifier is gone already
+    axis = 0 if weight_file.convention == "torch" else -1
+    for param, array in params.items():
+        params[param] = np.take(array, np.arange(count, array.shape[axis]), axis=axis)
 
 
 def build_preset(name, **kwargs):

@@ -41,11 +41,13 @@ def model_rows():
         spec = model_spec(name)
         model = spec.build()
         names = [layer.name for layer in weighted_layers(model)]
+        # a preset's layout counts even when it needs other builder options (cadene-senet)
+        preset_layouts = {p.layout for p in presets_by_model.get(name, [])}
         sources = sorted(
             layout.name
             for layout in LAYOUTS.values()
-            if layout.name != "keras" and _meant_for(layout.name, name, spec.family)
-            and names and len(layout.map_names(names)) >= COVERAGE * len(names)
+            if layout.name != "keras" and (layout.name in preset_layouts or _meant_for(layout.name, name, spec.family)
+                                           and names and len(layout.map_names(names)) >= COVERAGE * len(names))
         )
         rows.append({
             "name": name,

@@ -16,6 +16,8 @@ def test_modes_match_their_published_formulas(images):
     r, g, b = images[..., 0], images[..., 1], images[..., 2]
     caffe = np.stack([b - 103.939, g - 116.779, r - 123.68], -1)
     np.testing.assert_allclose(preprocess_input(images, mode="caffe"), caffe, rtol=1e-6, atol=1e-4)
+    bninception = np.stack([b - 104, g - 117, r - 128], -1)  # Cadene's bninception settings
+    np.testing.assert_allclose(preprocess_input(images, mode="bninception"), bninception, rtol=1e-6, atol=1e-4)
     torch = (images / 255.0 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
     np.testing.assert_allclose(preprocess_input(images, mode="torch"), torch, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(preprocess_input(images, mode="tf"), images / 127.5 - 1, atol=1e-6)
