@@ -126,3 +126,40 @@ def test_instance_norm_generator_is_batch_independent():
 def test_bad_arguments(name, kwargs, message):
     with pytest.raises(ValueError, match=message):
         kerasnets.build(name, **kwargs)
+
+
+def _junyanz_state_dict(blocks, ngf, rng):
+    """junyanz's ResnetGenerator state dict as its published (torch < 0.4) files hold it, running
+    statistics of every InstanceNorm included; indices from its models/networks.py."""
+    up = 10 + blocks
+    convs = {"model.1": (ngf, 3, 7, 7), "model.4": (2 * ngf, ngf, 3, 3), "model.7": (4 * ngf, 2 * ngf, 3, 3),
+             f"model.{up}": (4 * ngf, 2 * ngf, 3, 3), f"model.{up + 3}": (2 * ngf, ngf, 3, 3),
+             f"model.{up + 7}": (3, ngf, 7, 7)}
+    norms = {"model.2": ngf, "model.5": 2 * ngf, "model.8": 4 * ngf, f"model.{up + 1}": 2 * ngf, f"model.{up + 4}": ngf}
+    for b in range(10, up):
+        convs.update({f"model.{b}.conv_block.{i}": (4 * ngf, 4 * ngf, 3, 3) for i in (1, 5)})
+        norms.update({f"model.{b}.conv_block.{i}": 4 * ngf for i in (2, 6)})
+    transposed = (f"model.{up}", f"model.{up + 3}")  # ConvTranspose2d weights are (in, out, kh, kw)
+    tensors = {key: {"weight": rng.normal(size=shape).astype("float32"),
+                     "bias": rng.normal(size=shape[1] if key in transposed else shape[0]).astype("float32")}
+               for key, shape in convs.items()}
+    tensors.update({key: {"running_mean": np.zeros(n, "float32"), "running_var": np.ones(n, "float32")}
+                    for key, n in norms.items()})
+    return tensors
+
+
+@pytest.mark.parametrize("architecture, blocks", [("resnet_9blocks", 9), ("resnet_6blocks", 6)])
+def test_junyanz_cyclegan_rows_load_its_state_dicts(architecture, blocks):
+    """Every junyanz CycleGAN preset: each array has a home and the InstanceNorm statistics are dropped."""
+    from kerasnets import presets
+    from weights_io.core import WeightFile
+
+    rows = presets.list_presets("cyclegan_generator")
+    assert len(rows) == 18 and all(p.layout == "junyanz-resnet-generator" and p.options == {} for p in rows)
+    model = kerasnets.build_cyclegan_generator(input_shape=(16, 16, 3), architecture=architecture, filters=4)
+    for preset in rows:
+        tensors = _junyanz_state_dict(blocks, 4, np.random.default_rng(blocks))
+        expected = tensors[f"model.{17 + blocks}"]["bias"].copy()
+        report = presets.convert_weight_file_into(model, preset, WeightFile(tensors, "torch", "pth"))
+        assert report.ok and report.applied and len(report.loaded) == 2 * (6 + 2 * blocks), preset.name
+        np.testing.assert_array_equal(model.get_layer("output_conv").bias.numpy(), expected)
