@@ -26,6 +26,11 @@ Provenance of every fact in the table:
   `utils.TransformImage` does.
 * FSRCNN-pytorch rows: the Dropbox pages in yjn870/FSRCNN-pytorch's README
   (pages, not direct downloads: manual), Set5 PSNR from the same README.
+* junyanz CycleGAN rows: the names and URL pattern of
+  scripts/download_cyclegan_model.sh (direct links, no hash published:
+  trusted on first use); the test-time settings of its test.py and README
+  (`--model test --no_dropout`, resnet_9blocks, instance norm, 256x256 in
+  [-1, 1]); no published score.
 """
 
 from __future__ import annotations
@@ -283,10 +288,45 @@ def fsrcnn_rows():
     } for scale, (url, psnr) in FSRCNN_PAGES.items()]
 
 
+JUNYANZ = "junyanz/pytorch-CycleGAN-and-pix2pix"
+CYCLEGAN_BASE = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/"
+# The names scripts/download_cyclegan_model.sh accepts; each file is one generator (latest_net_G.pth).
+CYCLEGAN_GENERATORS = (
+    "apple2orange", "orange2apple", "summer2winter_yosemite", "winter2summer_yosemite", "horse2zebra",
+    "zebra2horse", "monet2photo", "style_monet", "style_cezanne", "style_ukiyoe", "style_vangogh", "sat2map",
+    "map2sat", "cityscapes_photo2label", "cityscapes_label2photo", "facades_photo2label", "facades_label2photo",
+    "iphone2dslr_flower",
+)
+# The files were saved by torch < 0.4, whose InstanceNorm2d carried running_mean/var buffers. junyanz's
+# loader deletes them (__patch_instance_norm_state_dict): its norms (track_running_stats=False) use each
+# image's own statistics, as ours do. The generator has no BatchNorm, so these are exactly the running
+# statistics of its norm layers; the preset drops them, and any other stray array still fails the load.
+INSTANCE_NORM_STATS = [r"model\.\d+(\.conv_block\.\d+)?\.running_(mean|var)"]
+# Test time: load_size = crop_size = 256, a bicubic resize to 256x256 (junyanz stretches, load_image
+# keeps the aspect and centre-crops), then Normalize(0.5, 0.5): RGB in [-1, 1].
+JUNYANZ_PREPROCESSING = {"mode": "tf", "color": "RGB", "scale": 1 / 255, "mean": [0.5] * 3, "std": [0.5] * 3,
+                         "input_size": [256, 256], "resize": 256, "crop": 256, "interpolation": "bicubic"}
+
+
+def junyanz_rows():
+    """CycleGAN generators as `--model test --no_dropout` runs them (resnet_9blocks, instance norm)."""
+    return [{
+        "name": f"cyclegan_generator.{name}", "model": "cyclegan_generator", "options": {},
+        "task": "image-to-image", "publisher": f"{JUNYANZ} pretrained CycleGAN generator {name}",
+        "url": f"{CYCLEGAN_BASE}{name}.pth", "manual_download": False,
+        # prefixed: pix2pix publishes files of the same names (sat2map, map2sat, facades_label2photo)
+        "file_name": f"cyclegan_{name}.pth", "file_size_mb": None, "hash": None, "format": "pth",
+        "layout": "junyanz-resnet-generator", "key_renames": [], "head": [],
+        "preprocessing": JUNYANZ_PREPROCESSING, "classes": None, "accuracy": None, "default": False,
+        "drop_keys": INSTANCE_NORM_STATS,
+    } for name in CYCLEGAN_GENERATORS]
+
+
 def main():
     from torchvision.models._meta import _IMAGENET_CATEGORIES
 
-    rows = torchvision_rows() + keras_rows() + vgg_file_rows() + cadene_rows() + fsrcnn_rows()
+    rows = (torchvision_rows() + keras_rows() + vgg_file_rows() + cadene_rows() + fsrcnn_rows()
+            + junyanz_rows())
     # "imagenet" = the builder's default preset: one whose options are the builder's defaults.
     # torchvision's DEFAULT, except where the builder's default options are keras.applications'.
     defaults = {row["model"]: row["name"] for row in rows if row["default"] and row["task"] == "classification"}

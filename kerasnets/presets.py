@@ -72,6 +72,9 @@ class Preset:
     # Classes the file's classifier has before the preset's first class (1: TF-slim's
     # "background" row, which Cadene's Inception v4 keeps in the file and drops on load).
     drop_leading_classes: int = 0
+    # Full-match patterns of source keys the publisher's own loader deletes (old torch saved
+    # InstanceNorm running statistics that junyanz's CycleGAN code removes before loading).
+    drop_keys: tuple = ()
 
     @property
     def num_classes(self):
@@ -292,6 +295,18 @@ def _rename_keys(weight_file, renames):
     return weight_file
 
 
+def _drop_keys(weight_file, patterns):
+    if not patterns:
+        return weight_file
+    from weights_io.core import group_flat
+
+    regexes = [re.compile(pattern) for pattern in patterns]
+    flat = weight_file.flat()
+    weight_file.tensors = group_flat({key: value for key, value in flat.items()
+                                      if not any(regex.fullmatch(key) for regex in regexes)})
+    return weight_file
+
+
 def _drop_absent_head(weight_file, layer_names, head_sources):
     """Removes the classifier's source layers when the model was built without them."""
     for ours, source in head_sources.items():
@@ -318,6 +333,7 @@ def convert_weight_file_into(model, preset, weight_file):
 
     layout = get_layout(preset.layout)
     weight_file = _rename_keys(weight_file, preset.key_renames)
+    weight_file = _drop_keys(weight_file, preset.drop_keys)
     names = [layer.name for layer in weighted_layers(model)]
     head_sources = layout.map_names(list(preset.head))
     weight_file = _drop_absent_head(weight_file, names, head_sources)
