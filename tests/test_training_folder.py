@@ -78,6 +78,7 @@ def test_modes_match_hand_formulas():
     r, g, b = x[..., 0], x[..., 1], x[..., 2]
     expected = {
         "caffe": np.stack([b - 103.939, g - 116.779, r - 123.68], -1),
+        "bninception": np.stack([b - 104, g - 117, r - 128], -1),
         "matconvnet": np.stack([r - 123.68, g - 116.779, b - 103.939], -1),
         "torch": np.stack([(r / 255 - 0.485) / 0.229, (g / 255 - 0.456) / 0.224, (b / 255 - 0.406) / 0.225], -1),
         "tf": x / 127.5 - 1,
