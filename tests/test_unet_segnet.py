@@ -31,6 +31,24 @@ def test_unet_same_padding_small():
         kerasnets.build_unet(padding="same", input_shape=(64, 64, 3), classes=4, filters=8))
 
 
+def test_unet_batch_norm_drops_conv_bias_and_adds_bn():
+    """milesial/Pytorch-UNet's DoubleConv: bias-free 3x3 convs, each followed by BN (gamma and beta counted)."""
+    model = kerasnets.build_unet(padding="same", input_shape=(32, 32, 3), classes=2, filters=8, depth=3,
+                                 batch_norm=True, bn_epsilon=1e-3)
+    widths = [8, 16, 32]
+    enc = sum(9 * i * o + 9 * o * o + 2 * 2 * o for i, o in zip([3] + widths[:-1], widths))
+    dec = sum(_c(2 * o, o, 2) + 9 * 2 * o * o + 9 * o * o + 2 * 2 * o for o in widths[:-1])
+    assert kerasnets.parameter_count(model) == enc + dec + _c(8, 2, 1)
+    assert model.count_params() - kerasnets.parameter_count(model) == 2 * 2 * (sum(widths) + sum(widths[:-1]))
+    assert model.get_layer("enc1_conv1").use_bias is False
+    assert model.get_layer("dec1_conv2_bn").epsilon == 1e-3
+    assert isinstance(model.get_layer("enc3_conv2_relu"), keras.layers.ReLU)
+    plain = kerasnets.build_unet(padding="same", input_shape=(32, 32, 3), classes=2, filters=8, depth=3)
+    assert kerasnets.parameter_count(plain) == sum(_c(i, o) + _c(o, o) for i, o in zip([3, 8, 16], widths)) + sum(
+        _c(2 * o, o, 2) + _c(2 * o, o) + _c(o, o) for o in widths[:-1]) + _c(8, 2, 1)
+    assert not any(layer.name.endswith(("_bn", "_relu")) for layer in plain.layers)
+
+
 def test_unet_vgg16_encoder_loads_vgg16_weights_by_name():
     vgg = kerasnets.build_vgg16(include_top=False, input_shape=(32, 32, 3))
     unet = kerasnets.build_unet(encoder="vgg16", input_shape=(32, 32, 3))
@@ -116,6 +134,8 @@ def test_one_training_step(builder, options):
     ("unet", {"input_shape": (570, 570, 1)}, "even"),
     ("unet", {"padding": "reflect"}, "padding"),
     ("unet", {"encoder": "vgg19"}, "encoder"),
+    ("unet", {"batch_norm": 1}, "batch_norm"),
+    ("unet", {"bn_epsilon": 0}, "bn_epsilon"),
     ("unet", {"encoder": "vgg16", "input_shape": (48, 48, 3)}, "multiples of 32"),
     ("segnet", {"input_shape": (48, 48, 3)}, "multiples of 32"),
     ("segnet", {"encoder": "vgg16"}, "encoder"),

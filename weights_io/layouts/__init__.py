@@ -146,6 +146,6 @@ def detect_layout(names, weight_file):
 
 
 # Family modules register their layouts on import; add yours to this tuple.
-_FAMILY_MODULES = ("vgg", "resnet", "densenet", "mobilenet_v3", "fsrcnn", "inception", "gan")
+_FAMILY_MODULES = ("vgg", "resnet", "densenet", "mobilenet_v3", "fsrcnn", "inception", "gan", "unet")
 for _module in _FAMILY_MODULES:
     importlib.import_module(f"weights_io.layouts.{_module}")
