@@ -322,11 +322,41 @@ def junyanz_rows():
     } for name in CYCLEGAN_GENERATORS]
 
 
+MILESIAL = "milesial/Pytorch-UNet"
+MILESIAL_BASE = f"https://github.com/{MILESIAL}/releases/download/v3.0/"
+# hubconf.py's unet_carvana: UNet(n_channels=3, n_classes=2, bilinear=False), which is our padded U-Net with
+# BN (bias-free convs, eps 1e-5); outputs are logits (predict.py takes the argmax). For inputs whose sides are
+# multiples of 16 their Up's F.pad is a no-op; our builder accepts only those sizes.
+MILESIAL_OPTIONS = {"padding": "same", "batch_norm": True, "bn_epsilon": 1e-5, "classes": 2,
+                    "classifier_activation": None, "input_shape": [None, None, 3]}
+# BasicDataset.preprocess: PIL bicubic resize of both sides by the scale factor, RGB, /255 (no mean/std).
+MILESIAL_PREPROCESSING = {"mode": "none", "color": "RGB", "scale": 1 / 255, "mean": None, "std": None,
+                          "input_size": None, "resize": None, "crop": None, "interpolation": "bicubic"}
+
+
+def milesial_rows():
+    """The Carvana car-masking U-Nets of milesial/Pytorch-UNet's v3.0 release, one per training scale."""
+    return [{
+        "name": f"unet.milesial_carvana_scale{scale}", "model": "unet", "options": MILESIAL_OPTIONS,
+        "task": "segmentation",
+        "publisher": f"{MILESIAL} v3.0 Carvana U-Net (background, car), trained on images scaled by {scale}: "
+                     f"resize by {scale} before predicting",
+        "url": f"{MILESIAL_BASE}unet_carvana_scale{scale}_epoch2.pth", "manual_download": False,
+        "file_name": f"unet_carvana_scale{scale}_epoch2.pth", "file_size_mb": None, "hash": None, "format": "pth",
+        "layout": "milesial-unet", "key_renames": [], "head": [], "preprocessing": MILESIAL_PREPROCESSING,
+        # the file's 'mask_values' entry is a list, not a tensor: the reader skips it
+        "classes": None,
+        "accuracy": {"dice": 0.988423, "source": f"{MILESIAL} README (Kaggle Carvana test set; the README does "
+                                                 "not say which scale's file)"},
+        "default": False,
+    } for scale in ("0.5", "1.0")]
+
+
 def main():
     from torchvision.models._meta import _IMAGENET_CATEGORIES
 
     rows = (torchvision_rows() + keras_rows() + vgg_file_rows() + cadene_rows() + fsrcnn_rows()
-            + junyanz_rows())
+            + junyanz_rows() + milesial_rows())
     # "imagenet" = the builder's default preset: one whose options are the builder's defaults.
     # torchvision's DEFAULT, except where the builder's default options are keras.applications'.
     defaults = {row["model"]: row["name"] for row in rows if row["default"] and row["task"] == "classification"}

@@ -59,7 +59,7 @@ MODES = {
     ),
     "none": PreprocessingMode(
         "none", bgr=False, scale=1 / 255.0, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), offset=0.0,
-        weights="Training from scratch (no pretrained weights): RGB in [0, 1].",
+        weights="Training from scratch, and milesial Pytorch-UNet's Carvana weights: RGB in [0, 1].",
     ),
     "raw": PreprocessingMode(
         "raw", bgr=False, scale=1.0, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), offset=0.0,
