@@ -10,6 +10,12 @@ Layer names, per model:
   ``_norm``/``_lrelu``, ``up{i}_deconv``/``_norm``/``_dropout``/``_relu``/
   ``_concat``, ``output``. PatchGAN: ``concat``, ``down{1..3}_*``, ``pad1``,
   ``conv4``/``conv4_norm``/``conv4_lrelu``, ``pad2``, ``output``.
+* pix2pix U-Net generator, ``variant="torch"`` (junyanz's UnetGenerator): the
+  activation opens each block, so ``down{i}_lrelu`` (i > 1) precedes
+  ``down{i}_conv``/``_norm`` (no norm on down1 or the innermost down) and
+  ``up{i}_relu`` precedes ``up{i}_deconv``/``_norm``/``_dropout``, then
+  ``up{i}_concat`` = [skip, up]; ``output_relu``, ``output``. Up i counts
+  from the innermost, as in the tutorial.
 * CycleGAN ResNet generator (junyanz/pytorch-CycleGAN-and-pix2pix):
   ``stem_pad``/``_conv``/``_norm``/``_relu``, ``down{i}_pad``/``_conv``/
   ``_norm``/``_relu``, ``block{i}_pad{j}``/``_conv{j}``/``_norm{j}``,
@@ -19,7 +25,9 @@ Layer names, per model:
   ``conv{i}_lrelu``, ``output_pad``, ``output``.
 
 PyTorch-derived models pad explicitly (`ZeroPadding2D` + 'valid', and
-`torch_conv_transpose`) so their geometry is torch's; the TensorFlow
+`torch_conv_transpose`) so their geometry is torch's, except the torch U-Net:
+its 4x4 stride-2 (transposed) convs with padding 1 always see even sizes,
+where 'same' pads one on each side, exactly as torch does. The TensorFlow
 tutorial's models keep its 'same' padding and Keras BatchNormalization
 defaults. Initialisation is each reference's: N(0, 0.02) weights, and DCGAN's
 N(1, 0.02) BN scales.
@@ -169,35 +177,69 @@ def build_dcgan_discriminator(image_size=64, channels=3, filters=64, *, activati
 # --------------------------------------------------------------------------- pix2pix
 
 
-def _down(x, filters, *, norm, name):
-    x = keras.layers.Conv2D(filters, 4, strides=2, padding="same", use_bias=False, kernel_initializer=INIT,
+# How each source wires the U-Net; the tutorial's layer names and behaviour are the default's.
+PIX2PIX_VARIANTS = {
+    # TensorFlow pix2pix tutorial: conv-norm-activation blocks, concat [up, skip], norm on every down but
+    # the first, dropout on the first three ups, Keras BatchNormalization defaults.
+    "tf": {"preactivation": False, "skip_first": False, "innermost_norm": True,
+           "torch_bn": False, "bias_with_instance_norm": False, "dropout_ups": lambda num_downs: range(1, 4)},
+    # junyanz's UnetGenerator (pix2pix in PyTorch): each block applies the activation to its input, so the
+    # skip carries the pre-activation output (the ReLU of the next up makes the in-place LeakyReLU
+    # irrelevant); concat [skip, up], no norm on the innermost down, dropout on the 8x-wide middle ups
+    # (num_downs - 5 of them), torch BN (eps 1e-5, momentum 0.1), conv biases only with instance norm.
+    "torch": {"preactivation": True, "skip_first": True, "innermost_norm": False, "torch_bn": True,
+              "bias_with_instance_norm": True, "dropout_ups": lambda num_downs: range(2, num_downs - 3)},
+}
+
+
+def _down(x, filters, *, norm, name, activation="post", use_bias=False, torch_bn=False):
+    """Conv4/2 'same' + norm, with LeakyReLU 0.2 after ("post"), before ("pre") or not at all (None)."""
+    if activation == "pre":
+        x = keras.layers.LeakyReLU(0.2, name=f"{name}_lrelu")(x)
+    x = keras.layers.Conv2D(filters, 4, strides=2, padding="same", use_bias=use_bias, kernel_initializer=INIT,
                             name=f"{name}_conv")(x)
     if norm:
-        x = _norm(x, norm, f"{name}_norm")
-    return keras.layers.LeakyReLU(0.2, name=f"{name}_lrelu")(x)
+        x = _norm(x, norm, f"{name}_norm", torch_bn=torch_bn)
+    if activation == "post":
+        x = keras.layers.LeakyReLU(0.2, name=f"{name}_lrelu")(x)
+    return x
 
 
-def _up(x, filters, *, norm, dropout, name):
-    x = keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False, kernel_initializer=INIT,
-                                     name=f"{name}_deconv")(x)
-    x = _norm(x, norm, f"{name}_norm")
+def _up(x, filters, *, norm, dropout, name, preactivation=False, use_bias=False, torch_bn=False):
+    if preactivation:
+        x = keras.layers.ReLU(name=f"{name}_relu")(x)
+    x = keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=use_bias,
+                                     kernel_initializer=INIT, name=f"{name}_deconv")(x)
+    x = _norm(x, norm, f"{name}_norm", torch_bn=torch_bn)
     if dropout:
         x = keras.layers.Dropout(dropout, name=f"{name}_dropout")(x)
-    return keras.layers.ReLU(name=f"{name}_relu")(x)
+    if not preactivation:
+        x = keras.layers.ReLU(name=f"{name}_relu")(x)
+    return x
 
 
-def unet_generator(inputs, *, output_channels, num_downs, filters, norm, dropout=0.5):
+def unet_generator(inputs, *, output_channels, num_downs, filters, norm, dropout=0.5, variant="tf"):
     """The pix2pix U-Net: `num_downs` stride-2 downs (widths f, 2f, 4f, 8f, 8f, ...),
-    mirrored ups concatenated with the skips, dropout on the first three ups,
-    and a tanh transposed conv back to full size."""
+    mirrored ups concatenated with the skips, and a tanh transposed conv back to
+    full size, wired as `PIX2PIX_VARIANTS[variant]` says."""
+    spec = PIX2PIX_VARIANTS[variant]
+    pre = spec["preactivation"]
+    use_bias = spec["bias_with_instance_norm"] and norm == "instance"
     widths = [filters * min(2**i, 8) for i in range(num_downs)]
     x, skips = inputs, []
     for i, width in enumerate(widths, start=1):
-        x = _down(x, width, norm=norm if i > 1 else None, name=f"down{i}")
+        normed = i > 1 and (i < num_downs or spec["innermost_norm"])
+        activation = ("pre" if i > 1 else None) if pre else "post"
+        x = _down(x, width, norm=norm if normed else None, activation=activation, use_bias=use_bias,
+                  torch_bn=spec["torch_bn"], name=f"down{i}")
         skips.append(x)
+    dropout_ups = spec["dropout_ups"](num_downs)
     for i, (width, skip) in enumerate(zip(reversed(widths[:-1]), reversed(skips[:-1])), start=1):
-        x = _up(x, width, norm=norm, dropout=dropout if i <= 3 else 0.0, name=f"up{i}")
-        x = keras.layers.Concatenate(name=f"up{i}_concat")([x, skip])
+        x = _up(x, width, norm=norm, dropout=dropout if i in dropout_ups else 0.0, preactivation=pre,
+                use_bias=use_bias, torch_bn=spec["torch_bn"], name=f"up{i}")
+        x = keras.layers.Concatenate(name=f"up{i}_concat")([skip, x] if spec["skip_first"] else [x, skip])
+    if pre:
+        x = keras.layers.ReLU(name="output_relu")(x)
     return keras.layers.Conv2DTranspose(output_channels, 4, strides=2, padding="same", activation="tanh",
                                         kernel_initializer=INIT, name="output")(x)
 
@@ -205,12 +247,16 @@ def unet_generator(inputs, *, output_channels, num_downs, filters, norm, dropout
 @register_model("pix2pix_generator", family="gan", input_shape=(256, 256, 3), task="image-to-image",
                 reference="TensorFlow pix2pix tutorial U-Net; Isola et al. 2017")
 def build_pix2pix_generator(input_shape=None, input_tensor=None, output_channels=3, weights=None, name=None,
-                            *, num_downs=8, filters=64, norm="batch", dropout=0.5, **options):
+                            *, num_downs=8, filters=64, norm="batch", dropout=0.5, variant="tf", **options):
     """pix2pix U-Net generator (U-Net 256 by default: 54,414,979 parameters).
 
     Down 64-128-256-512x5 (conv4/2 'same', no bias, BN except the first,
     LeakyReLU 0.2), up mirrored (transposed conv4/2, BN, dropout 0.5 on the
     first three, ReLU) concatenated with the skips, and a tanh output.
+    `variant="torch"` is junyanz's UnetGenerator (`netG=unet_256`), whose
+    published pix2pix generators load into it (54,413,955 parameters). It
+    behaves as their `test.py --eval`: junyanz's default test run keeps
+    train mode (batch statistics, active dropout), Keras inference does not.
 
     Args:
         input_shape: (H, W, C), H and W multiples of 2**num_downs; default (256, 256, 3).
@@ -221,19 +267,21 @@ def build_pix2pix_generator(input_shape=None, input_tensor=None, output_channels
         num_downs: stride-2 downsamplings (8 for 256x256; 7: CycleGAN's unet_128).
         filters: width of the first conv.
         norm: `"batch"` (pix2pix) or `"instance"`.
-        dropout: rate on the first three ups (0 disables).
+        dropout: rate on the first three ups, or on junyanz's middle ups (0 disables).
+        variant: `"tf"` (the TensorFlow tutorial) or `"torch"` (junyanz); see `PIX2PIX_VARIANTS`.
 
     Returns:
         A `keras.Model` from (H, W, C) to (H, W, output_channels) in [-1, 1].
     """
     check_options(options, (), "pix2pix_generator")
     check_choice(norm, NORMS, "norm")
+    check_choice(variant, tuple(PIX2PIX_VARIANTS), "variant")
     for value, arg_name in ((num_downs, "num_downs"), (filters, "filters"), (output_channels, "output_channels")):
         _positive(value, arg_name)
     shape = _image_shape(input_shape, (256, 256, 3), 2**num_downs, "pix2pix_generator")
     inputs = make_inputs(shape, input_tensor)
     outputs = unet_generator(inputs, output_channels=output_channels, num_downs=num_downs, filters=filters,
-                             norm=norm, dropout=dropout)
+                             norm=norm, dropout=dropout, variant=variant)
     return finish_model(inputs, outputs, input_tensor=input_tensor, name=name or "pix2pix_generator", weights=weights)
 
 

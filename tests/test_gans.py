@@ -32,6 +32,26 @@ def test_reference_parameter_counts():
     assert kerasnets.parameter_count(kerasnets.build_dcgan_discriminator()) == disc_convs + 2 * (128 + 256 + 512) == 2_765_568
 
 
+def test_pix2pix_torch_variant_is_junyanz_unet256():
+    """junyanz's unet_256 (BN) counted from its blocks: no norm on the innermost down, one bias (the output)."""
+    downs = [(3, 64), (64, 128), (128, 256), (256, 512)] + [(512, 512)] * 4
+    ups = [(512, 512)] + [(1024, 512)] * 3 + [(1024, 256), (512, 128), (256, 64)]
+    convs = sum(_conv(cin, cout, 4, False) for cin, cout in downs + ups) + _conv(128, 3, 4)
+    norms = sum(cout for _, cout in downs[1:-1]) + sum(cout for _, cout in ups)
+    model = kerasnets.build_pix2pix_generator(variant="torch")
+    assert kerasnets.parameter_count(model) == convs + 2 * norms == 54_413_955
+    assert kerasnets.parameter_count(model, bn_moving_stats=True) == convs + 4 * norms
+    assert model.output_shape == (None, 256, 256, 3)
+    assert [l.name for l in model.layers if "dropout" in l.name] == ["up2_dropout", "up3_dropout", "up4_dropout"]
+    assert all(l.epsilon == 1e-5 for l in model.layers if isinstance(l, keras.layers.BatchNormalization))
+    assert "down8_norm" not in [l.name for l in model.layers]
+    # the default stays the TensorFlow tutorial's net, layer for layer
+    default, tf = kerasnets.build_pix2pix_generator(), kerasnets.build_pix2pix_generator(variant="tf")
+    assert [l.name for l in default.layers] == [l.name for l in tf.layers]
+    assert len(default.layers) == 56 and "output_relu" not in [l.name for l in default.layers]
+    assert [l.name for l in default.layers if "dropout" in l.name] == ["up1_dropout", "up2_dropout", "up3_dropout"]
+
+
 def test_resnet6_and_unet_choices():
     resnet6 = kerasnets.build_cyclegan_generator(architecture="resnet_6blocks", input_shape=(32, 32, 3))
     assert kerasnets.parameter_count(resnet6) == 11_378_179 - 3 * 2 * _conv(256, 256, 3)
@@ -117,6 +137,7 @@ def test_instance_norm_generator_is_batch_independent():
         ("dcgan_discriminator", {"image_size": 4}, "power of 2"),
         ("pix2pix_generator", {"input_shape": (96, 96, 3)}, "at least 256|multiples of 256"),
         ("pix2pix_generator", {"norm": "group"}, "norm"),
+        ("pix2pix_generator", {"variant": "pytorch"}, "variant"),
         ("patchgan_discriminator", {"input_shape": (48, 48, 3)}, "multiples of 32"),
         ("cyclegan_generator", {"architecture": "resnet_12blocks"}, "architecture"),
         ("cyclegan_generator", {"input_shape": (30, 30, 3)}, "multiples of"),
