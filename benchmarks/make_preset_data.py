@@ -31,6 +31,11 @@ Provenance of every fact in the table:
   trusted on first use); the test-time settings of its test.py and README
   (`--model test --no_dropout`, resnet_9blocks, instance norm, 256x256 in
   [-1, 1]); no published score.
+* junyanz pix2pix rows: the names and URL pattern of
+  scripts/download_pix2pix_model.sh (edges2shoes, sat2map, map2sat,
+  facades_label2photo, day2night; direct links, no hash), the same
+  preprocessing, and `netG=unet_256` with batch norm: our U-Net with
+  `variant="torch"`, as `test.py --eval` runs it.
 """
 
 from __future__ import annotations
@@ -322,6 +327,25 @@ def junyanz_rows():
     } for name in CYCLEGAN_GENERATORS]
 
 
+PIX2PIX_BASE = "http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/"
+# The names scripts/download_pix2pix_model.sh announces; each file is one unet_256 generator (latest_net_G.pth).
+PIX2PIX_GENERATORS = ("edges2shoes", "sat2map", "map2sat", "facades_label2photo", "day2night")
+
+
+def junyanz_pix2pix_rows():
+    """pix2pix generators (unet_256, batch norm) in eval mode; BN files need no drop_keys
+    (torch < 0.4 wrote no num_batches_tracked, and the reader ignores it when present)."""
+    return [{
+        "name": f"pix2pix_generator.{name}", "model": "pix2pix_generator", "options": {"variant": "torch"},
+        "task": "image-to-image", "publisher": f"{JUNYANZ} pretrained pix2pix generator {name}",
+        "url": f"{PIX2PIX_BASE}{name}.pth", "manual_download": False,
+        # prefixed: CycleGAN publishes files of the same names
+        "file_name": f"pix2pix_{name}.pth", "file_size_mb": None, "hash": None, "format": "pth",
+        "layout": "junyanz-unet-generator", "key_renames": [], "head": [],
+        "preprocessing": JUNYANZ_PREPROCESSING, "classes": None, "accuracy": None, "default": False,
+    } for name in PIX2PIX_GENERATORS]
+
+
 MILESIAL = "milesial/Pytorch-UNet"
 MILESIAL_BASE = f"https://github.com/{MILESIAL}/releases/download/v3.0/"
 # hubconf.py's unet_carvana: UNet(n_channels=3, n_classes=2, bilinear=False), which is our padded U-Net with
@@ -356,7 +380,7 @@ def main():
     from torchvision.models._meta import _IMAGENET_CATEGORIES
 
     rows = (torchvision_rows() + keras_rows() + vgg_file_rows() + cadene_rows() + fsrcnn_rows()
-            + junyanz_rows() + milesial_rows())
+            + junyanz_rows() + junyanz_pix2pix_rows() + milesial_rows())
     # "imagenet" = the builder's default preset: one whose options are the builder's defaults.
     # torchvision's DEFAULT, except where the builder's default options are keras.applications'.
     defaults = {row["model"]: row["name"] for row in rows if row["default"] and row["task"] == "classification"}
