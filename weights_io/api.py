@@ -32,7 +32,7 @@ def load_weights(model, path, source=None, *, strict=True, flip_first_conv_chann
     Returns:
         A `Report`; `print(report)` shows what went where.
     """
-    weight_file = read_weights(path, format=format)
+    weight_file = read_weights(path, format=format, mmap=True)
     if source is None:
         layout = choose_layout([layer.name for layer in weighted_layers(model)], weight_file)
     else:
@@ -53,7 +53,7 @@ def load_npy_weights(model, path, source=None, *, strict=True, flip_bgr_to_rgb=F
     (123.68, 116.779, 103.939) instead (mode `"matconvnet"`).
     """
     fmt = "npz" if os.fspath(path).endswith(".npz") else "npy"
-    weight_file = read_weights(path, format=fmt)
+    weight_file = read_weights(path, format=fmt, mmap=True)
     layout = get_layout(source) if source else detect_layout([l.name for l in weighted_layers(model)], weight_file)
     return assign_weights(model, weight_file, layout, strict=strict, flip_first_conv_channels=flip_bgr_to_rgb,
                           release=True)

@@ -19,6 +19,7 @@ import numpy as np
 
 from weights_io.core import Report, WeightFile
 from weights_io.errors import WeightMismatchError
+from weights_io.transfer import copy_into, destination, reshape_view
 
 # Our variable name -> the source's parameter name, per convention.
 PARAM_NAMES = {
@@ -82,7 +83,7 @@ def _restore_singletons(array, shape):
     """Re-adds the trailing singleton axes MATLAB drops ((3,3,64,1) saved as (3,3,64))."""
     if array.shape != tuple(shape) and array.size == int(np.prod(shape)) and array.ndim < len(shape):
         if tuple(shape[: array.ndim]) == array.shape and all(d == 1 for d in shape[array.ndim:]):
-            return array.reshape(shape)
+            return reshape_view(array, shape)
     return array
 
 
@@ -109,7 +110,7 @@ def _convert_kernel(array, variable, layer, convention):
             if spatial is not None and matrix.shape == (target[1], target[0]):
                 h, w, c = spatial
                 return (
-                    matrix.reshape(-1, c, h, w).transpose(2, 3, 1, 0).reshape(h * w * c, -1),
+                    reshape_view(matrix.reshape(-1, c, h, w).transpose(2, 3, 1, 0), target),
                     "Linear CHW-flatten->HWC-flatten, transposed",
                 )
             return matrix.T, "Linear (out,in)->(in,out)"
@@ -122,7 +123,7 @@ def _convert_kernel(array, variable, layer, convention):
     if array.shape != target and array.size == int(np.prod(target)) and (
         (len(target) == 4 and array.ndim == 2) or (len(target) == 2 and array.ndim in fc_ranks)
     ):
-        return array.reshape(target), f"reshape {array.shape}->{target}"
+        return reshape_view(array, target), f"reshape {array.shape}->{target}"
     return array, ""
 
 
@@ -167,10 +168,25 @@ def _source_array(variable, layer, src, flat, convention):
         return moments[:, 1] ** 2 - layer.epsilon, key, "moments[:, 1]**2 - eps"
     target = tuple(variable.shape)
     if array.shape != target and array.size == int(np.prod(target)):
-        return array.reshape(target), key, f"reshape {array.shape}->{target}" if array.ndim > 1 else ""
+        return reshape_view(array, target), key, f"reshape {array.shape}->{target}" if array.ndim > 1 else ""
     if var_name == "alpha" and array.size == 1 and int(np.prod(target)) > 1:
         return np.full(target, array.reshape(()), dtype=array.dtype), key, "shared PReLU slope broadcast"
     return array, key, ""
+
+
+def _apply(variable, array):
+    """Copies one source array into `variable` (one pass, then handed over); False if it holds NaN/Inf."""
+    try:
+        dtype = np.dtype(variable.dtype)
+    except TypeError:  # a dtype numpy does not name (bfloat16 without ml_dtypes): the plain way
+        value = np.asarray(array)
+        variable.assign(value)
+        return value.dtype.kind not in "fc" or bool(np.isfinite(value).all())
+    target, hand_over = destination(variable, dtype)
+    finite = copy_into(target, array)
+    del target
+    hand_over()
+    return finite
 
 
 def _first_conv_name(layers):
@@ -221,7 +237,7 @@ def assign_weights(model, weight_file: WeightFile, layout, *, strict=True, flip_
                 continue
             consumed.add(key)
             if flip_first_conv_channels and layer.name == first_conv and variable.name == "kernel":
-                array = array[:, :, ::-1, :]
+                array = np.asarray(array)[:, :, ::-1, :]
                 note = (note + "; " if note else "") + "BGR<->RGB flip"
             if tuple(array.shape) != tuple(variable.shape):
                 report.mismatched.append((variable.path, tuple(variable.shape), key, tuple(array.shape)))
@@ -235,38 +251,33 @@ def assign_weights(model, weight_file: WeightFile, layout, *, strict=True, flip_
     report.unexpected = sorted(set(flat) - consumed)
     if strict and not report.ok:
         raise WeightMismatchError(report)
-    staged = [(variable, np.asarray(array, dtype=variable.dtype), key, note) for variable, array, key, note in plan]
-    not_finite = [key for _, value, key, _ in staged if value.dtype.kind == "f" and not np.isfinite(value).all()]
-    if not_finite:
-        warnings.warn(
-            f"{len(not_finite)} source array(s) hold NaN or Inf and are loaded as they are: {not_finite[:10]}"
-            f" [file: {weight_file.path}]",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    del plan
     if release:
         flat.clear()
         weight_file.tensors.clear()
-    total, done = sum(value.nbytes for _, value, _, _ in staged), 0
-    # Peak memory: assigning makes two array-sized buffers on TensorFlow (the converted
-    # tensor and the variable's new one). Smallest first, so the largest array (VGG's fc6:
-    # 78% of the file) goes when every other source array is already freed, and each
-    # source array is dropped once converted (VGG16 .npy: peak 2.47x -> 2.34x the file).
-    staged = sorted(enumerate(staged), key=lambda item: item[1][1].nbytes, reverse=True)
-    loaded = []
-    while staged:
-        position, (variable, value, key, note) = staged.pop()
-        nbytes = value.nbytes
-        # One explicit conversion: handing numpy to assign() converts twice on some backends.
-        tensor = keras.ops.convert_to_tensor(value, dtype=variable.dtype)
-        del value
-        variable.assign(tensor)
-        del tensor
+    # Smallest first, each source dropped once copied: when the largest array goes (VGG's
+    # fc6, 78% of the file) every other copy is done and its file pages released.
+    pending = sorted(enumerate(plan), key=lambda item: item[1][1].nbytes, reverse=True)
+    del plan
+    total, done = sum(item[1][1].nbytes for item in pending), 0
+    loaded, not_finite = [], []
+    while pending:
+        position, (variable, array, key, note) = pending.pop()
+        nbytes = array.nbytes
+        if not _apply(variable, array):
+            not_finite.append((position, key))
+        del array
         done += nbytes
         loaded.append((position, (variable.path, key, note)))
         if progress is not None:
             progress(done, total)
+    not_finite = [key for _, key in sorted(not_finite)]  # named in model order
+    if not_finite:
+        warnings.warn(
+            f"{len(not_finite)} source array(s) hold NaN or Inf and were loaded as they are: {not_finite[:10]}"
+            f" [file: {weight_file.path}]",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     report.loaded += [row for _, row in sorted(loaded)]  # reported in model order
     report.applied = True
     return report

@@ -5,6 +5,11 @@ global a file names. `RestrictedUnpickler` resolves only the globals in an
 allowlist (numpy array reconstruction, dtypes, OrderedDict, and whatever a
 format reader adds, such as torch's tensor rebuild functions mapped to numpy
 stand-ins) and raises `UnsafePickleError` naming any other global.
+
+Given a memory map of the file (`mapping=`), it does not read the payload of
+a large array into memory: the array becomes a read-only view of the file
+(numpy's pickles store array bytes verbatim), and the caller copies it once,
+straight into its destination.
 """
 
 from __future__ import annotations
@@ -67,8 +72,8 @@ def _check_array_state(state, max_bytes):
         if max_bytes is not None and nbytes > max_bytes:
             raise pickle.UnpicklingError(f"array of {nbytes} bytes in a {max_bytes}-byte file")
         # Python-2 pickles carry the data as a latin1-decoded str: one char per byte.
-        if not isinstance(data, (bytes, bytearray, str)) or len(data) != nbytes:
-            size = len(data) if isinstance(data, (bytes, bytearray, str)) else "?"
+        if not isinstance(data, (bytes, bytearray, str, FileSpan)) or len(data) != nbytes:
+            size = len(data) if isinstance(data, (bytes, bytearray, str, FileSpan)) else "?"
             raise pickle.UnpicklingError(f"array data of {size} bytes for shape {shape} {dtype}")
 
 
@@ -84,6 +89,25 @@ NUMPY_GLOBALS = {
 }
 
 
+# Payloads at least this large are mapped instead of read when a mapping is given.
+LAZY_MIN_BYTES = 1 << 16
+
+
+class FileSpan:
+    """A large bytes payload left in the file: where it is, and how the pickle spelled it."""
+
+    __slots__ = ("offset", "length", "text")
+
+    def __init__(self, offset, length, text):
+        self.offset, self.length, self.text = offset, length, text
+
+    def __len__(self):
+        return self.length
+
+    def __repr__(self):
+        return f"FileSpan(offset={self.offset}, length={self.length})"
+
+
 class RestrictedUnpickler(pickle._Unpickler):
     """An Unpickler whose `find_class` answers only from `allowed`.
 
@@ -94,6 +118,9 @@ class RestrictedUnpickler(pickle._Unpickler):
             to refuse them.
         path: file path used in error messages.
         encoding: how Python-2 `str` objects decode ("latin1" for numpy data).
+        max_bytes: no array may claim more bytes than this (the file's size).
+        mapping: an `mmap.mmap` of `file`, to map large array payloads
+            instead of reading them (see the module docstring).
     """
 
     # The pure-Python unpickler, so BUILD can be checked before numpy allocates anything.
@@ -103,14 +130,64 @@ class RestrictedUnpickler(pickle._Unpickler):
         state, inst = self.stack[-1], self.stack[-2]
         if isinstance(inst, np.ndarray):
             _check_array_state(state, self._max_bytes)
+            if isinstance(state[-1], FileSpan):
+                self._build_mapped(inst, state)
+                return
         elif not isinstance(inst, dict) and not hasattr(inst, "__setstate__"):
             raise pickle.UnpicklingError(f"BUILD on a {type(inst).__name__}")
         pickle._Unpickler.load_build(self)
 
     dispatch[pickle.BUILD[0]] = load_build
 
-    def __init__(self, file, *, allowed=None, persistent_load=None, path=None, encoding="latin1", max_bytes=None):
+    def _build_mapped(self, placeholder, state):
+        """BUILD of an array whose bytes stayed in the file: a read-only view of the mapping replaces it."""
+        self.stack.pop()
+        shape, dtype, fortran, span = state[-4:]
+        array = np.frombuffer(self._mapping, dtype=dtype, count=int(np.prod(shape, dtype=np.int64)),
+                              offset=span.offset).reshape(shape, order="F" if fortran else "C")
+        self.stack[-1] = array
+        for key, value in self.memo.items():  # later references (BINGET) get the array too
+            if value is placeholder:
+                self.memo[key] = array
+
+    def _payload(self, length, text):
+        """Reads a bytes payload, or maps it (a `FileSpan`) when large and outside any frame."""
+        if self._mapping is not None and length >= LAZY_MIN_BYTES:
+            frame = self._unframer.current_frame
+            if frame is None or frame.tell() == len(frame.getbuffer()):
+                self._unframer.current_frame = None
+                offset = self._file.tell()
+                if offset + length > len(self._mapping):
+                    raise pickle.UnpicklingError(f"a {length}-byte payload runs past the end of the file")
+                self._file.seek(length, io.SEEK_CUR)
+                return FileSpan(offset, length, text)
+        data = self.read(length)
+        if len(data) != length:
+            raise EOFError("pickle data was truncated")
+        return self._decode_string(data) if text else data
+
+    def load_binbytes(self):
+        (length,) = struct.unpack("<I", self.read(4))
+        self.append(self._payload(length, text=False))
+
+    def load_binbytes8(self):
+        (length,) = struct.unpack("<Q", self.read(8))
+        self.append(self._payload(length, text=False))
+
+    def load_binstring(self):  # Python 2's str: numpy data in Python-2 pickles
+        (length,) = struct.unpack("<i", self.read(4))
+        if length < 0:
+            raise pickle.UnpicklingError("BINSTRING pickle has negative byte count")
+        self.append(self._payload(length, text=True))
+
+    dispatch[pickle.BINBYTES[0]] = load_binbytes
+    dispatch[pickle.BINBYTES8[0]] = load_binbytes8
+    dispatch[pickle.BINSTRING[0]] = load_binstring
+
+    def __init__(self, file, *, allowed=None, persistent_load=None, path=None, encoding="latin1", max_bytes=None,
+                 mapping=None):
         super().__init__(file, encoding=encoding)
+        self._file, self._mapping = file, mapping
         self._max_bytes = max_bytes
         self._allowed = dict(NUMPY_GLOBALS if allowed is None else allowed)
         self._persistent = persistent_load
@@ -128,8 +205,12 @@ class RestrictedUnpickler(pickle._Unpickler):
         return self._persistent(pid)
 
 
-def safe_load(file, *, path=None, allowed=None, persistent_load=None, encoding="latin1"):
-    """Unpickles one object from `file` (bytes or a binary file) with the allowlist."""
+def safe_load(file, *, path=None, allowed=None, persistent_load=None, encoding="latin1", mapping=None):
+    """Unpickles one object from `file` (bytes or a binary file) with the allowlist.
+
+    With `mapping` (an `mmap.mmap` of the same file), large arrays come back
+    as read-only views of it.
+    """
     if isinstance(file, (bytes, bytearray, memoryview)):
         file = io.BytesIO(file)
     try:
@@ -137,7 +218,8 @@ def safe_load(file, *, path=None, allowed=None, persistent_load=None, encoding="
     except (AttributeError, OSError, io.UnsupportedOperation):
         max_bytes = len(file.getbuffer()) if isinstance(file, io.BytesIO) else None
     unpickler = RestrictedUnpickler(
-        file, allowed=allowed, persistent_load=persistent_load, path=path, encoding=encoding, max_bytes=max_bytes
+        file, allowed=allowed, persistent_load=persistent_load, path=path, encoding=encoding, max_bytes=max_bytes,
+        mapping=mapping,
     )
     try:
         return unpickler.load()

@@ -59,15 +59,28 @@ def detect_format(path):
     raise WeightFileError(f"Unrecognised weight file format (first bytes {head[:8]!r})", path=path)
 
 
-def read_weights(path, format=None):
-    """Reads any supported weight file into a `WeightFile` (see `detect_format`)."""
+def read_weights(path, format=None, *, mmap=False):
+    """Reads any supported weight file into a `WeightFile` (see `detect_format`).
+
+    Args:
+        path: the weight file.
+        format: a reader name (see `READERS`), or None to detect it.
+        mmap: return read-only views of the file instead of copies where the
+            format stores arrays verbatim (`.npy` pickles, torch storages,
+            contiguous HDF5 datasets); the loaders use this to copy each
+            array once, straight into its variable. The views need the file
+            unchanged while they live.
+
+    Returns:
+        A `WeightFile`.
+    """
     fmt = format or detect_format(path)
     if fmt not in READERS:
         raise WeightFileError(
             f"No reader for format {fmt!r}; supported: {sorted(READERS)}", path=os.fspath(path)
         )
     try:
-        return READERS[fmt](os.fspath(path))
+        return READERS[fmt](os.fspath(path), mmap=mmap)
     except WeightFileError:
         raise
     except Exception as err:  # noqa: BLE001 - one exception type for every malformed file

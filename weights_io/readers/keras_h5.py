@@ -20,6 +20,8 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+from mmap import ACCESS_READ
+from mmap import mmap as memory_map
 
 import h5py
 import numpy as np
@@ -46,15 +48,21 @@ def _param_name(weight_name):
     return base
 
 
-def _read_array(dataset, path, key):
+def _read_array(dataset, path, key, mapping=None):
     if not isinstance(dataset, h5py.Dataset):
         raise WeightFileError("Expected a dataset", path=path, key=key)
     if dataset.dtype.kind not in "fiub":
         raise WeightFileError(f"Non-numeric dataset of dtype {dataset.dtype}", path=path, key=key)
+    if mapping is not None and dataset.chunks is None and dataset.size:
+        # A contiguous, unfiltered dataset is its bytes at one offset: map them instead of reading.
+        offset = dataset.id.get_offset()
+        nbytes = dataset.size * dataset.dtype.itemsize
+        if offset is not None and offset + nbytes <= len(mapping):
+            return np.frombuffer(mapping, dtype=dataset.dtype, count=dataset.size, offset=offset).reshape(dataset.shape)
     return np.asarray(dataset[()])
 
 
-def _read_keras2(group, path):
+def _read_keras2(group, path, mapping=None):
     """`layer_names` / `weight_names` layout (Keras 1/2 and Keras 3's legacy .h5)."""
     tensors = {}
     for layer in (_text(n) for n in group.attrs["layer_names"]):
@@ -73,11 +81,11 @@ def _read_keras2(group, path):
             param = _param_name(weight_name)
             if param in params:  # duplicate names (hand-rolled layers): fall back to order
                 param = str(index)
-            params[param] = _read_array(g[weight_name], path, f"{layer}/{weight_name}")
+            params[param] = _read_array(g[weight_name], path, f"{layer}/{weight_name}", mapping)
     return tensors
 
 
-def _read_keras3(group, path, prefix=""):
+def _read_keras3(group, path, prefix="", mapping=None):
     """`layers/<path>/vars/<i>` (Keras 3 save_weights), recursing into nested layers."""
     tensors = {}
     for key in group:
@@ -88,7 +96,7 @@ def _read_keras3(group, path, prefix=""):
         variables = node.get("vars")
         if isinstance(variables, h5py.Group):
             name = _text(variables.attrs.get("name", key))
-            arrays = {k: _read_array(variables[k], path, f"{prefix}{key}/vars/{k}") for k in variables}
+            arrays = {k: _read_array(variables[k], path, f"{prefix}{key}/vars/{k}", mapping) for k in variables}
             if arrays:
                 if not all(k.isdigit() for k in arrays):
                     raise WeightFileError("Variables must be named 0, 1, ...", path=path, key=f"{prefix}{key}/vars")
@@ -96,27 +104,31 @@ def _read_keras3(group, path, prefix=""):
         if isinstance(node.get("layers"), h5py.Group):
             # nested functional models keep their layers' own names; sublayers of a plain layer get its prefix
             nested_model = isinstance(node.get("layers"), h5py.Group) and "vars" in node and not len(node["vars"])
-            tensors.update(_read_keras3(node["layers"], path, "" if nested_model else f"{name}/"))
+            tensors.update(_read_keras3(node["layers"], path, "" if nested_model else f"{name}/", mapping))
     return tensors
 
 
-def read_h5_object(file, path):
-    """Reads an open `h5py.File` of any of the supported layouts."""
+def read_h5_object(file, path, mapping=None):
+    """Reads an open `h5py.File` of any of the supported layouts.
+
+    With `mapping` (an `mmap.mmap` of the same file) contiguous datasets
+    come back as read-only views of it.
+    """
     if "layer_names" in file.attrs:
-        return _read_keras2(file, path), "keras-h5"
+        return _read_keras2(file, path, mapping), "keras-h5"
     if "model_weights" in file and "layer_names" in file["model_weights"].attrs:
-        return _read_keras2(file["model_weights"], path), "keras-h5-model"
+        return _read_keras2(file["model_weights"], path, mapping), "keras-h5-model"
     if isinstance(file.get("layers"), h5py.Group):
-        return _read_keras3(file["layers"], path), "keras-weights-h5"
+        return _read_keras3(file["layers"], path, mapping=mapping), "keras-weights-h5"
     raise WeightFileError(
         "An HDF5 file that is not a Keras weight file (no layer_names, model_weights/ or layers/)", path=path
     )
 
 
-def _read(opener, path, fmt_hint=None):
+def _read(opener, path, fmt_hint=None, mapping=None):
     try:
         with opener() as file:
-            tensors, fmt = read_h5_object(file, path)
+            tensors, fmt = read_h5_object(file, path, mapping)
     except WeightFileError:
         raise
     except (OSError, KeyError, ValueError, TypeError, RuntimeError) as err:
@@ -127,13 +139,24 @@ def _read(opener, path, fmt_hint=None):
 
 
 @register_reader("keras-h5")
-def read_keras_h5(path):
-    """Reads a Keras 1/2 `.h5`, full-model `.h5` or Keras 3 `.weights.h5` file."""
-    return _read(lambda: h5py.File(path, "r"), path)
+def read_keras_h5(path, mmap=False):
+    """Reads a Keras 1/2 `.h5`, full-model `.h5` or Keras 3 `.weights.h5` file.
+
+    With `mmap=True` contiguous datasets (what Keras writes) are read-only
+    views of the file.
+    """
+    mapping = None
+    if mmap:
+        with open(path, "rb") as f:
+            try:
+                mapping = memory_map(f.fileno(), 0, access=ACCESS_READ)
+            except (OSError, ValueError):
+                mapping = None
+    return _read(lambda: h5py.File(path, "r"), path, mapping=mapping)
 
 
 @register_reader("keras-zip")
-def read_keras_zip(path):
+def read_keras_zip(path, mmap=False):
     """Reads the weights of a Keras 3 `.keras` archive (its `model.weights.h5`)."""
     try:
         with zipfile.ZipFile(path) as archive:

@@ -13,6 +13,8 @@ alpha``) are kept; Frossard's ``conv1_1_W`` / ``conv1_1_b`` keys likewise.
 from __future__ import annotations
 
 import zipfile
+from mmap import ACCESS_READ
+from mmap import mmap as memory_map
 
 import numpy as np
 
@@ -23,6 +25,14 @@ from weights_io.safe_pickle import safe_load
 
 _POSITIONAL = ("weights", "biases")
 _NPZ_SUFFIXES = {"W": "weights", "b": "biases"}
+
+
+def _map(f):
+    """A read-only memory map of the open file (None when it cannot be mapped: empty, a pipe)."""
+    try:
+        return memory_map(f.fileno(), 0, access=ACCESS_READ)
+    except (OSError, ValueError):
+        return None
 
 
 def _read_header(f, path):
@@ -65,15 +75,20 @@ def _normalize_layer(name, value, path):
 
 
 @register_reader("npy")
-def read_npy(path):
-    """Reads a `.npy` file holding a dict of layers; see the module docstring."""
+def read_npy(path, mmap=False):
+    """Reads a `.npy` file holding a dict of layers; see the module docstring.
+
+    With `mmap=True` the large arrays are read-only views of the file (no
+    copy until they are assigned).
+    """
     with open(path, "rb") as f:
         shape, _, dtype = _read_header(f, path)
         if not dtype.hasobject:
             raise WeightFileError(
                 f"This .npy holds one {dtype} array of shape {shape}, not a dict of layers", path=path
             )
-        obj = safe_load(f, path=path)
+        mapping = _map(f) if mmap else None
+        obj = safe_load(f, path=path, mapping=mapping)
     if isinstance(obj, np.ndarray) and obj.dtype == object and obj.shape == ():
         obj = obj.item()
     if not isinstance(obj, dict):
@@ -87,7 +102,7 @@ def read_npy(path):
 
 
 @register_reader("npz")
-def read_npz(path):
+def read_npz(path, mmap=False):
     """Reads an `.npz` of `<layer>_W` / `<layer>_b` (or `<layer>.<param>`) arrays."""
     tensors: dict[str, dict[str, np.ndarray]] = {}
     try:

@@ -14,7 +14,9 @@ Pickles go through `weights_io.safe_pickle.RestrictedUnpickler`: torch's
 rebuild functions, storage types, dtypes and ``torch.Size`` map to numpy
 stand-ins; any other global (a whole-module pickle, ``os.system``) is refused.
 Storages are memory-mapped and each tensor copied out of its view once, so
-reading a large file needs about its size in memory, not twice.
+reading a large file needs about its size in memory, not twice; with
+``mmap=True`` tensors stay views of the file, copied only where they are
+assigned.
 """
 
 from __future__ import annotations
@@ -169,7 +171,7 @@ def _widen(raw, dtype, byteorder):
     return raw.view(wanted)
 
 
-def _materialize(tensor, path, key, budget):
+def _materialize(tensor, path, key, budget, copy=True):
     storage = tensor.storage
     base, extra = storage, 0
     if getattr(storage, "parent", None) is not None:
@@ -197,6 +199,8 @@ def _materialize(tensor, path, key, budget):
     view = np.lib.stride_tricks.as_strided(
         data[offset:], shape=size, strides=[s * data.itemsize for s in stride], writeable=False
     )
+    if not copy:  # a read-only view of the (mapped) storage, in the file's byte order
+        return view
     return np.array(view, dtype=data.dtype.newbyteorder("="), copy=True)
 
 
@@ -220,14 +224,14 @@ def _unwrap(obj, path):
     return obj, metadata
 
 
-def _to_weight_file(obj, path, fmt, budget, extra_metadata=None):
+def _to_weight_file(obj, path, fmt, budget, extra_metadata=None, copy=True):
     state, metadata = _unwrap(obj, path)
     flat = {}
     for key, value in state.items():
         if not isinstance(key, str):
             raise WeightFileError(f"State dict key {key!r} is not a string", path=path)
         if isinstance(value, TensorRef):
-            flat[key] = _materialize(value, path, key, budget)
+            flat[key] = _materialize(value, path, key, budget, copy)
         elif isinstance(value, (int, float, np.ndarray, np.number)):
             flat[key] = np.asarray(value)
         # other entries (nested dicts, strings) carry no weights
@@ -251,8 +255,11 @@ def _zip_data_offset(f, info, path):
 
 
 @register_reader("torch-zip")
-def read_torch_zip(path):
-    """Reads a zip-format torch file (see the module docstring)."""
+def read_torch_zip(path, mmap=False):
+    """Reads a zip-format torch file (see the module docstring).
+
+    With `mmap=True` tensors are read-only views of the file's storages.
+    """
     storages = {}
     file_size = os.path.getsize(path)
     try:
@@ -293,7 +300,7 @@ def read_torch_zip(path):
                     raw = np.frombuffer(archive.read(member)[:nbytes], dtype=np.uint8)
                 ref.data = _widen(raw, ref.dtype, byteorder)
             return _to_weight_file(obj, path, "torch-zip", 2 * file_size + _SLACK_BYTES,
-                                   {"byteorder": byteorder})
+                                   {"byteorder": byteorder}, copy=not mmap)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError) as err:
         if isinstance(err, WeightFileError):
             raise
@@ -302,8 +309,8 @@ def read_torch_zip(path):
 
 # ------------------------------------------------------------- legacy format
 @register_reader("torch-legacy")
-def read_torch_legacy(path):
-    """Reads a legacy (pre-zip) torch file (see the module docstring)."""
+def read_torch_legacy(path, mmap=False):
+    """Reads a legacy (pre-zip) torch file (see the module docstring); `mmap` as `read_torch_zip`."""
     storages = {}
     file_size = os.path.getsize(path)
     with open(path, "rb") as f:
@@ -346,7 +353,8 @@ def read_torch_legacy(path):
                if nbytes else np.zeros(0, np.uint8))
         ref.data = _widen(raw, ref.dtype, byteorder)
         offset += 8 + nbytes
-    return _to_weight_file(obj, path, "torch-legacy", 2 * file_size + _SLACK_BYTES, {"byteorder": byteorder})
+    return _to_weight_file(obj, path, "torch-legacy", 2 * file_size + _SLACK_BYTES, {"byteorder": byteorder},
+                           copy=not mmap)
 
 
 __all__ = ["read_torch_legacy", "read_torch_zip", "torch_globals", "UnsafePickleError"]
