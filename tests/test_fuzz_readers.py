@@ -14,6 +14,14 @@ from tests.fuzz.corpus import mutate, write_seeds
 from weights_io import WeightFile, WeightFileError, read_weights
 
 
+def read_and_touch(path, mmap):
+    """Reads, then touches every value: a mapped array reaching past the file would crash here."""
+    result = read_weights(path, mmap=mmap)
+    for array in result.flat().values():
+        array.sum()
+    return result
+
+
 @pytest.fixture(scope="module")
 def seeds(tmp_path_factory):
     directory = tmp_path_factory.mktemp("seeds")
@@ -31,21 +39,23 @@ def test_seeds_read_cleanly(seeds, case_path):
         if name == "mat":
             continue  # a bare array .mat is not a weight layout every reader version accepts
         assert isinstance(read_weights(case_path), WeightFile), name
+        assert isinstance(read_and_touch(case_path, mmap=True), WeightFile), name
 
 
-@settings(max_examples=150, deadline=5000, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=250, deadline=5000, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
 @given(
     choice=st.integers(min_value=0, max_value=100),
     edits=st.lists(st.tuples(st.integers(min_value=0, max_value=10**9), st.integers(0, 255)), max_size=8),
     truncate=st.one_of(st.none(), st.integers(min_value=0, max_value=10**9)),
+    mmap=st.booleans(),
 )
-def test_mutated_files_read_or_raise_weight_file_error(seeds, case_path, choice, edits, truncate):
+def test_mutated_files_read_or_raise_weight_file_error(seeds, case_path, choice, edits, truncate, mmap):
     names = sorted(seeds)
     data = seeds[names[choice % len(names)]]
     case_path.write_bytes(mutate(data, edits, truncate))
     try:
-        result = read_weights(case_path)
+        result = read_and_touch(case_path, mmap)
     except WeightFileError as err:
         assert str(case_path) in str(err)
     else:
@@ -53,10 +63,10 @@ def test_mutated_files_read_or_raise_weight_file_error(seeds, case_path, choice,
 
 
 @settings(max_examples=100, deadline=5000, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(blob=st.binary(max_size=4096))
-def test_arbitrary_bytes(case_path, blob):
+@given(blob=st.binary(max_size=4096), mmap=st.booleans())
+def test_arbitrary_bytes(case_path, blob, mmap):
     case_path.write_bytes(blob)
     try:
-        read_weights(case_path)
+        read_and_touch(case_path, mmap)
     except WeightFileError:
         pass

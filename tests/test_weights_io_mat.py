@@ -251,3 +251,42 @@ def test_octave_written_full_vgg16_simplenn_into_build_vgg16(tmp_path):
         y = maxpool(y) if pool else y
     assert np.abs(y).max() > 1 and (y > 0).mean() > 0.2  # the signal survives 16 layers
     assert_close(model.predict(x[None].astype("float32"), verbose=0)[0], y.ravel())
+
+
+def _forge_data_type(data, start):
+    """`data` with its array's data tag (miSINGLE, 72 values) typed 180: no such MATLAB type."""
+    import struct
+
+    at = data.index(struct.pack("<II", 7, 72 * 4), start)  # miSINGLE, 72 values: the array's data tag
+    return data[:at] + struct.pack("<I", 180) + data[at + 4:]
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_forged_element_types_are_refused_before_scipy_sees_them(tmp_path, compressed):
+    import struct
+    import sys
+    import zlib
+
+    import scipy.io
+
+    from weights_io import WeightFileError, read_weights
+
+    path = tmp_path / "w.mat"
+    scipy.io.savemat(path, {"weights": np.arange(72, dtype=np.float32).reshape(3, 3, 2, 4)},
+                     do_compression=compressed)
+    data = path.read_bytes()
+    if compressed:  # forge inside the zlib stream, then pack it again
+        size = struct.unpack("<I", data[132:136])[0]
+        inner = _forge_data_type(zlib.decompress(data[136:136 + size]), 0)
+        packed = zlib.compress(inner)
+        data = data[:128] + struct.pack("<II", 15, len(packed)) + packed
+    else:
+        data = _forge_data_type(data, 128)
+    path.write_bytes(data)
+    with pytest.raises(WeightFileError, match="Unknown MATLAB data type 180"):
+        read_weights(path)
+    # Why the check exists: scipy's C reader indexes a table by that number. Run it in a
+    # child so a crash cannot take the test process down; report what it did.
+    child = subprocess.run([sys.executable, "-c", f"import scipy.io; scipy.io.loadmat({str(path)!r})"],
+                           capture_output=True, timeout=120)
+    assert child.returncode != 0  # scipy does not read it either (crash or exception)

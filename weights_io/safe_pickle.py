@@ -60,8 +60,8 @@ def _check_array_state(state, max_bytes):
     shape, dtype, data = state[-4], state[-3], state[-1]
     if not isinstance(shape, tuple) or not all(isinstance(d, int) and d >= 0 for d in shape):
         raise pickle.UnpicklingError(f"malformed array shape {shape!r}")
-    if not isinstance(dtype, np.dtype):
-        raise pickle.UnpicklingError("malformed array dtype")
+    if not isinstance(dtype, np.dtype) or dtype.kind not in _ARRAY_KINDS:
+        raise pickle.UnpicklingError(f"array of dtype {dtype!r}: weights are numbers")
     count = int(np.prod(shape, dtype=np.float64))
     if dtype.hasobject:
         if not isinstance(data, list) or len(data) != count:
@@ -75,6 +75,24 @@ def _check_array_state(state, max_bytes):
         if not isinstance(data, (bytes, bytearray, str, FileSpan)) or len(data) != nbytes:
             size = len(data) if isinstance(data, (bytes, bytearray, str, FileSpan)) else "?"
             raise pickle.UnpicklingError(f"array data of {size} bytes for shape {shape} {dtype}")
+
+
+# Numbers, and object arrays (the containers np.save wraps a dict in).
+_ARRAY_KINDS = frozenset("biufcO")
+
+
+def _check_dtype_state(dtype, state):
+    """Validates np.dtype.__setstate__'s state: numpy crashes on forged ones (a timedelta with object flags).
+
+    Only number and object dtypes, and only the state numpy itself pickles for
+    them: the byte order may differ (big-endian files), nothing else.
+    """
+    if dtype.kind not in _ARRAY_KINDS:
+        raise pickle.UnpicklingError(f"dtype {dtype!r} is neither a number type nor object")
+    canonical = dtype.__reduce__()[2]
+    if (not isinstance(state, tuple) or len(state) != len(canonical) or state[0] != canonical[0]
+            or state[1] not in ("<", ">", "|", "=") or state[2:] != canonical[2:]):
+        raise pickle.UnpicklingError(f"unexpected state {state!r:.120} for dtype {dtype!r}")
 
 
 NUMPY_GLOBALS = {
@@ -133,6 +151,8 @@ class RestrictedUnpickler(pickle._Unpickler):
             if isinstance(state[-1], FileSpan):
                 self._build_mapped(inst, state)
                 return
+        elif isinstance(inst, np.dtype):
+            _check_dtype_state(inst, state)
         elif not isinstance(inst, dict) and not hasattr(inst, "__setstate__"):
             raise pickle.UnpicklingError(f"BUILD on a {type(inst).__name__}")
         pickle._Unpickler.load_build(self)

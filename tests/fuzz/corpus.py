@@ -26,6 +26,11 @@ def write_seeds(directory):
     obj[()] = {"conv1": [rng.normal(size=(3, 3, 2, 4)).astype("float32"), np.zeros(4, "float32")]}
     np.save(npy, obj, allow_pickle=True)
     seeds["npy"] = npy
+    big = directory / "seed_mapped.npy"  # payloads over safe_pickle.LAZY_MIN_BYTES: mapped, not read
+    obj = np.empty((), dtype=object)
+    obj[()] = {"fc": {"weights": rng.normal(size=(128, 160)).astype("float32"), "biases": np.ones(160, "float32")}}
+    np.save(big, obj, allow_pickle=True)
+    seeds["npy-mapped"] = big
     npz = directory / "seed.npz"
     np.savez(npz, conv1_W=rng.normal(size=(3, 3, 2, 4)).astype("float32"), conv1_b=np.zeros(4, "float32"))
     seeds["npz"] = npz
@@ -40,7 +45,11 @@ def write_seeds(directory):
     mat = directory / "seed.mat"
     scipy.io.savemat(mat, {"weights": rng.normal(size=(3, 3, 2, 4)).astype("float32")})
     seeds["mat"] = mat
-    for name in ("npy/det1.npy", "pth/resnet20-12fca82f.th"):
+    compressed = directory / "seed_compressed.mat"  # MATLAB v7's default: each variable zlib-compressed
+    scipy.io.savemat(compressed, {"layers": {"weights": rng.normal(size=(3, 3, 2, 4)).astype("float32"),
+                                             "name": "conv1"}}, do_compression=True)
+    seeds["mat-compressed"] = compressed
+    for name in ("npy/det1.npy", "npy/det2.npy", "pth/resnet20-12fca82f.th"):
         if (FIXTURES / name).exists():
             seeds[name] = FIXTURES / name
     return seeds
