@@ -18,7 +18,7 @@ setup(
     install_requires=[
         "tensorflow>=2.21",
         "keras>=3.15",
-        "numpy>=2.0",
+        "numpy>=2.1",  # np.reshape(copy=False): weights_io.transfer.reshape_view
         "scipy>=1.13",
         "h5py>=3.11",
         "scikit-learn>=1.5",  # ships the digits data set of the default training job
