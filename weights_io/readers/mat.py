@@ -349,11 +349,18 @@ def _to_weight_file(tree, path, fmt):
 
 @register_reader("mat")
 def read_mat(path, mmap=False):
-    """Reads a MATLAB v5/v7 MatConvNet file (see the module docstring); scipy reads it whole (`mmap` is ignored)."""
+    """Reads a MATLAB v5/v7 MatConvNet file (see the module docstring).
+
+    scipy reads the file whole (`mmap` is accepted and ignored), after
+    `check_v5_structure` has walked it.
+    """
     return _to_weight_file(_load_v5(path), path, "mat")
 
 
 @register_reader("mat-v73")
 def read_mat_v73(path, mmap=False):
-    """Reads a MATLAB v7.3 (HDF5) MatConvNet file (see the module docstring); `mmap` is ignored."""
+    """Reads a MATLAB v7.3 (HDF5) MatConvNet file (see the module docstring).
+
+    `mmap` is accepted and ignored: h5py reads each array.
+    """
     return _to_weight_file(_load_v73(path), path, "mat-v73")

@@ -310,7 +310,10 @@ def read_torch_zip(path, mmap=False):
 # ------------------------------------------------------------- legacy format
 @register_reader("torch-legacy")
 def read_torch_legacy(path, mmap=False):
-    """Reads a legacy (pre-zip) torch file (see the module docstring); `mmap` as `read_torch_zip`."""
+    """Reads a legacy (pre-zip) torch file (see the module docstring).
+
+    With `mmap=True` tensors are read-only views of the file's storages.
+    """
     storages = {}
     file_size = os.path.getsize(path)
     with open(path, "rb") as f:
