@@ -167,3 +167,19 @@ def _write(tmp_path, name, data):
     path = tmp_path / name
     path.write_bytes(data)
     return path
+
+
+def test_a_zip_asking_for_an_unknown_extract_version_is_a_weight_file_error(tmp_path):
+    """Found by the long fuzz run: zipfile raises NotImplementedError while listing such an archive."""
+    import numpy as np
+
+    from weights_io import WeightFileError, read_weights
+
+    path = tmp_path / "w.npz"
+    np.savez(path, conv1_W=np.zeros((3, 3, 2, 4), np.float32), conv1_b=np.zeros(4, np.float32))
+    data = bytearray(path.read_bytes())
+    central = data.index(b"PK\x01\x02")
+    data[central + 6:central + 8] = (197).to_bytes(2, "little")  # version needed to extract: 19.7
+    path.write_bytes(bytes(data))
+    with pytest.raises(WeightFileError, match="zip file version 19.7"):
+        read_weights(path)

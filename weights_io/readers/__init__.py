@@ -45,8 +45,9 @@ def detect_format(path):
         try:
             with zipfile.ZipFile(path) as archive:
                 names = archive.namelist()
-        except (zipfile.BadZipFile, OSError) as err:
-            raise WeightFileError(f"Corrupt zip archive ({err})", path=path) from err
+        # zipfile raises NotImplementedError for a forged "version needed to extract", too
+        except (zipfile.BadZipFile, OSError, NotImplementedError, ValueError, EOFError) as err:
+            raise WeightFileError(f"Corrupt zip archive ({type(err).__name__}: {err})", path=path) from err
         if any(name.endswith("data.pkl") for name in names):
             return "torch-zip"
         if names and all(name.endswith(".npy") for name in names):
