@@ -184,7 +184,7 @@ def _apply(variable, array):
         return value.dtype.kind not in "fc" or bool(np.isfinite(value).all())
     target, hand_over = destination(variable, dtype)
     finite = copy_into(target, array)
-    del target
+    del target  # on TensorFlow a raw alias of the new tensor: gone before the variable owns that memory
     hand_over()
     return finite
 

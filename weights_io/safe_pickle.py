@@ -112,12 +112,12 @@ LAZY_MIN_BYTES = 1 << 16
 
 
 class FileSpan:
-    """A large bytes payload left in the file: where it is, and how the pickle spelled it."""
+    """A large bytes payload left in the file: where it is."""
 
-    __slots__ = ("offset", "length", "text")
+    __slots__ = ("offset", "length")
 
-    def __init__(self, offset, length, text):
-        self.offset, self.length, self.text = offset, length, text
+    def __init__(self, offset, length):
+        self.offset, self.length = offset, length
 
     def __len__(self):
         return self.length
@@ -180,7 +180,7 @@ class RestrictedUnpickler(pickle._Unpickler):
                 if offset + length > len(self._mapping):
                     raise pickle.UnpicklingError(f"a {length}-byte payload runs past the end of the file")
                 self._file.seek(length, io.SEEK_CUR)
-                return FileSpan(offset, length, text)
+                return FileSpan(offset, length)
         data = self.read(length)
         if len(data) != length:
             raise EOFError("pickle data was truncated")

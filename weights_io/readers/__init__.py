@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 import os
 import zipfile
+from mmap import ACCESS_READ
+from mmap import mmap as memory_map
 
 from weights_io.errors import WeightFileError
 
@@ -58,6 +60,14 @@ def detect_format(path):
     if head[:2] == b"\x80\x02" or head[:1] == b"\x80":
         return "torch-legacy"
     raise WeightFileError(f"Unrecognised weight file format (first bytes {head[:8]!r})", path=path)
+
+
+def map_file(f):
+    """A read-only memory map of the open file `f`, or None where it cannot be mapped (empty, a pipe)."""
+    try:
+        return memory_map(f.fileno(), 0, access=ACCESS_READ)
+    except (OSError, ValueError):
+        return None
 
 
 def read_weights(path, format=None, *, mmap=False):

@@ -20,15 +20,13 @@ from __future__ import annotations
 import io
 import re
 import zipfile
-from mmap import ACCESS_READ
-from mmap import mmap as memory_map
 
 import h5py
 import numpy as np
 
 from weights_io.core import WeightFile
 from weights_io.errors import WeightFileError
-from weights_io.readers import register_reader
+from weights_io.readers import map_file, register_reader
 
 # Keras 1 weight-name suffixes -> Keras 2 variable names.
 _KERAS1 = {"W": "kernel", "b": "bias", "running_mean": "moving_mean", "running_std": "moving_variance"}
@@ -148,10 +146,7 @@ def read_keras_h5(path, mmap=False):
     mapping = None
     if mmap:
         with open(path, "rb") as f:
-            try:
-                mapping = memory_map(f.fileno(), 0, access=ACCESS_READ)
-            except (OSError, ValueError):
-                mapping = None
+            mapping = map_file(f)
     return _read(lambda: h5py.File(path, "r"), path, mapping=mapping)
 
 

@@ -13,26 +13,16 @@ alpha``) are kept; Frossard's ``conv1_1_W`` / ``conv1_1_b`` keys likewise.
 from __future__ import annotations
 
 import zipfile
-from mmap import ACCESS_READ
-from mmap import mmap as memory_map
 
 import numpy as np
 
 from weights_io.core import WeightFile
 from weights_io.errors import WeightFileError
-from weights_io.readers import register_reader
+from weights_io.readers import map_file, register_reader
 from weights_io.safe_pickle import safe_load
 
 _POSITIONAL = ("weights", "biases")
 _NPZ_SUFFIXES = {"W": "weights", "b": "biases"}
-
-
-def _map(f):
-    """A read-only memory map of the open file (None when it cannot be mapped: empty, a pipe)."""
-    try:
-        return memory_map(f.fileno(), 0, access=ACCESS_READ)
-    except (OSError, ValueError):
-        return None
 
 
 def _read_header(f, path):
@@ -87,7 +77,7 @@ def read_npy(path, mmap=False):
             raise WeightFileError(
                 f"This .npy holds one {dtype} array of shape {shape}, not a dict of layers", path=path
             )
-        mapping = _map(f) if mmap else None
+        mapping = map_file(f) if mmap else None
         obj = safe_load(f, path=path, mapping=mapping)
     if isinstance(obj, np.ndarray) and obj.dtype == object and obj.shape == ():
         obj = obj.item()
