@@ -10,16 +10,8 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.fuzz.corpus import mutate, write_seeds
+from tests.fuzz.corpus import mutate, read_and_touch, write_seeds
 from weights_io import WeightFile, WeightFileError, read_weights
-
-
-def read_and_touch(path, mmap):
-    """Reads, then touches every value: a mapped array reaching past the file would crash here."""
-    result = read_weights(path, mmap=mmap)
-    for array in result.flat().values():
-        array.sum()
-    return result
 
 
 @pytest.fixture(scope="module")

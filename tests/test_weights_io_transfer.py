@@ -15,8 +15,8 @@ import keras
 import numpy as np
 import pytest
 
+from tests.backends.weights_worker import identity_layout, tiny_model
 from weights_io import load_weights, read_weights, save_torch_state_dict
-from weights_io.core import Layout
 from weights_io.errors import WeightFileError
 from weights_io.safe_pickle import LAZY_MIN_BYTES, safe_load
 from weights_io.transfer import (
@@ -205,9 +205,8 @@ def test_torch_zip_and_legacy_mapped_equal_copied(tmp_path):
 
     model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(64, 3, name="conv"),
                               keras.layers.Flatten(), keras.layers.Dense(300, name="fc")])
-    layout = Layout("test-torch", lambda names: {n: n for n in names})
     path = tmp_path / "m.pth"
-    save_torch_state_dict(model, path, layout=layout)
+    save_torch_state_dict(model, path, layout=identity_layout())
     _assert_same_files(read_weights(path, mmap=True), read_weights(path))
     tensors, storages, expected = example()  # views with offsets and strides, float16, int64
     legacy = tmp_path / "legacy.pth"
@@ -249,13 +248,11 @@ def test_compressed_h5_datasets_are_read_not_mapped(tmp_path):
 # ------------------------------------------------------------- end to end
 def test_loading_through_every_path_gives_the_saved_weights(tmp_path):
     """Keras -> torch file -> our loader (mapped, tiled, handed over) restores every weight exactly."""
-    model = keras.Sequential([keras.Input((7, 7, 30)), keras.layers.Conv2D(64, 3, padding="same", name="conv"),
-                              keras.layers.BatchNormalization(name="bn"), keras.layers.Flatten(),
-                              keras.layers.Dense(520, name="fc"), keras.layers.Dense(10, name="head")])
+    model = tiny_model()  # its CHW-flatten Dense kernel (12 MB) goes through the tiled copy
     for variable in model.weights:
         variable.assign(RNG.standard_normal(variable.shape).astype("float32"))
     expected = [np.array(v) for v in model.weights]
-    layout = Layout("test-torch-e2e", lambda names: {n: n for n in names})
+    layout = identity_layout()
     path = tmp_path / "e2e.pth"
     save_torch_state_dict(model, path, layout=layout)
     for variable in model.weights:

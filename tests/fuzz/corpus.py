@@ -55,6 +55,16 @@ def write_seeds(directory):
     return seeds
 
 
+def read_and_touch(path, mmap):
+    """Reads `path`, then touches every value: a mapped array reaching past the file would crash here."""
+    from weights_io import read_weights
+
+    result = read_weights(path, mmap=mmap)
+    for array in result.flat().values():
+        array.sum()
+    return result
+
+
 def mutate(data, edits, truncate):
     """Applies (offset, byte) edits to `data`, then cuts it to `truncate` bytes (if not None)."""
     buf = bytearray(data)
