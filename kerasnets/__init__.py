@@ -28,6 +28,7 @@ from kerasnets.gan import (
     build_pix2pix_generator,
 )
 from kerasnets.registry import available_models, build, model_spec, register_model
+from kerasnets.convert import build_for_weights
 from kerasnets.densenet import (
     build_densenet,
     build_densenet121,

@@ -114,6 +114,7 @@ def _build(variant_name, include_top, weights, input_shape, input_tensor, poolin
 
 
 @register_model("alexnet", family="alexnet", input_shape=VARIANTS["torchvision"].input_shape,
+                option_defaults={"variant": "torchvision"},
                 reference="torchvision alexnet (variant='torchvision'); Krizhevsky 2012 (variant='original')")
 def build_alexnet(include_top=True, weights=None, input_shape=None, input_tensor=None, pooling=None,
                   classes=1000, classifier_activation="softmax", name=None, **options):

@@ -18,6 +18,7 @@ import os
 import keras
 
 from kerasnets import presets
+from weights_io.core import stamp_build
 
 POOLINGS = (None, "avg", "max")
 _WEIGHT_SUFFIXES = ("h5", "keras", "npy", "npz", "mat", "pth", "pt", "th", "bin")
@@ -152,9 +153,15 @@ def finish_model(inputs, outputs, *, input_tensor=None, name, weights=None):
     "imagenet" (the preset `kerasnets.presets.default_preset(name)`; `name`
     is then the registry name).
     """
+    from kerasnets.registry import current_build
+
     if input_tensor is not None:
         inputs = keras.utils.get_source_inputs(input_tensor)
     model = keras.Model(inputs, outputs, name=name)
+    record = current_build()
+    if record is not None:
+        # weights_io compares these with the options a weight file's publisher implies
+        stamp_build(model, record)
     if presets.is_preset(weights):
         presets.load_preset(model, presets.resolve(weights, name))
     elif weights is not None:
@@ -206,9 +213,17 @@ def register_variant(key, general, *, family, reference, allowed, summary, defau
     named builder; options the caller passes are checked against `allowed`
     and override `fixed` where both name one (VGG's `batch_norm`).
     """
+    import inspect
+
     from kerasnets.registry import register_model
 
-    @register_model(key, family=family, input_shape=default_shape, reference=reference)
+    general_defaults = {
+        name: p.default for name, p in inspect.signature(general).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and name in allowed
+    }
+
+    @register_model(key, family=family, input_shape=default_shape, reference=reference,
+                    option_defaults={**general_defaults, **fixed})
     def builder(include_top=True, weights=None, input_shape=None, input_tensor=None, pooling=None,
                 classes=1000, classifier_activation="softmax", name=None, **options):
         check_options(options, allowed, key)

@@ -158,6 +158,8 @@ def cmd_convert(args):
                      progress=False if args.quiet else ("auto" if not args.progress else True),
                      **_options(args.option))
     print(report)
+    if report.suggested_call:
+        print(f"built as {report.suggested_call}")
     print(f"saved {args.dst}")
     return 0
 
@@ -281,8 +283,9 @@ def build_parser():
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("convert", help="import a weight file into a model and save it as .h5/.keras",
-                       description="Build --arch, load --from through weights_io (format and layout detected), "
-                       "print the report, save --to.")
+                       description="Build --arch as the publisher of --from built it (the builder options its "
+                       "layout implies and its class count, unless --option names them), load --from through "
+                       "weights_io (format and layout detected, all or nothing), print the report, save --to.")
     p.add_argument("--arch", help="model name, e.g. resnet50")
     p.add_argument("--from", dest="src", help="source weights (.pth/.npy/.npz/.mat/.h5)")
     p.add_argument("--weights", metavar="PRESET", help="a weights preset instead of --arch/--from "

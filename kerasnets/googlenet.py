@@ -131,7 +131,7 @@ def googlenet_stem(x, variant):
     return sequence(x, (Pool("max", 3, 2, variant.stem_pool, "pool2_3x3_s2"),), style=style)
 
 
-@register_model("googlenet", family="inception", input_shape=(224, 224, 3),
+@register_model("googlenet", family="inception", input_shape=(224, 224, 3), option_defaults={"variant": "torchvision"},
                 reference="torchvision googlenet (variant='torchvision'); Szegedy et al. 2014 (variant='paper')")
 def build_googlenet(include_top=True, weights=None, input_shape=None, input_tensor=None, pooling=None,
                     classes=1000, classifier_activation="softmax", name=None, **options):

@@ -328,7 +328,7 @@ def _v3_aux_map_size(size):
     return size
 
 
-@register_model("inception_v3", family="inception", input_shape=(299, 299, 3),
+@register_model("inception_v3", family="inception", input_shape=(299, 299, 3), option_defaults={"variant": "keras"},
                 reference="keras.applications InceptionV3 (variant='keras'); torchvision inception_v3")
 def build_inception_v3(include_top=True, weights=None, input_shape=None, input_tensor=None, pooling=None,
                        classes=1000, classifier_activation="softmax", name=None, **options):
@@ -435,7 +435,7 @@ V2_VARIANTS = {
 }
 
 
-@register_model("inception_v2", family="inception", input_shape=(224, 224, 3),
+@register_model("inception_v2", family="inception", input_shape=(224, 224, 3), option_defaults={"variant": "paper"},
                 reference="BN-Inception, Ioffe & Szegedy 2015 Fig. 5 (computed)")
 def build_inception_v2(include_top=True, weights=None, input_shape=None, input_tensor=None, pooling=None,
                        classes=1000, classifier_activation="softmax", name=None, **options):
@@ -526,7 +526,7 @@ V4_BODY = (  # (block name, table, repeats)
 )
 
 
-@register_model("inception_v4", family="inception", input_shape=(299, 299, 3),
+@register_model("inception_v4", family="inception", input_shape=(299, 299, 3), option_defaults={"bn_epsilon": 1e-3},
                 reference="Szegedy et al. 2016 Fig. 9; timm inception_v4 (42,679,816 params)")
 def build_inception_v4(include_top=True, weights=None, input_shape=None, input_tensor=None, pooling=None,
                        classes=1000, classifier_activation="softmax", name=None, **options):

@@ -7,10 +7,20 @@ public `build_<name>` functions with `@register_model(...)`.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
+import functools
+import inspect
 from typing import Callable
 
+from weights_io.core import BuildRecord
+
 _REGISTRY: dict[str, "ModelSpec"] = {}
+# The build in progress (innermost first), so `finish_model` can stamp the model with the
+# options it was built with before it loads any weights.
+_CURRENT_BUILD: contextvars.ContextVar[BuildRecord | None] = contextvars.ContextVar("kerasnets_build", default=None)
+# Arguments that say where weights or inputs come from, not how the network computes.
+_NOT_OPTIONS = ("weights", "input_tensor", "name")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,8 +38,12 @@ class ModelSpec:
         return self.builder(**kwargs)
 
 
-def register_model(name, *, family, input_shape, task="classification", reference=""):
+def register_model(name, *, family, input_shape, task="classification", reference="", option_defaults=None):
     """Decorator registering `fn` as the builder of model `name`.
+
+    The registered builder records the options each model was built with
+    (`current_build`), so a weight loader can tell a file whose publisher
+    built the network differently.
 
     Args:
         name: registry key, lower case (`"vgg16"`, `"resnet50"`).
@@ -37,22 +51,51 @@ def register_model(name, *, family, input_shape, task="classification", referenc
         input_shape: default input shape, channels last.
         task: `"classification"`, `"image-to-image"`, `"generative"`, ...
         reference: the implementation the builder reproduces.
+        option_defaults: defaults of options `fn` takes through `**options`
+            (its signature cannot show them).
     """
 
     def decorate(fn):
         if name in _REGISTRY:
             raise ValueError(f"Model {name!r} is registered twice.")
+        signature = inspect.signature(fn)
+        defaults = {
+            key: p.default for key, p in signature.parameters.items()
+            if p.default is not inspect.Parameter.empty and key not in _NOT_OPTIONS
+        }
+        defaults.update(option_defaults or {})
+
+        @functools.wraps(fn)
+        def builder(*args, **kwargs):
+            bound = signature.bind_partial(*args, **kwargs).arguments
+            given = dict(bound.pop(next((k for k, p in signature.parameters.items()
+                                         if p.kind is inspect.Parameter.VAR_KEYWORD), "**"), {}))
+            given.update(bound)
+            given = {k: v for k, v in given.items() if k not in _NOT_OPTIONS}
+            record = BuildRecord(model=name, family=family, options={**defaults, **given}, given=tuple(given))
+            token = _CURRENT_BUILD.set(record)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                _CURRENT_BUILD.reset(token)
+
+        builder.option_defaults = dict(defaults)  # what a model built without options records
         _REGISTRY[name] = ModelSpec(
             name=name,
             family=family,
-            builder=fn,
+            builder=builder,
             input_shape=tuple(input_shape),
             task=task,
             reference=reference,
         )
-        return fn
+        return builder
 
     return decorate
+
+
+def current_build():
+    """The `BuildRecord` of the registered build in progress, or None outside one."""
+    return _CURRENT_BUILD.get()
 
 
 def available_models(family=None, task=None):

@@ -17,8 +17,8 @@ import warnings
 import keras
 import numpy as np
 
-from weights_io.core import Report, WeightFile
-from weights_io.errors import WeightMismatchError
+from weights_io.core import Report, WeightFile, build_record
+from weights_io.errors import WeightMismatchError, WeightOptionsWarning
 from weights_io.transfer import copy_into, destination, reshape_view
 
 # Our variable name -> the source's parameter name, per convention.
@@ -41,6 +41,10 @@ PARAM_NAMES = {
         "alpha": "weights",
     },
 }
+
+# Keras 3 variable names that Keras 2 files spell otherwise: DepthwiseConv2D's "kernel"
+# was "depthwise_kernel" (tf.keras MobileNetV3's hosted .h5 files).
+_KERAS2_NAMES = {"kernel": (keras.layers.DepthwiseConv2D, "depthwise_kernel")}
 
 # Source parameters that carry no weight (bookkeeping): consumed silently.
 IGNORED_PARAMS = ("num_batches_tracked",)
@@ -141,6 +145,8 @@ def _source_array(variable, layer, src, flat, convention):
     var_name = variable.name.split("/")[-1].split(":")[0]
     if convention == "keras":
         key = f"{src}.{var_name}"
+        if key not in flat and var_name in _KERAS2_NAMES and isinstance(layer, _KERAS2_NAMES[var_name][0]):
+            key = f"{src}.{_KERAS2_NAMES[var_name][1]}"
         if key not in flat and f"{src}.0" in flat:  # Keras 3 .weights.h5 names variables by position
             key = f"{src}.{next(i for i, v in enumerate(_saving_order(layer)) if v is variable)}"
         array = flat.get(key)
@@ -196,6 +202,36 @@ def _first_conv_name(layers):
     return None
 
 
+def adapt_input_channels(kernel, channels):
+    """A first-conv HWIO `kernel` for `channels` input channels from one trained on 3 (RGB).
+
+    As timm's `adapt_input_conv`: one channel gets the sum over R, G, B (a grey
+    image then gives what the RGB net gave for that grey); more channels repeat
+    R, G, B cyclically, scaled by 3 / channels so the response stays the same.
+    """
+    kernel = np.asarray(kernel)
+    if channels == 1:
+        return kernel.sum(axis=2, keepdims=True), "summed RGB -> 1 input channel"
+    repeats = -(-channels // 3)
+    tiled = np.concatenate([kernel] * repeats, axis=2)[:, :, :channels, :]
+    return tiled * (3.0 / channels), f"RGB repeated -> {channels} input channels, x 3/{channels}"
+
+
+def _adaptable(array, variable, layer, first_conv):
+    """True when only the first conv's input-channel count differs from a 3-channel source kernel."""
+    shape, target = tuple(array.shape), tuple(variable.shape)
+    return (layer.name == first_conv and variable.name == "kernel" and len(shape) == 4 and len(target) == 4
+            and shape[2] == 3 and target[2] != 3 and shape[:2] + shape[3:] == target[:2] + target[3:])
+
+
+def _head_only(report, head, head_source):
+    """True when every problem row belongs to the classifier (`head` ours, `head_source` theirs)."""
+    ours = [t for t, _, _ in report.missing] + [t for t, _, _, _ in report.mismatched]
+    return (bool(ours or report.unexpected)
+            and all(t.split("/")[0] == head for t in ours)
+            and all(head_source is not None and k.rpartition(".")[0] == head_source for k in report.unexpected))
+
+
 def assign_weights(model, weight_file: WeightFile, layout, *, strict=True, flip_first_conv_channels=False,
                    release=False, progress=None):
     """Loads `weight_file` into `model` through `layout`; returns a `Report`.
@@ -205,8 +241,10 @@ def assign_weights(model, weight_file: WeightFile, layout, *, strict=True, flip_
         weight_file: what a reader returned.
         layout: a `Layout` (names only).
         strict: raise `WeightMismatchError` (model untouched) on any missing,
-            unexpected or mis-shaped weight. With False, load every weight that
-            fits and report the rest.
+            unexpected or mis-shaped weight, or when a kerasnets model was built
+            with other options than the layout's publisher implies. With False,
+            load every weight that fits, report the rest and warn of differing
+            options (`WeightOptionsWarning`).
         flip_first_conv_channels: reverse the input-channel axis of the first
             convolution (BGR-trained weights used on RGB input, and back).
         release: empty `weight_file` while assigning, so each source array is
@@ -239,6 +277,10 @@ def assign_weights(model, weight_file: WeightFile, layout, *, strict=True, flip_
             if flip_first_conv_channels and layer.name == first_conv and variable.name == "kernel":
                 array = np.asarray(array)[:, :, ::-1, :]
                 note = (note + "; " if note else "") + "BGR<->RGB flip"
+            if _adaptable(array, variable, layer, first_conv):
+                array, adapted = adapt_input_channels(array, variable.shape[2])
+                note = (note + "; " if note else "") + adapted
+                report.adapted_channels = (3, int(variable.shape[2]))
             if tuple(array.shape) != tuple(variable.shape):
                 report.mismatched.append((variable.path, tuple(variable.shape), key, tuple(array.shape)))
                 layer_ok = False
@@ -249,8 +291,15 @@ def assign_weights(model, weight_file: WeightFile, layout, *, strict=True, flip_
         else:
             report.skipped += [(v.path, k, "layer not loaded: see missing / mis-shaped") for v, _, k, _ in layer_plan]
     report.unexpected = sorted(set(flat) - consumed)
-    if strict and not report.ok:
+    record = build_record(model)
+    report.option_mismatches = layout.option_differences(record)
+    if record is not None:
+        report.suggested_call = record.call(**{k: theirs for k, _, theirs in report.option_mismatches})
+    report.head_only = _head_only(report, names[-1] if names else None, mapping.get(names[-1]) if names else None)
+    if strict and not (report.ok and not report.option_mismatches):
         raise WeightMismatchError(report)
+    if report.option_mismatches:
+        warnings.warn(report.options_message(), WeightOptionsWarning, stacklevel=2)
     if release:
         flat.clear()
         weight_file.tensors.clear()

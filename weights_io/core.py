@@ -65,6 +65,51 @@ def group_flat(flat):
 
 
 @dataclasses.dataclass(frozen=True)
+class BuildRecord:
+    """How a model was built: registry name, family and every builder option.
+
+    kerasnets' builders stamp each model with one (`stamp_build`); the
+    assign step compares its options with those a layout's publisher
+    implies, so a file never loads silently into a differently built network.
+    """
+
+    model: str
+    family: str
+    options: dict
+    given: tuple = ()  # the options the caller passed (the rest are the builder's defaults)
+
+    def call(self, **changes):
+        """The Python call that builds this model with `changes` applied, as text."""
+        kwargs = {**{k: self.options[k] for k in self.given if k in self.options}, **changes}
+        args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        return f"kerasnets.build({self.model!r}{', ' + args if args else ''})"
+
+
+_BUILD_ATTRIBUTE = "_kerasnets_build"
+
+
+def stamp_build(model, record):
+    """Records `record` on `model` (plain attribute: lost on save/load, where no check is made)."""
+    object.__setattr__(model, _BUILD_ATTRIBUTE, record)
+
+
+def build_record(model):
+    """The `BuildRecord` a kerasnets builder stamped on `model`, or None."""
+    return getattr(model, _BUILD_ATTRIBUTE, None)
+
+
+def _same_value(a, b):
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) or isinstance(b, float):
+        try:
+            return abs(float(a) - float(b)) <= 1e-12 * max(abs(float(a)), abs(float(b)), 1.0)
+        except (TypeError, ValueError):
+            return False
+    return a == b
+
+
+@dataclasses.dataclass(frozen=True)
 class Layout:
     """A source naming scheme: our layer names -> the source's layer keys.
 
@@ -80,6 +125,13 @@ class Layout:
             file's layer keys)` -> mapping, for files whose names carry no
             meaning but whose order does (Keras 2 auto-named layers). Such a
             layout is never auto-detected from names.
+        options: builder options the publisher's network implies (BN
+            epsilon, stride placement, padding style, ...): weights of the
+            right shapes compute something else in a network built otherwise.
+            Only the options a model's builder takes are compared.
+        scoped_options: options for one kerasnets family (`"resnet"`) or
+            registry name (`"se_resnext50_32x4d"`; wins over its family), for
+            a layout several networks share with different settings.
     """
 
     name: str
@@ -87,12 +139,26 @@ class Layout:
     description: str = ""
     first_conv: str | None = None
     pair_in_order: Callable[[list[str], list[str]], dict[str, str]] | None = None
+    options: dict = dataclasses.field(default_factory=dict)
+    scoped_options: dict = dataclasses.field(default_factory=dict)
 
     def mapping(self, names, weight_file):
         """`{our_name: source_key}` for `names` (in model order) and this file."""
         if self.pair_in_order is not None:
             return self.pair_in_order(list(names), weight_file.layer_names())
         return self.map_names(names)
+
+    def implied_options(self, family=None, model=None):
+        """The builder options this layout's publisher implies for network `model` of `family`."""
+        return {**self.options, **self.scoped_options.get(family, {}), **self.scoped_options.get(model, {})}
+
+    def option_differences(self, record):
+        """`[(option, model's value, publisher's value)]` where the model `record` was built otherwise."""
+        if record is None:
+            return []
+        implied = self.implied_options(record.family, record.model)
+        return [(key, record.options[key], value) for key, value in implied.items()
+                if key in record.options and not _same_value(record.options[key], value)]
 
 
 @dataclasses.dataclass
@@ -112,16 +178,40 @@ class Report:
     mismatched: list = dataclasses.field(default_factory=list)
     skipped: list = dataclasses.field(default_factory=list)
     applied: bool = False
+    # (option, model's value, publisher's value) where the model was built otherwise than the file's publisher
+    option_mismatches: list = dataclasses.field(default_factory=list)
+    # the call that builds the network the file fits, when a kerasnets builder made the model
+    suggested_call: str | None = None
+    # True when every missing, unexpected or mis-shaped weight belongs to the classifier
+    head_only: bool = False
+    # first-conv input channels adapted (source channels, model channels), or None
+    adapted_channels: tuple | None = None
 
     @property
     def ok(self):
         return not (self.missing or self.unexpected or self.mismatched)
 
+    def options_message(self):
+        """What differs between the model's build and the file's publisher, and the call that fits."""
+        lines = [
+            f"The publisher of {self.path or 'these weights'} (layout {self.layout!r}) builds the network with "
+            "options this model was not built with, so it would compute something else:"
+        ]
+        lines += [f"  {key}: model {ours!r}, publisher {theirs!r}" for key, ours, theirs in self.option_mismatches]
+        if self.suggested_call:
+            lines.append(f"Build the model that fits the file: {self.suggested_call} "
+                         "(kerasnets.build_for_weights(name, path) builds it and loads the file in one call).")
+        return "\n".join(lines)
+
     def mismatch_message(self):
+        if self.ok and self.option_mismatches:
+            return self.options_message() + "\nNothing was loaded, the model is unchanged."
         lines = [
             f"Weights from {self.path or 'the source'} ({self.format}, layout {self.layout!r}) do not fit "
             "the model; nothing was loaded, the model is unchanged."
         ]
+        if self.option_mismatches:
+            lines.append(self.options_message())
         if self.mismatched:
             lines.append(f"{len(self.mismatched)} mis-shaped:")
             lines += [f"  {t}: model expects {e}, source {s} has {g}" for t, e, s, g in self.mismatched]
@@ -131,7 +221,14 @@ class Report:
         if self.unexpected:
             lines.append(f"{len(self.unexpected)} unexpected (source arrays no model weight uses):")
             lines += [f"  {s}" for s in self.unexpected]
-        lines.append("Pass strict=False to load what fits and keep the rest (e.g. a new classifier head).")
+        if self.option_mismatches:
+            pass  # the fitting build is named above; loading part of the file would not fix it
+        elif self.head_only:
+            lines.append("Only the classifier differs: for a new head, pass strict=False to load the rest "
+                         "and keep the classifier as built.")
+        else:
+            lines.append(f"The layout {self.layout!r} does not describe this network: check the model and its "
+                         f"options (classes=, include_top=, ...) against the file, or pass source=<layout>.")
         return "\n".join(lines)
 
     def __str__(self):
@@ -150,6 +247,7 @@ class Report:
             lines += [f"  {label}: {t} ({n or s})" for t, s, n in rows]
         lines += [f"  unexpected: {s}" for s in self.unexpected]
         lines += [f"  mis-shaped: {t} expects {e}, {s} has {g}" for t, e, s, g in self.mismatched]
+        lines += [f"  built otherwise: {k} model {a!r}, publisher {b!r}" for k, a, b in self.option_mismatches]
         return "\n".join(lines)
 
     def _repr_pretty_(self, printer, cycle):  # IPython / Jupyter show the table

@@ -39,3 +39,7 @@ class WeightMismatchError(WeightsIOError, ValueError):
     def __init__(self, report):
         super().__init__(report.mismatch_message())
         self.report = report
+
+
+class WeightOptionsWarning(UserWarning):
+    """strict=False loaded a file into a model built with other options than its publisher's."""

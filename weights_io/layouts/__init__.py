@@ -31,13 +31,14 @@ def get_layout(name):
     return LAYOUTS[name]
 
 
-def rule_layout(name, rules, *, description="", first_conv=None, keep_unmatched=False):
+def rule_layout(name, rules, *, description="", first_conv=None, keep_unmatched=False, options=None,
+                scoped_options=None):
     """A layout from `(regex, template)` rules applied to each of our layer names.
 
     The first rule whose regex fully matches a name gives the source key, as
     `template.format(*groups)`; a template may also be a function of the match.
     Names no rule matches are absent from the source, or kept as they are with
-    `keep_unmatched=True`.
+    `keep_unmatched=True`. `options` / `scoped_options`: see `Layout`.
     """
     compiled = [(re.compile(pattern), template) for pattern, template in rules]
 
@@ -54,7 +55,8 @@ def rule_layout(name, rules, *, description="", first_conv=None, keep_unmatched=
                     mapping[our] = our
         return mapping
 
-    return Layout(name=name, map_names=map_names, description=description, first_conv=first_conv)
+    return Layout(name=name, map_names=map_names, description=description, first_conv=first_conv,
+                  options=dict(options or {}), scoped_options=dict(scoped_options or {}))
 
 
 IDENTITY = register_layout(
@@ -84,8 +86,34 @@ BY_ORDER = register_layout(
         description="Keras 1/2 weight files whose layer names are session counters (conv2d_17, "
         "keras.applications InceptionV3 / InceptionResNetV2): the n-th weighted layer of the file "
         "goes to the n-th weighted layer of the model, as keras' own load_weights does.",
+        scoped_options={"inception_v3": {"variant": "keras"}},
     )
 )
+
+# keras.applications' own settings for the networks whose Keras 2 files use our names.
+KERAS_APPLICATIONS_OPTIONS = {
+    "resnet": {"stride_placement": "v1", "conv_bias": True, "bn_epsilon": 1.001e-5, "padding": "keras",
+               "stem_pool": "padded"},
+    "densenet": {"bn_epsilon": 1.001e-5, "conv_bias": False},
+    "mobilenet_v3": {"padding": "keras"},
+}
+
+KERAS_APPLICATIONS = register_layout(
+    Layout(
+        name="keras-applications",
+        map_names=lambda names: {n: n for n in names},
+        description="keras.applications' Keras 1/2 .h5 files (ResNet, DenseNet, VGG): our layer names, "
+        "keras' builder settings (ResNet: kerasnets.resnet.KERAS_APPLICATIONS). Chosen for a Keras 1/2 file "
+        "whose names are ours.",
+        scoped_options=KERAS_APPLICATIONS_OPTIONS,
+    )
+)
+
+
+def _from_keras2(weight_file):
+    """True for a file Keras 1 or 2 wrote (only keras.applications and tf.keras users wrote our names in one)."""
+    version = str(weight_file.metadata.get("keras_version", ""))
+    return weight_file.format in ORDERED_FORMATS and version[:2] in ("1.", "2.")
 
 # Readers whose layer order is the saving model's layer order (Keras 1/2 `layer_names`).
 ORDERED_FORMATS = ("keras-h5", "keras-h5-model")
@@ -103,12 +131,16 @@ def choose_layout(names, weight_file):
     model, or when names place fewer than half of its layers (auto-named
     layers; the load then fails with the two counts). That is what
     `keras.Model.load_weights` does with such a file. Shapes and parameter
-    names are still checked layer by layer, all or nothing.
+    names are still checked layer by layer, all or nothing. A Keras 1/2 file
+    whose names are ours is keras.applications' ("keras-applications"), whose
+    builder settings the model must share.
     """
     try:
         best = detect_layout(names, weight_file)
     except ValueError:
         best = None
+    if best is IDENTITY and _from_keras2(weight_file):
+        best = KERAS_APPLICATIONS
     if weight_file.format in ORDERED_FORMATS:
         layers = len(weight_file.tensors)
         hits = 0 if best is None else _name_hits(best, names, weight_file)
@@ -129,7 +161,7 @@ def detect_layout(names, weight_file):
     sources = set(weight_file.tensors)
     best, best_score = None, (0, 0)
     for layout in LAYOUTS.values():
-        if layout.pair_in_order is not None:
+        if layout.pair_in_order is not None or layout is KERAS_APPLICATIONS:
             continue
         mapped = layout.map_names(names)
         hits = len(sources & set(mapped.values()))

@@ -36,5 +36,6 @@ register_layout(
         description="torchvision densenet*: features.conv0/norm0, features.denseblockN.denselayerJ.{norm1,conv1,norm2,"
         "conv2}, features.transitionN.{norm,conv}, features.norm5, classifier.",
         first_conv="conv1_conv",
+        options={"bn_epsilon": 1e-5, "conv_bias": False},
     )
 )

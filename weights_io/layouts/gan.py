@@ -93,5 +93,6 @@ register_layout(
         description="junyanz/pytorch-CycleGAN-and-pix2pix UnetGenerator (pix2pix_generator variant='torch'): "
         "model.model.{0,3}, model.model.1(.model.3)*.model.<i>.",
         first_conv="down1_conv",
+        options={"variant": "torch"},
     )
 )

@@ -62,6 +62,7 @@ register_layout(
         description="torchvision googlenet: conv1-3, inceptionXY.branch1/branch2.i/branch3.i/branch4.1, "
         "aux1/aux2 conv/fc1/fc2, fc.",
         first_conv="conv1_7x7_s2_conv",
+        options={"variant": "torchvision"},
     )
 )
 
@@ -84,6 +85,7 @@ register_layout(
         description="torchvision inception_v3: Conv2d_1a_3x3..Conv2d_4a_3x3, Mixed_5b..Mixed_7c.<branch>, "
         "AuxLogits.conv0/conv1/fc, fc.",
         first_conv="conv1a_conv",
+        options={"variant": "torchvision"},
     )
 )
 
@@ -116,6 +118,7 @@ register_layout(
         description="Cadene pretrainedmodels inceptionv4 and timm inception_v4 (same keys): "
         "features.0-21.<branch>.conv/bn, last_linear.",
         first_conv="conv1a_conv",
+        options={"bn_epsilon": 1e-3},
     )
 )
 
@@ -134,5 +137,6 @@ register_layout(
         description="Cadene pretrainedmodels bninception (Caffe names): conv1_7x7_s2, conv1_7x7_s2_bn, "
         "inception_3a_double_3x3_1(_bn), ..., last_linear; build_inception_v2(variant='cadene').",
         first_conv="conv1_7x7_s2_conv",
+        options={"variant": "cadene"},
     )
 )

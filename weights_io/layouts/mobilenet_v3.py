@@ -57,6 +57,7 @@ register_layout(
         description="torchvision mobilenet_v3_large/small: features.0, features.I.block.J(.fc1/.fc2), features.N, "
         "classifier.{0,3} (Linear onto our 1x1 conv head).",
         first_conv="conv",
+        options={"padding": "torch", "include_preprocessing": False},
     )
 )
 
@@ -85,5 +86,6 @@ register_layout(
         "Conv/BatchNorm, expanded_conv_N/{expand,depthwise,project}[/BatchNorm], .../squeeze_excite/Conv[_1], "
         "Conv_1, Conv_2, Logits.",
         first_conv="conv",
+        options={"padding": "keras"},
     )
 )

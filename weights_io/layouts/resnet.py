@@ -24,7 +24,11 @@ def _block(match):
     return f"layer{int(match.group(1)) - 1}.{int(match.group(2)) - 1}"
 
 
-def _register(name, *, stem, se, head, description):
+# torch's ResNets: no conv bias, BN eps 1e-5, symmetric padding, padded stem pool.
+_TORCH_STYLE = {"conv_bias": False, "bn_epsilon": 1e-5, "padding": "torch"}
+
+
+def _register(name, *, stem, se, head, description, options, scoped_options=None):
     """Registers a torchvision-style scheme whose stem prefix, SE module and classifier names vary."""
     rules = [
         (r"conv1_conv", f"{stem}conv1"),
@@ -36,13 +40,15 @@ def _register(name, *, stem, se, head, description):
         (r"conv(\d)_block(\d+)_se", lambda m: f"{_block(m)}.{se}"),
         (r"predictions", head),
     ]
-    register_layout(rule_layout(name, rules, description=description, first_conv="conv1_conv"))
+    register_layout(rule_layout(name, rules, description=description, first_conv="conv1_conv", options=options,
+                                scoped_options=scoped_options))
 
 
 _register(
     "torchvision-resnet", stem="", se="se", head="fc",
     description="torchvision resnet/resnext and timm (se)resnet/(se)resnext: conv1, bn1, layerN.i.conv1-3/bn1-3, "
     "layerN.i.downsample.{0,1}, layerN.i.se.fc1/fc2, fc.",
+    options={**_TORCH_STYLE, "stride_placement": "v1.5", "stem_pool": "padded"},
 )
 _register(
     "cadene-senet", stem="layer0.", se="se_module", head="last_linear",
@@ -50,4 +56,8 @@ _register(
     "legacy_seresnet*/legacy_seresnext*: layer0.conv1, layer0.bn1, layerN.i.conv1-3/bn1-3, "
     "layerN.i.downsample.{0,1}, layerN.i.se_module.fc1/fc2, last_linear (build with kerasnets.resnet.CADENE_SENET "
     "options).",
+    # Caffe's SE-ResNets stride the first 1x1, SE-ResNeXt the 3x3 (kerasnets.resnet.CADENE_SENET)
+    options={**_TORCH_STYLE, "stem_pool": "ceil"},
+    scoped_options={"se_resnet50": {"stride_placement": "v1"}, "se_resnet101": {"stride_placement": "v1"},
+                    "se_resnet152": {"stride_placement": "v1"}, "se_resnext50_32x4d": {"stride_placement": "v1.5"}},
 )

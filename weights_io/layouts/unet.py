@@ -45,5 +45,6 @@ register_layout(
         description="milesial/Pytorch-UNet (bilinear=False): inc, down<i>.maxpool_conv.1, up<i>.conv "
         "(each .double_conv.{0,1,3,4}), up<i>.up, outc.conv.",
         first_conv="enc1_conv1",
+        options={"padding": "same", "batch_norm": True, "bn_epsilon": 1e-5},
     )
 )

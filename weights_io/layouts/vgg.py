@@ -30,6 +30,7 @@ register_layout(
         [(r"(conv[1-5]|fc6|fc7)", "{0}"), (r"predictions", "fc8")],
         description="Caffe / MatConvNet / caffe-tensorflow AlexNet names: conv1..conv5, fc6-fc8.",
         first_conv="conv1",
+        scoped_options={"alexnet": {"variant": "original"}},
     )
 )
 
@@ -76,5 +77,6 @@ register_layout(
         map_names=lambda names: {n: _TORCHVISION_ALEXNET[n] for n in names if n in _TORCHVISION_ALEXNET},
         description="torchvision alexnet: features.{0,3,6,8,10}, classifier.{1,4,6}.",
         first_conv="conv1",
+        options={"variant": "torchvision"},
     )
 )

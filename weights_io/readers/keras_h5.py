@@ -127,13 +127,22 @@ def _read(opener, path, fmt_hint=None, mapping=None):
     try:
         with opener() as file:
             tensors, fmt = read_h5_object(file, path, mapping)
+            metadata = _keras_version(file)
     except WeightFileError:
         raise
     except (OSError, KeyError, ValueError, TypeError, RuntimeError) as err:
         raise WeightFileError(f"Unreadable HDF5 weight file ({type(err).__name__}: {err})", path=path) from err
     if not tensors:
         raise WeightFileError("The file holds no weights", path=path)
-    return WeightFile(tensors=tensors, convention="keras", format=fmt_hint or fmt, path=path)
+    return WeightFile(tensors=tensors, convention="keras", format=fmt_hint or fmt, path=path, metadata=metadata)
+
+
+def _keras_version(file):
+    """`{"keras_version": "2.x.y"}` where the file says which Keras wrote it (Keras 1/2 and legacy .h5)."""
+    for node in (file, file.get("model_weights")):
+        if isinstance(node, h5py.Group) and "keras_version" in node.attrs:
+            return {"keras_version": _text(node.attrs["keras_version"])}
+    return {}
 
 
 @register_reader("keras-h5")
