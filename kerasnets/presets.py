@@ -469,7 +469,7 @@ def load_preset(model, preset, *, weights_file=None, download=True):
     preset = get_preset(preset) if isinstance(preset, str) else preset
     check_architecture(model, preset)
     path = ensure_converted(preset, weights_file=weights_file, download=download)
-    weight_file = read_weights(path, format="keras-h5", mmap=True)
+    weight_file = read_weights(path, format="keras-h5", mmap=True, trusted=True)  # our own converted cache
     names = [layer.name for layer in weighted_layers(model)]
     weight_file = _drop_absent_head(weight_file, names, {name: name for name in preset.head})
     return assign_weights(model, weight_file, get_layout("keras"), strict=True, release=True)

@@ -62,3 +62,18 @@ def test_arbitrary_bytes(case_path, blob, mmap):
         read_and_touch(case_path, mmap)
     except WeightFileError:
         pass
+
+
+def test_structured_damage_seeded_run(tmp_path):
+    """The long script's harness, briefly: field overwrites, duplicated chunks, cuts, zeroed headers
+    over every seed and real fixture and a 4 MB .h5/.mat; 0 crashes, hangs and stray exceptions."""
+    from tests.fuzz.fuzz_readers import run
+
+    counts, failures = run(240, seed=0, large_mb=4, keep=tmp_path / "kept", read_seconds=3.0,
+                           watchdog_seconds=90.0)
+    assert failures == [], failures
+    outcomes = {outcome for _, _, outcome in counts}
+    kinds = {kind for _, kind, _ in counts}
+    assert {"read", "refused"} <= outcomes
+    assert {"flip", "field4", "field8", "cut", "duplicate", "zero-header", "edits"} <= kinds
+

@@ -10,7 +10,7 @@ from weights_io.readers import read_weights
 
 
 def load_weights(model, path, source=None, *, strict=True, flip_first_conv_channels=False, format=None,
-                 progress=None):
+                 progress=None, trusted=False):
     """Loads a weight file of any supported format into `model`.
 
     Args:
@@ -28,11 +28,13 @@ def load_weights(model, path, source=None, *, strict=True, flip_first_conv_chann
             detecting it from the file's first bytes.
         progress: None, or a callable `(bytes_done, bytes_total)` called as
             arrays are assigned (`kerasnets convert` draws a progress line with it).
+        trusted: parse the file in this process instead of the limited reader
+            process (`weights_io.sandbox`); for files you wrote yourself.
 
     Returns:
         A `Report`; `print(report)` shows what went where.
     """
-    weight_file = read_weights(path, format=format, mmap=True)
+    weight_file = read_weights(path, format=format, mmap=True, trusted=trusted)
     if source is None:
         layout = choose_layout([layer.name for layer in weighted_layers(model)], weight_file)
     else:
@@ -43,7 +45,7 @@ def load_weights(model, path, source=None, *, strict=True, flip_first_conv_chann
     )
 
 
-def load_npy_weights(model, path, source=None, *, strict=True, flip_bgr_to_rgb=False):
+def load_npy_weights(model, path, source=None, *, strict=True, flip_bgr_to_rgb=False, trusted=False):
     """Loads a `.npy` dict (tensorflow-vgg, caffe-tensorflow) or `.npz` (Frossard).
 
     tensorflow-vgg and caffe VGG/AlexNet weights were trained on BGR images
@@ -53,7 +55,7 @@ def load_npy_weights(model, path, source=None, *, strict=True, flip_bgr_to_rgb=F
     (123.68, 116.779, 103.939) instead (mode `"matconvnet"`).
     """
     fmt = "npz" if os.fspath(path).endswith(".npz") else "npy"
-    weight_file = read_weights(path, format=fmt, mmap=True)
+    weight_file = read_weights(path, format=fmt, mmap=True, trusted=trusted)
     layout = get_layout(source) if source else detect_layout([l.name for l in weighted_layers(model)], weight_file)
     return assign_weights(model, weight_file, layout, strict=strict, flip_first_conv_channels=flip_bgr_to_rgb,
                           release=True)
@@ -67,7 +69,7 @@ _FAMILIES = {
 }
 
 
-def _load_family(family, model, path, source, strict, flip_first_conv_channels):
+def _load_family(family, model, path, source, strict, flip_first_conv_channels, trusted):
     from weights_io.errors import WeightFileError
     from weights_io.readers import detect_format
 
@@ -79,10 +81,10 @@ def _load_family(family, model, path, source, strict, flip_first_conv_channels):
             path=os.fspath(path),
         )
     return load_weights(model, path, source, strict=strict, flip_first_conv_channels=flip_first_conv_channels,
-                        format=fmt)
+                        format=fmt, trusted=trusted)
 
 
-def load_torch_weights(model, path, source=None, *, strict=True, flip_first_conv_channels=False):
+def load_torch_weights(model, path, source=None, *, strict=True, flip_first_conv_channels=False, trusted=False):
     """Loads a PyTorch state dict (`.pth`/`.pt`/`.th`, zip or legacy) without torch.
 
     Pickles are read with an allowlist: whole-model pickles (`torch.save(model)`)
@@ -97,14 +99,15 @@ def load_torch_weights(model, path, source=None, *, strict=True, flip_first_conv
         source: layout name (`"torchvision-resnet"`, ...) or None to detect.
         strict: see `load_weights`.
         flip_first_conv_channels: see `load_weights`.
+        trusted: see `load_weights`.
 
     Returns:
         A `Report`.
     """
-    return _load_family("torch", model, path, source, strict, flip_first_conv_channels)
+    return _load_family("torch", model, path, source, strict, flip_first_conv_channels, trusted)
 
 
-def load_mat_weights(model, path, source=None, *, strict=True, flip_first_conv_channels=False):
+def load_mat_weights(model, path, source=None, *, strict=True, flip_first_conv_channels=False, trusted=False):
     """Loads a MatConvNet `.mat` (SimpleNN or DagNN; MATLAB v5/v7 or v7.3).
 
     MatConvNet's ImageNet models take RGB in 0..255 minus the file's
@@ -118,14 +121,15 @@ def load_mat_weights(model, path, source=None, *, strict=True, flip_first_conv_c
             `"keras"` when the file uses our names) or None to detect.
         strict: see `load_weights`.
         flip_first_conv_channels: see `load_weights`.
+        trusted: see `load_weights`.
 
     Returns:
         A `Report`.
     """
-    return _load_family("mat", model, path, source, strict, flip_first_conv_channels)
+    return _load_family("mat", model, path, source, strict, flip_first_conv_channels, trusted)
 
 
-def load_keras_h5_weights(model, path, source=None, *, strict=True, flip_first_conv_channels=False):
+def load_keras_h5_weights(model, path, source=None, *, strict=True, flip_first_conv_channels=False, trusted=False):
     """Loads a Keras 1/2 `.h5`, full-model `.h5`, Keras 3 `.weights.h5` or `.keras` file.
 
     Layers are matched by name (keras.applications' files fit our models whose
@@ -141,8 +145,9 @@ def load_keras_h5_weights(model, path, source=None, *, strict=True, flip_first_c
         source: layout name, default the identity `"keras"` layout when it fits.
         strict: see `load_weights`.
         flip_first_conv_channels: see `load_weights`.
+        trusted: see `load_weights`.
 
     Returns:
         A `Report`.
     """
-    return _load_family("keras", model, path, source, strict, flip_first_conv_channels)
+    return _load_family("keras", model, path, source, strict, flip_first_conv_channels, trusted)

@@ -10,7 +10,12 @@ import pathlib
 
 import numpy as np
 
-FIXTURES = pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
+_ROOT = pathlib.Path(__file__).resolve().parents[2]
+FIXTURES = _ROOT.parent / "shared" / "fixtures"
+if not FIXTURES.is_dir():  # a clean checkout without ../shared: the vendored copy (same bytes)
+    FIXTURES = _ROOT / "tests" / "data" / "fixtures"
+# Every real file of a format we read (the Caffe files have no reader yet).
+REAL_FILES = ("npy/det1.npy", "npy/det2.npy", "pth/resnet20-12fca82f.th", "pth/dncnn_25.pth", "mat/iter1_weights.mat")
 
 
 def write_seeds(directory):
@@ -49,10 +54,50 @@ def write_seeds(directory):
     scipy.io.savemat(compressed, {"layers": {"weights": rng.normal(size=(3, 3, 2, 4)).astype("float32"),
                                              "name": "conv1"}}, do_compression=True)
     seeds["mat-compressed"] = compressed
-    for name in ("npy/det1.npy", "npy/det2.npy", "pth/resnet20-12fca82f.th"):
+    keras2 = directory / "seed_keras2.h5"  # the layout tf.keras' save_weights writes, ~300 KB like the issue's
+    write_keras2_like(keras2, rng)
+    seeds["keras2-h5"] = keras2
+    for name in REAL_FILES:
         if (FIXTURES / name).exists():
             seeds[name] = FIXTURES / name
     return seeds
+
+
+def write_keras2_like(path, rng, conv=(3, 3, 3, 16), dense=(14400, 5)):
+    """A Keras 2 weight file (layer_names, weight_names, a group per layer) of Conv2D + Flatten + Dense."""
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = [b"conv2d", b"flatten", b"dense"]
+        f.attrs["backend"], f.attrs["keras_version"] = b"tensorflow", b"2.21.0"
+        f.create_group("flatten").attrs["weight_names"] = np.array([], dtype="S1")
+        for layer, kernel in (("conv2d", conv), ("dense", dense)):
+            group = f.create_group(layer)
+            group.attrs["weight_names"] = [f"{layer}/kernel:0".encode(), f"{layer}/bias:0".encode()]
+            group.create_dataset(f"{layer}/kernel:0", data=rng.normal(size=kernel).astype("float32") * 0.05)
+            group.create_dataset(f"{layer}/bias:0", data=np.zeros(kernel[-1], "float32"))
+
+
+def write_large_seeds(directory, megabytes):
+    """VGG16-sized (or smaller) Keras 2 and Keras 3 `.h5` files and a MATLAB `.mat`: {name: path}."""
+    import h5py
+    import scipy.io
+
+    directory = pathlib.Path(directory)
+    rng = np.random.default_rng(1)
+    count = int(megabytes * 2**20 / 4)
+    fc6 = rng.standard_normal(count, dtype=np.float32)
+    h5 = directory / "large.weights.h5"
+    with h5py.File(h5, "w") as f:  # Keras 3 .weights.h5: layers/<name>/vars/<i>
+        for name, array in (("block1_conv1", rng.normal(size=(3, 3, 3, 64)).astype("float32")), ("fc1", fc6)):
+            group = f.create_group(f"layers/{name}/vars")
+            group.attrs["name"] = name
+            group.create_dataset("0", data=array)
+    keras2 = directory / "large_keras2.h5"
+    write_keras2_like(keras2, rng, dense=(count // 1000, 1000))
+    mat = directory / "large.mat"
+    scipy.io.savemat(mat, {"layers": {"weights": fc6, "name": "fc6"}})
+    return {"large-h5": h5, "large-keras2-h5": keras2, "large-mat": mat}
 
 
 def read_and_touch(path, mmap):
@@ -63,6 +108,42 @@ def read_and_touch(path, mmap):
     for array in result.flat().values():
         array.sum()
     return result
+
+
+_FIELDS = (0, 1, 0xFF, 0x7F, 0x80, 2**31 - 1, 2**31, 2**32 - 1, 2**63 - 1, 2**64 - 1, -1, -(2**31))
+
+
+def structured_mutation(rng, data):
+    """One damage of the kinds real files suffer and crafted ones use: (kind, new bytes).
+
+    Byte flips, a 4- or 8-byte field set to zero, huge or negative values (sizes,
+    offsets, counts), a cut, a chunk duplicated in place (shifting what follows,
+    as the issue's hanging .h5 files), zeroed header bytes.
+    """
+    buf = bytearray(data)
+    size = len(buf)
+    kind = rng.choice(("flip", "field4", "field8", "cut", "duplicate", "zero-header"))
+    if not size:
+        return kind, bytes(buf)
+    if kind == "flip":
+        for _ in range(rng.randrange(1, 9)):
+            buf[rng.randrange(size)] ^= 1 << rng.randrange(8)
+    elif kind in ("field4", "field8"):
+        width = 4 if kind == "field4" else 8
+        offset = rng.randrange(max(1, size - width))
+        value = rng.choice(_FIELDS) % (1 << (8 * width))
+        buf[offset:offset + width] = value.to_bytes(width, rng.choice(("little", "big")))[: size - offset]
+    elif kind == "cut":
+        buf = buf[: rng.randrange(size)]
+    elif kind == "duplicate":
+        length = rng.choice((4, 8, 16, 64, 512))
+        offset = rng.randrange(size)
+        buf[offset:offset] = buf[offset:offset + length]
+    else:
+        start = rng.randrange(min(size, 512))
+        end = min(size, start + rng.choice((1, 4, 8, 32)))
+        buf[start:end] = bytes(end - start)
+    return kind, bytes(buf)
 
 
 def mutate(data, edits, truncate):

@@ -1,48 +1,124 @@
 """Long fuzz run of every weights_io reader: mutated genuine files must give a
 WeightFile or a WeightFileError, nothing else (no crash, hang or raw exception).
 
-    python -m tests.fuzz.fuzz_readers --examples 2000
+    python -m tests.fuzz.fuzz_readers --examples 2000 [--large-mb 528] [--keep failures/]
+
+Each input is read by `read_weights` (which parses in its limited reader
+process) inside a long-lived harness process with a watchdog of its own: an
+input that crashes or hangs the harness, or raises anything but a
+`WeightFileError`, is a failure, and its bytes are kept. Refusals that came
+from the reader process's limits (a parser that looped, crashed or ran out of
+memory) are counted apart, as "contained".
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import multiprocessing
+import os
+import pathlib
 import random
 import tempfile
 import time
 
-from tests.fuzz.corpus import mutate, read_and_touch, write_seeds
+from tests.fuzz.corpus import mutate, read_and_touch, structured_mutation, write_large_seeds, write_seeds
+
+# What a refusal by the reader process's limits says (weights_io.sandbox).
+_CONTAINED = ("wall-clock limit", "CPU-time limit", "crashed on it", "memory limit", "stopped answering")
 
 
-def run(examples, seed=0):
-    from weights_io import WeightFileError
+def _harness(connection, read_seconds):
+    """The harness process: reads each path it is sent, answers (outcome, detail)."""
+    from weights_io import WeightFileError, sandbox
 
+    sandbox.BASE_SECONDS = read_seconds
+    while True:
+        request = connection.recv()
+        if request is None:
+            return
+        path, mmap = request
+        try:
+            read_and_touch(path, mmap)
+            connection.send(("read", ""))
+        except WeightFileError as err:
+            contained = any(text in str(err) for text in _CONTAINED)
+            connection.send(("contained" if contained else "refused", str(err)[:300]))
+        except BaseException as err:  # noqa: BLE001 - the point is to find these
+            connection.send(("STRAY", f"{type(err).__name__}: {err}"[:300]))
+
+
+class Harness:
+    """A harness process with a watchdog; restarted after it crashed or hung."""
+
+    def __init__(self, read_seconds, watchdog_seconds):
+        self.read_seconds, self.watchdog = read_seconds, watchdog_seconds
+        self.context = multiprocessing.get_context("spawn")
+        self.process = None
+
+    def _start(self):
+        self.connection, child = self.context.Pipe()
+        self.process = self.context.Process(target=_harness, args=(child, self.read_seconds), daemon=True)
+        self.process.start()
+
+    def read(self, path, mmap):
+        if self.process is None or not self.process.is_alive():
+            self._start()
+        self.connection.send((str(path), mmap))
+        if not self.connection.poll(self.watchdog):
+            self.stop()
+            return "HANG", f"no answer within {self.watchdog} s"
+        try:
+            return self.connection.recv()
+        except EOFError:
+            code = self.process.exitcode
+            self.process = None
+            return "CRASH", f"the harness process died (exit code {code})"
+
+    def stop(self):
+        if self.process is not None:
+            self.process.kill()
+            self.process.join()
+            self.process = None
+
+
+def run(examples, seed=0, *, large_mb=0, keep=None, read_seconds=10.0, watchdog_seconds=120.0, log=None):
+    """Reads `examples` mutated files; returns (counts {(seed name, kind, outcome): n}, failures)."""
     rng = random.Random(seed)
     counts = collections.Counter()
     failures = []
+    harness = Harness(read_seconds, watchdog_seconds)
     with tempfile.TemporaryDirectory() as tmp:
         seeds = write_seeds(tmp)
-        originals = {name: path.read_bytes() for name, path in seeds.items()}
-        target = f"{tmp}/case"
-        for i in range(examples):
-            name = rng.choice(sorted(originals))
-            data = originals[name]
-            edits = [(rng.randrange(len(data)), rng.randrange(256)) for _ in range(rng.randrange(0, 8))]
-            truncate = rng.randrange(len(data) + 1) if rng.random() < 0.4 else None
-            with open(target, "wb") as f:
-                f.write(mutate(data, edits, truncate))
-            start = time.perf_counter()
-            try:
-                read_and_touch(target, mmap=i % 2 == 1)  # the loaders read mapped
-                counts[(name, "read")] += 1
-            except WeightFileError:
-                counts[(name, "refused")] += 1
-            except Exception as err:  # noqa: BLE001 - the point is to find these
-                counts[(name, "CRASH")] += 1
-                failures.append((name, edits, truncate, repr(err)[:200]))
-            if time.perf_counter() - start > 5:
-                failures.append((name, edits, truncate, "took over 5 s"))
+        if large_mb:
+            seeds.update(write_large_seeds(tmp, large_mb))
+        originals = {name: pathlib.Path(path).read_bytes() for name, path in seeds.items()}
+        target = pathlib.Path(tmp) / "case"
+        try:
+            for i in range(examples):
+                name = rng.choice(sorted(originals))
+                data = originals[name]
+                if i % 2:  # the structured damages; else the old byte edits and cuts
+                    kind, case = structured_mutation(rng, data)
+                else:
+                    edits = [(rng.randrange(len(data)), rng.randrange(256)) for _ in range(rng.randrange(0, 8))]
+                    truncate = rng.randrange(len(data) + 1) if rng.random() < 0.4 else None
+                    kind, case = "edits", mutate(data, edits, truncate)
+                target.write_bytes(case)
+                start = time.perf_counter()
+                outcome, detail = harness.read(target, mmap=i % 4 >= 2)  # the loaders read mapped
+                counts[(name, kind, outcome)] += 1
+                if outcome in ("HANG", "CRASH", "STRAY"):
+                    kept = None
+                    if keep is not None:
+                        os.makedirs(keep, exist_ok=True)
+                        kept = os.path.join(keep, f"{i:06d}-{name.replace('/', '_')}-{kind}.bin")
+                        pathlib.Path(kept).write_bytes(case)
+                    failures.append((i, name, kind, outcome, detail, kept))
+                if log is not None and time.perf_counter() - start > 2:
+                    log(f"  input {i} ({name}, {kind}): {outcome} after {time.perf_counter() - start:.1f} s")
+        finally:
+            harness.stop()
     return counts, failures
 
 
@@ -50,11 +126,16 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--large-mb", type=float, default=0, help="add a .h5 and a .mat of this size (VGG16: 528)")
+    parser.add_argument("--keep", default="fuzz-failures", help="folder for the inputs that failed")
     args = parser.parse_args(argv)
-    counts, failures = run(args.examples, args.seed)
-    for (name, outcome), n in sorted(counts.items()):
-        print(f"{name:32s} {outcome:8s} {n}")
-    print(f"{args.examples} inputs tried, {len(failures)} failures")
+    counts, failures = run(args.examples, args.seed, large_mb=args.large_mb, keep=args.keep, log=print)
+    totals = collections.Counter()
+    for (name, kind, outcome), n in sorted(counts.items()):
+        print(f"{name:28s} {kind:12s} {outcome:10s} {n}")
+        totals[outcome] += n
+    print(f"{args.examples} inputs: " + ", ".join(f"{n} {outcome}" for outcome, n in sorted(totals.items())))
+    print(f"{len(failures)} failures (crash, hang or stray exception)")
     for failure in failures[:20]:
         print("  ", failure)
     return 1 if failures else 0

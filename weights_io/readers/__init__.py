@@ -70,8 +70,13 @@ def map_file(f):
         return None
 
 
-def read_weights(path, format=None, *, mmap=False):
+def read_weights(path, format=None, *, mmap=False, trusted=False):
     """Reads any supported weight file into a `WeightFile` (see `detect_format`).
+
+    The file is parsed in a separate reader process with CPU, memory and
+    wall-clock limits (`weights_io.sandbox`): a damaged or crafted file that
+    makes a parser loop, crash or allocate without end gives a
+    `WeightFileError` here instead.
 
     Args:
         path: the weight file.
@@ -81,6 +86,8 @@ def read_weights(path, format=None, *, mmap=False):
             contiguous HDF5 datasets); the loaders use this to copy each
             array once, straight into its variable. The views need the file
             unchanged while they live.
+        trusted: parse in this process, without the limits (your own files;
+            saves one exchange with the reader process).
 
     Returns:
         A `WeightFile`.
@@ -90,6 +97,10 @@ def read_weights(path, format=None, *, mmap=False):
         raise WeightFileError(
             f"No reader for format {fmt!r}; supported: {sorted(READERS)}", path=os.fspath(path)
         )
+    if not trusted:
+        from weights_io.sandbox import read_in_sandbox
+
+        return read_in_sandbox(os.fspath(path), fmt, mmap=mmap)
     try:
         return READERS[fmt](os.fspath(path), mmap=mmap)
     except WeightFileError:
