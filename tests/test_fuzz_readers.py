@@ -66,14 +66,17 @@ def test_arbitrary_bytes(case_path, blob, mmap):
 
 def test_structured_damage_seeded_run(tmp_path):
     """The long script's harness, briefly: field overwrites, duplicated chunks, cuts, zeroed headers
-    over every seed and real fixture and a 4 MB .h5/.mat; 0 crashes, hangs and stray exceptions."""
+    over every seed and real fixture, 4 MB .h5/.mat files and the issue's tf-keras file with its two
+    damaged forms that hang libhdf5; 0 crashes, hangs and stray exceptions."""
     from tests.fuzz.fuzz_readers import run
 
-    counts, failures = run(240, seed=0, large_mb=4, keep=tmp_path / "kept", read_seconds=3.0,
+    counts, failures = run(160, seed=0, large_mb=4, keep=tmp_path / "kept", read_seconds=1.5,
                            watchdog_seconds=90.0)
     assert failures == [], failures
     outcomes = {outcome for _, _, outcome in counts}
     kinds = {kind for _, kind, _ in counts}
     assert {"read", "refused"} <= outcomes
+    if any(name.startswith("tf-keras-h5-damaged") for name, _, _ in counts):
+        assert "contained" in outcomes  # the hanging files end at the reader process's limit
     assert {"flip", "field4", "field8", "cut", "duplicate", "zero-header", "edits"} <= kinds
 

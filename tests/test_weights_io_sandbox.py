@@ -22,34 +22,16 @@ import numpy as np
 import pytest
 
 import weights_io
+from tests.fuzz.corpus import damaged, write_tf_keras_file
 from weights_io import WeightFileError, read_weights, sandbox
-
-TF_KERAS_FILE = """
-import tf_keras as k
-m = k.Sequential([k.layers.Conv2D(16, 3, input_shape=(32, 32, 3)), k.layers.Flatten(), k.layers.Dense(5)])
-m.save_weights({path!r})
-"""
-
 
 @pytest.fixture(scope="module")
 def tf_keras_file(tmp_path_factory):
-    """A Keras 2 weight file written by tf-keras itself (in a process of its own: tf_keras beside Keras 3)."""
+    """A Keras 2 weight file written by tf-keras itself."""
     path = tmp_path_factory.mktemp("tfkeras") / "model.h5"
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    done = subprocess.run([sys.executable, "-c", "import tf_keras"], env=env, capture_output=True)
-    if done.returncode:
+    if not write_tf_keras_file(path):
         pytest.skip("tf-keras is not installed (pip install -e .[oracle])")
-    subprocess.run([sys.executable, "-c", TF_KERAS_FILE.format(path=str(path))], env=env, check=True,
-                   capture_output=True, timeout=300)
     return path
-
-
-def damaged(data, offset=2016, length=64, insert=True):
-    """The issue's damage: `length` bytes at `offset` duplicated in place (inserted, or over what follows)."""
-    chunk = data[offset:offset + length]
-    if insert:
-        return data[:offset + length] + data[offset:]
-    return data[:offset] + chunk + chunk + data[offset + 2 * length:]
 
 
 def _hangs_in_h5py(path, seconds=5):

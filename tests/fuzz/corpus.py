@@ -78,6 +78,51 @@ def write_keras2_like(path, rng, conv=(3, 3, 3, 16), dense=(14400, 5)):
             group.create_dataset(f"{layer}/bias:0", data=np.zeros(kernel[-1], "float32"))
 
 
+_TF_KERAS_FILE = """
+import tf_keras as k
+m = k.Sequential([k.layers.Conv2D(16, 3, input_shape=(32, 32, 3)), k.layers.Flatten(), k.layers.Dense(5)])
+m.save_weights({path!r})
+"""
+
+
+def write_tf_keras_file(path):
+    """The issue's file: `Sequential([Conv2D, Flatten, Dense]).save_weights` by tf-keras (300 KB).
+
+    Runs tf-keras in a process of its own (it and Keras 3 would share TensorFlow's
+    state); returns False where tf-keras is not installed.
+    """
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run([sys.executable, "-c", _TF_KERAS_FILE.format(path=str(path))], env=env,
+                          capture_output=True, timeout=600)
+    return done.returncode == 0
+
+
+def damaged(data, offset=2016, length=64, insert=True):
+    """The issue's damage: `length` bytes at `offset` duplicated in place (inserted, or over what follows)."""
+    chunk = data[offset:offset + length]
+    if insert:
+        return data[:offset + length] + data[offset:]
+    return data[:offset] + chunk + chunk + data[offset + 2 * length:]
+
+
+def write_issue_seeds(directory):
+    """The tf-keras file and its two damaged forms that hang libhdf5: {name: path}, {} without tf-keras."""
+    directory = pathlib.Path(directory)
+    original = directory / "tf_keras.h5"
+    if not write_tf_keras_file(original):
+        return {}
+    seeds = {"tf-keras-h5": original}
+    for name, insert in (("inserted", True), ("overwritten", False)):
+        path = directory / f"tf_keras_damaged_{name}.h5"
+        path.write_bytes(damaged(original.read_bytes(), insert=insert))
+        seeds[f"tf-keras-h5-damaged-{name}"] = path
+    return seeds
+
+
 def write_large_seeds(directory, megabytes):
     """VGG16-sized (or smaller) Keras 2 and Keras 3 `.h5` files and a MATLAB `.mat`: {name: path}."""
     import h5py
@@ -125,19 +170,23 @@ def structured_mutation(rng, data):
     kind = rng.choice(("flip", "field4", "field8", "cut", "duplicate", "zero-header"))
     if not size:
         return kind, bytes(buf)
+
+    def place():  # half in the first 64 KB, where headers, tables and heaps live, half anywhere
+        return rng.randrange(min(size, 65536) if rng.random() < 0.5 else size)
+
     if kind == "flip":
         for _ in range(rng.randrange(1, 9)):
-            buf[rng.randrange(size)] ^= 1 << rng.randrange(8)
+            buf[place()] ^= 1 << rng.randrange(8)
     elif kind in ("field4", "field8"):
         width = 4 if kind == "field4" else 8
-        offset = rng.randrange(max(1, size - width))
+        offset = min(place(), max(0, size - width))
         value = rng.choice(_FIELDS) % (1 << (8 * width))
         buf[offset:offset + width] = value.to_bytes(width, rng.choice(("little", "big")))[: size - offset]
     elif kind == "cut":
         buf = buf[: rng.randrange(size)]
     elif kind == "duplicate":
         length = rng.choice((4, 8, 16, 64, 512))
-        offset = rng.randrange(size)
+        offset = place()
         buf[offset:offset] = buf[offset:offset + length]
     else:
         start = rng.randrange(min(size, 512))

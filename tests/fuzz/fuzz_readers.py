@@ -22,7 +22,9 @@ import random
 import tempfile
 import time
 
-from tests.fuzz.corpus import mutate, read_and_touch, structured_mutation, write_large_seeds, write_seeds
+from tests.fuzz.corpus import (
+    mutate, read_and_touch, structured_mutation, write_issue_seeds, write_large_seeds, write_seeds,
+)
 
 # What a refusal by the reader process's limits says (weights_io.sandbox).
 _CONTAINED = ("wall-clock limit", "CPU-time limit", "crashed on it", "memory limit", "stopped answering")
@@ -82,8 +84,14 @@ class Harness:
             self.process = None
 
 
-def run(examples, seed=0, *, large_mb=0, keep=None, read_seconds=10.0, watchdog_seconds=120.0, log=None):
-    """Reads `examples` mutated files; returns (counts {(seed name, kind, outcome): n}, failures)."""
+def run(examples, seed=0, *, large_mb=0, issue_files=True, keep=None, read_seconds=10.0, watchdog_seconds=120.0,
+        log=None):
+    """Reads `examples` mutated files; returns (counts {(seed name, kind, outcome): n}, failures).
+
+    With `issue_files`, the seeds include a tf-keras `.h5` and its two damaged forms
+    that hang libhdf5 (where tf-keras is installed): their reads end at the reader
+    process's limit ("contained").
+    """
     rng = random.Random(seed)
     counts = collections.Counter()
     failures = []
@@ -92,6 +100,8 @@ def run(examples, seed=0, *, large_mb=0, keep=None, read_seconds=10.0, watchdog_
         seeds = write_seeds(tmp)
         if large_mb:
             seeds.update(write_large_seeds(tmp, large_mb))
+        if issue_files:
+            seeds.update(write_issue_seeds(tmp))
         originals = {name: pathlib.Path(path).read_bytes() for name, path in seeds.items()}
         target = pathlib.Path(tmp) / "case"
         try:
@@ -128,8 +138,10 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--large-mb", type=float, default=0, help="add a .h5 and a .mat of this size (VGG16: 528)")
     parser.add_argument("--keep", default="fuzz-failures", help="folder for the inputs that failed")
+    parser.add_argument("--read-seconds", type=float, default=10.0, help="the reader process's base time limit")
     args = parser.parse_args(argv)
-    counts, failures = run(args.examples, args.seed, large_mb=args.large_mb, keep=args.keep, log=print)
+    counts, failures = run(args.examples, args.seed, large_mb=args.large_mb, keep=args.keep,
+                           read_seconds=args.read_seconds, log=print)
     totals = collections.Counter()
     for (name, kind, outcome), n in sorted(counts.items()):
         print(f"{name:28s} {kind:12s} {outcome:10s} {n}")
