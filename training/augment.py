@@ -152,26 +152,47 @@ class PCAColorJitter(keras.layers.Layer):
 
 
 def augmentation_layers(flip=True, rotation=0.0, translation=0.0, noise=0.0, pca_stddev=0.0, seed=None,
-                        name="augmentation"):
-    """A `keras.Sequential` of batch augmentations for 0..255 images (inactive at inference).
+                        value_range=255.0, fill_mode="reflect", name="augmentation"):
+    """A `keras.Sequential` of batch augmentations (inactive at inference).
+
+    Put it where the pixels are in `value_range` (before any normalisation):
+    `PCAColorJitter`'s lighting is scaled to it.
 
     Args:
         flip: random horizontal flip.
         rotation: max rotation as a fraction of a full turn (0.05 = +/-18 degrees).
         translation: max shift as a fraction of height/width.
-        noise: std of additive Gaussian noise, in pixel units (0..255).
+        noise: std of additive Gaussian noise, in the inputs' units.
         pca_stddev: AlexNet PCA lighting noise strength (0.1 in the paper), 0 to disable.
         seed: random seed.
+        value_range: the inputs' pixel scale: 255.0 for 0..255, 1.0 for [0, 1].
+        fill_mode: how rotation and translation fill pixels from outside the image.
     """
     stack = []
     if flip:
         stack.append(keras.layers.RandomFlip("horizontal", seed=seed))
     if rotation:
-        stack.append(keras.layers.RandomRotation(rotation, fill_mode="reflect", seed=seed))
+        stack.append(keras.layers.RandomRotation(rotation, fill_mode=fill_mode, seed=seed))
     if translation:
-        stack.append(keras.layers.RandomTranslation(translation, translation, fill_mode="reflect", seed=seed))
+        stack.append(keras.layers.RandomTranslation(translation, translation, fill_mode=fill_mode, seed=seed))
     if pca_stddev:
-        stack.append(PCAColorJitter(pca_stddev, value_range=255.0, seed=seed))
+        stack.append(PCAColorJitter(pca_stddev, value_range=value_range, seed=seed))
     if noise:
         stack.append(keras.layers.GaussianNoise(noise, seed=seed))
     return keras.Sequential(stack, name=name)
+
+
+def folder_train_crop(image_size):
+    """`train_on_folder`'s default per-image transform: a random crop of 60-100% of the area, no flip.
+
+    Mild enough for digits and text (no mirror images, no 8% crops that cut a
+    digit in half), and around the 77% centre area that `resize_center_crop` keeps
+    for validation.
+    """
+    return random_resized_crop_flip(image_size, scale=(0.6, 1.0), flip=False)
+
+
+def folder_augmentation(seed=None):
+    """`train_on_folder`'s default batch augmentation for 0..255 pixels: small rotation and PCA lighting."""
+    return augmentation_layers(flip=False, rotation=0.04, pca_stddev=0.1, seed=seed, value_range=255.0,
+                               fill_mode="nearest")
