@@ -184,7 +184,8 @@ def train_on_folder(model_name, data_dir, *, weights=None, strict=True, options=
         schedule: learning-rate schedule for `fit`.
         augmentation: "default" (`augment.folder_train_crop` per image plus
             `augment.folder_augmentation` per batch, both on 0..255 pixels), None (the
-            validation resize and crop, nothing random), or a Keras layer for 0..255 batches.
+            validation resize and crop, nothing random), or a Keras layer for 0..255 batches
+            (after `folder_train_crop`).
         cache, on_bad_file: see `training.data.image_folder_dataset`.
         seed: seeds the split, shuffling, augmentation and initialisation.
         verbose: progress bars, the weights report and the closing summary.
@@ -208,10 +209,12 @@ def train_on_folder(model_name, data_dir, *, weights=None, strict=True, options=
     if isinstance(image_size, int):
         image_size = (image_size, image_size)
     size = tuple(image_size) if image_size else tuple(kerasnets.model_spec(model_name).input_shape[:2])
-    train_transform = augment.resize_center_crop(size) if augmentation is None else None
-    if augmentation == "default":
+    if augmentation is None:
+        train_transform = augment.resize_center_crop(size)  # exactly what validation and predict see
+    else:
         train_transform = augment.folder_train_crop(size)
-        augmentation = augment.folder_augmentation(seed=seed)
+        if augmentation == "default":
+            augmentation = augment.folder_augmentation(seed=seed)
     data = image_folder_dataset(
         data_dir, size, batch_size, validation_split=None if val_dir else validation_split, val_dir=val_dir,
         train_transform=train_transform, seed=seed, cache=cache, on_bad_file=on_bad_file,
