@@ -289,7 +289,7 @@ def build_parser():
     p.add_argument("--no-strict", action="store_true", help="load a --weights file non-strictly and list what "
                    "was skipped (default: only a classifier of another size is replaced)")
     p.add_argument("--augmentation", default="default", choices=["default", "none"],
-                   help="default: random 60-100%% crops, small rotations, PCA lighting, on 0..255 pixels")
+                   help="default: small shifts and rotations, PCA lighting, on 0..255 pixels")
     p.add_argument("--preprocessing", help="input normalisation baked into the model (default: torch with a "
                    "weight file, the preset's with a preset, tf ([-1, 1]) from scratch)")
     p.add_argument("--learning-rate", type=float, help="Adam's rate (default 1e-4 from weights, else 1e-3)")

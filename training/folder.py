@@ -182,10 +182,9 @@ def train_on_folder(model_name, data_dir, *, weights=None, strict=True, options=
         learning_rate: Adam's rate; default 1e-4 from weights (the notes' value), else 1e-3
             (the digits array job's).
         schedule: learning-rate schedule for `fit`.
-        augmentation: "default" (`augment.folder_train_crop` per image plus
-            `augment.folder_augmentation` per batch, both on 0..255 pixels), None (the
-            validation resize and crop, nothing random), or a Keras layer for 0..255 batches
-            (after `folder_train_crop`).
+        augmentation: "default" (`augment.folder_augmentation`: shifts, small rotations, PCA
+            lighting), None, or a Keras layer; it runs on 0..255 batches before `Preprocess`.
+            Every image is first resized and centre-cropped as for validation and `predict`.
         cache, on_bad_file: see `training.data.image_folder_dataset`.
         seed: seeds the split, shuffling, augmentation and initialisation.
         verbose: progress bars, the weights report and the closing summary.
@@ -209,15 +208,11 @@ def train_on_folder(model_name, data_dir, *, weights=None, strict=True, options=
     if isinstance(image_size, int):
         image_size = (image_size, image_size)
     size = tuple(image_size) if image_size else tuple(kerasnets.model_spec(model_name).input_shape[:2])
-    if augmentation is None:
-        train_transform = augment.resize_center_crop(size)  # exactly what validation and predict see
-    else:
-        train_transform = augment.folder_train_crop(size)
-        if augmentation == "default":
-            augmentation = augment.folder_augmentation(seed=seed)
+    if augmentation == "default":
+        augmentation = augment.folder_augmentation(seed=seed)
     data = image_folder_dataset(
         data_dir, size, batch_size, validation_split=None if val_dir else validation_split, val_dir=val_dir,
-        train_transform=train_transform, seed=seed, cache=cache, on_bad_file=on_bad_file,
+        train_transform=augment.resize_center_crop(size), seed=seed, cache=cache, on_bad_file=on_bad_file,
         class_indices_path=os.path.join(output_dir, "class_indices.json"),
     )
     inference, _, report = build_classifier(
