@@ -163,6 +163,8 @@ def test_cli_run_honours_output_and_options_and_says_where_everything_went(cli_r
 
     import keras
 
+    import kerasnets  # noqa: F401  (registers Preprocess, as a user's script would)
+
     run, output, out = cli_run
     assert "could not transform" not in out and "AutoGraph" not in out  # no warning noise
     assert "as an HDF5 file" not in out
