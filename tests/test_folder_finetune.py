@@ -368,8 +368,8 @@ def test_resnet18_fine_tune_from_a_torch_pth(digits_resnet18_pth, tmp_path):
     accuracy = {}
     for augmentation in ("default", None):
         result = train_on_folder("resnet18", train_dir, weights=digits_resnet18_pth, image_size=32, epochs=4,
-                                 batch_size=8, output_dir=str(tmp_path / f"run_{augmentation}"), augmentation=augmentation,
-                                 verbose=0)
+                                 batch_size=8, output_dir=str(tmp_path / f"run_{augmentation}"),
+                                 augmentation=augmentation, verbose=0)
         assert result["weights_report"].ok and result["model"].output_shape == (None, 4)
         accuracy[augmentation] = held_out_accuracy(result["paths"]["final_keras"], val_dir)
     print(f"ResNet-18 fine-tune on digits 6-9, 4 epochs, held out: {accuracy}")

@@ -7,7 +7,9 @@ Per image, in the input pipeline (tf.image; images differ in size there):
 
 Per batch, as layers (run on the GPU inside the model or a `map`, active only
 when training): `augmentation_layers(...)` = flip, rotation, translation,
-Gaussian noise and `PCAColorJitter`, AlexNet's "fancy PCA" lighting noise.
+Gaussian noise and `PCAColorJitter`, AlexNet's "fancy PCA" lighting noise, for
+pixels in a stated `value_range` (before normalisation); `folder_augmentation()`
+is `train_on_folder`'s default.
 """
 
 from __future__ import annotations
