@@ -132,12 +132,19 @@ def cmd_train(args):
         result = train_lenet5_digits(output=args.output or "lenet5.h5", epochs=args.epochs or 25,
                                      batch_size=args.batch_size or 32)
         return 0 if result["test_accuracy"] > 0 else 1
-    from training.fit import train_on_folder
+    from training.folder import train_on_folder
+    from weights_io import WeightMismatchError
 
-    train_on_folder(
-        target, args.data, weights=args.weights, epochs=args.epochs or 10, batch_size=args.batch_size or 32,
-        image_size=args.image_size, output_dir=args.output_dir or f"{target}_run", transfer=args.transfer,
-    )
+    try:
+        train_on_folder(
+            target, args.data, weights=args.weights, strict=not args.no_strict, options=_options(args.option),
+            epochs=args.epochs or 10, batch_size=args.batch_size or 32, image_size=args.image_size,
+            output_dir=args.output_dir or f"{target}_run", output=args.output, transfer=args.transfer,
+            preprocessing=args.preprocessing, learning_rate=args.learning_rate,
+            augmentation=None if args.augmentation == "none" else "default",
+        )
+    except WeightMismatchError as err:
+        raise ValueError(f"{err}\n(`kerasnets train --no-strict` loads what fits and lists the rest.)") from None
     return 0
 
 
@@ -275,8 +282,19 @@ def build_parser():
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--image-size", type=int, help="square input size (default: the model's)")
-    p.add_argument("--output", help="saved model path (default lenet5.h5 for the digits job)")
-    p.add_argument("--output-dir", help="run directory for checkpoints and logs")
+    p.add_argument("--output", help="where the final model is saved, .keras or .h5 (default lenet5.h5 for the "
+                   "digits job; with --data the inference model, also kept as OUTPUT_DIR/final.keras and final.h5)")
+    p.add_argument("--output-dir", help="run directory for checkpoints, log, class_indices.json and the final model "
+                   "(default MODEL_run, e.g. resnet18_run)")
+    p.add_argument("--option", type=_parse_option, action="append", metavar="KEY=VALUE",
+                   help="builder option, repeatable, e.g. --option padding=torch")
+    p.add_argument("--no-strict", action="store_true", help="load a --weights file non-strictly and list what "
+                   "was skipped (default: only a classifier of another size is replaced)")
+    p.add_argument("--augmentation", default="default", choices=["default", "none"],
+                   help="default: small shifts and rotations, PCA lighting, on 0..255 pixels")
+    p.add_argument("--preprocessing", help="input normalisation baked into the model (default: torch with a "
+                   "weight file, the preset's with a preset, tf ([-1, 1]) from scratch)")
+    p.add_argument("--learning-rate", type=float, help="Adam's rate (default 1e-4 from weights, else 1e-3)")
     p.add_argument("--train-file", help="fsrcnn: training h5 from kerasnets prepare")
     p.add_argument("--eval-file", help="fsrcnn: evaluation h5 from kerasnets prepare --eval")
     p.add_argument("--scale", type=int, default=3, help="fsrcnn: upscaling factor")

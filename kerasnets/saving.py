@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import tempfile
 
@@ -42,10 +43,24 @@ def atomic_path(path):
             os.remove(tmp)
 
 
+class _DropLegacyH5Notice(logging.Filter):
+    """Keras logs "You are saving your model as an HDF5 file ... legacy" on every .h5 save; ours are
+    written on purpose (tools that read Keras 2 files), so the notice is noise on every training run."""
+
+    def filter(self, record):
+        return "as an HDF5 file" not in record.getMessage()
+
+
 def save_model_atomically(model, path, **kwargs):
     """`model.save(path)` that never leaves a truncated file behind. Returns `path`."""
-    with atomic_path(path) as tmp:
-        model.save(tmp, **kwargs)
+    notice = _DropLegacyH5Notice()
+    absl_logger = logging.getLogger("absl")
+    absl_logger.addFilter(notice)
+    try:
+        with atomic_path(path) as tmp:
+            model.save(tmp, **kwargs)
+    finally:
+        absl_logger.removeFilter(notice)
     return os.fspath(path)
 
 

@@ -122,8 +122,10 @@ def test_train_on_folder_end_to_end(photos, tmp_path):
     assert result["best_value"] == pytest.approx(max(val_acc))
     assert result["best_epoch"] == 1 + val_acc.index(max(val_acc))
     assert json.load(open(paths["class_indices"])) == {"0": "cat", "1": "coffee", "2": "rocket"}
-    # the saved model is the best epoch's (restore_best), preprocessing and augmentation included
+    # the saved model is the best epoch's (restore_best): the inference model, preprocessing in, augmentation out
     reloaded = keras.models.load_model(paths["final_keras"])
+    assert [layer.name for layer in reloaded.layers] == ["image", "preprocess", "lenet5"]
+    assert result["trainer"].get_layer("augmentation") is not None
     h5 = keras.models.load_model(paths["final_h5"])
     image = os.path.join(photos, "rocket", "00.jpg")
     probs = predict_image(result["model"], image, paths["class_indices"], top_k=5)

@@ -254,7 +254,9 @@ def make_dataset(files, *, batch_size, transform, shuffle, seed=0, cache=False, 
         ds = tf.data.Dataset.range(1).flat_map(epoch_order).apply(tf.data.experimental.assert_cardinality(count))
         ds = ds.map(lambda i, s: (decode_image(paths[i], decoders[i]), labels[i], s),
                     num_parallel_calls=autotune)
-        apply = (lambda x, y, s: (transform(x, s), y)) if takes_seed else (lambda x, y, s: (transform(x), y))
+        def apply(x, y, s):  # a def, not two lambdas on one line, which AutoGraph cannot tell apart
+            return (transform(x, s) if takes_seed else transform(x)), y
+
         ds = ds.map(apply, num_parallel_calls=autotune)
         ds = ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(autotune)
         ds.epoch_seed = epoch_seed

@@ -1,6 +1,7 @@
 """Classification training: `fit` with checkpoints that survive a kill, transfer learning, speed switches.
 
-    from training.fit import fit, train_on_folder
+    from training.fit import fit
+    from training.folder import train_on_folder
     result = fit(model, train_ds, val_ds, epochs=30, output_dir="runs/exp1", schedule="cosine")
     result = train_on_folder("resnet34", "flower_data/train", weights="resnet34.pth", epochs=3,
                              output_dir="runs/flowers", transfer="head")
@@ -430,6 +431,7 @@ def fit(
     schedule_options=None,
     restore_best=True,
     save_formats=("keras", "h5"),
+    save_model=None,
     resume=True,
     checkpoint_every_epoch=True,
     tensorboard="auto",
@@ -465,6 +467,9 @@ def fit(
             with `schedule_options` as keyword arguments.
         restore_best: load the best weights into the model at the end (before saving it).
         save_formats: final model formats written to output_dir: "keras" and/or "h5".
+        save_model: name of a model nested in `model` to save as the final model instead
+            (the inference model inside a wrapper that adds augmentation); found by name
+            because a `strategy` trains a clone.
         resume: continue from output_dir/backup when a previous run was interrupted.
         checkpoint_every_epoch: keep checkpoints/epoch-NNN.weights.h5 for each epoch.
         tensorboard: write TensorBoard logs to output_dir/tensorboard: True, False or
@@ -483,8 +488,9 @@ def fit(
         **fit_kwargs: passed on to `keras.Model.fit` (e.g. `y`, `batch_size`, `class_weight`).
 
     Returns:
-        dict: `model` (trained), `history` ({metric: per-epoch list}; all epochs when a log
-        exists, resumed ones included), `best_epoch`, `best_value`, `monitor` and `paths`.
+        dict: `model` (trained), `saved_model` (`model` or its `save_model` part), `history`
+        ({metric: per-epoch list}; all epochs when a log exists, resumed ones included),
+        `best_epoch`, `best_value`, `monitor` and `paths`.
     """
     strategy = make_strategy(strategy)
     if schedule not in SCHEDULES:
@@ -609,14 +615,15 @@ def fit(
             best_epoch, best_value = checkpoint.best_epoch, checkpoint.best
             if restore_best and best_epoch is not None:
                 model.load_weights(paths["best_weights"])
+        saved = model if save_model in (None, model.name) else model.get_layer(save_model)
         if run_dir is not None:
             for fmt in save_formats:
-                paths[f"final_{fmt}"] = save_model_atomically(model, os.path.join(run_dir, f"final.{fmt}"))
+                paths[f"final_{fmt}"] = save_model_atomically(saved, os.path.join(run_dir, f"final.{fmt}"))
     finally:
         if lock is not None:
             lock.release()
-    return {"model": model, "history": result_history, "best_epoch": best_epoch, "best_value": best_value,
-            "monitor": monitor, "paths": paths}
+    return {"model": model, "saved_model": saved, "history": result_history, "best_epoch": best_epoch,
+            "best_value": best_value, "monitor": monitor, "paths": paths}
 
 
 class _null_scope:
@@ -630,124 +637,10 @@ class _null_scope:
 # --------------------------------------------------------------------------- folder training (the CLI job)
 
 
-def build_classifier(model_name, *, classes, image_size=None, weights=None, transfer="all", last_n=1,
-                     head_hidden=(), preprocessing=None, augmentation=None, verbose=1):
-    """A registered model ready to fine-tune on `classes` classes, taking raw 0..255 RGB images.
+def __getattr__(name):
+    """`from training.fit import train_on_folder` keeps working: the folder job lives in training.folder."""
+    if name in ("build_classifier", "train_on_folder"):
+        from training import folder
 
-    Builds `model_name` with `classes` outputs, loads `weights` through
-    `weights_io.load_weights(strict=False)` (a head of a different size is skipped
-    and reported), adds `head_hidden` layers if asked, sets the transfer mode and
-    wraps it as raw pixels -> `Preprocess(preprocessing)` -> augmentation -> network.
-
-    Returns:
-        (wrapped model, inner network, weights_io Report or None).
-    """
-    import kerasnets
-    import kerasnets.presets
-    from kerasnets.preprocessing import MODES, Preprocess
-
-    spec = kerasnets.model_spec(model_name)
-    if image_size is None:
-        image_size = spec.input_shape[:2]
-    if isinstance(image_size, int):
-        image_size = (image_size, image_size)
-    report = None
-    if kerasnets.presets.is_preset(weights):
-        # a preset: its own architecture options and weights, then a classifier for our classes
-        preset = kerasnets.presets.resolve(weights, model_name)
-        net = kerasnets.build_preset(preset.name, input_shape=(*image_size, 3))
-        net = replace_classifier(net, classes, hidden=head_hidden)
-        if preprocessing is None and preset.preprocessing["mode"] in MODES:
-            preprocessing = preset.preprocessing["mode"]
-    else:
-        net = spec.build(input_shape=(*image_size, 3), classes=classes)
-        if weights is not None:
-            from weights_io import load_weights
-
-            report = load_weights(net, weights, strict=False)
-            if verbose:
-                print(report)
-        if head_hidden:
-            net = replace_classifier(net, classes, hidden=head_hidden)
-    set_transfer_mode(net, transfer, last_n=last_n)
-    inputs = keras.Input((*image_size, 3), name="image")
-    x = Preprocess(preprocessing or ("torch" if weights else "none"), name="preprocess")(inputs)
-    if augmentation is not None:
-        x = augmentation(x)
-    model = keras.Model(inputs, net(x), name=f"{net.name}_classifier")
-    return model, net, report
-
-
-def train_on_folder(model_name, data_dir, *, weights=None, epochs=10, batch_size=32, image_size=None,
-                    output_dir="run", transfer="all", last_n=1, head_hidden=(), preprocessing=None,
-                    validation_split=0.2, val_dir=None, learning_rate=None, schedule=None,
-                    augmentation="default", cache=False, on_bad_file="raise", seed=0, verbose=1, **fit_options):
-    """Fine-tunes a registered model on a folder-per-class image tree (`kerasnets train --data`).
-
-    The notes' flower recipe as one call: RandomResizedCrop + flip for training,
-    Resize + CenterCrop for validation, a new classifier for the folder's classes,
-    optional pretrained weights, the best epoch kept.
-
-    Args:
-        model_name: a registered classification model ("resnet34", "vgg16", ...).
-        data_dir: training images, one sub-folder per class.
-        weights: weight file to start from (.pth/.npy/.mat/.h5), or a preset name ("imagenet",
-            "resnet50.torchvision_v1"; built with its options), loaded with strict=False so a
-            1000-class head is replaced by one for the folder's classes.
-        epochs: training epochs.
-        batch_size: images per step.
-        image_size: square side or (height, width); default the model's own input size.
-        output_dir: run directory (checkpoints, logs, class_indices.json, final.keras/.h5).
-        transfer: "all" (train every layer), "last" (only the last `last_n` weighted
-            layers) or "head" (only the new classifier, plus `head_hidden` layers).
-        last_n: layers trained with transfer="last".
-        head_hidden: widths of extra Dense layers in the new head.
-        preprocessing: a `training.preprocessing.MODES` key; default "torch" with
-            weights (torchvision statistics), "none" without. Baked into the model.
-        validation_split: fraction of each class held out, unless `val_dir` is given.
-        val_dir: a separate validation tree.
-        learning_rate: default 1e-4 when starting from weights (the notes' value), else 1e-3.
-        schedule: learning-rate schedule for `fit`.
-        augmentation: "default" (flip in the crop, small rotation and PCA lighting
-            noise on the batch), None, or a Keras layer applied to training batches.
-        cache: cache decoded images (see `image_folder_dataset`).
-        on_bad_file: "raise" or "skip" unreadable image files.
-        seed: seeds the split, shuffling and initialisation.
-        verbose: progress output.
-        **fit_options: passed to `fit` (monitor, jit_compile, steps_per_execution, strategy, ...).
-
-    Returns:
-        dict: `history`, `best_epoch`, `best_value`, `model`, `classes` (names) and
-        `paths` (`class_indices`, `best_weights`, `log`, `final_keras`, `final_h5`, `history_plot`, ...).
-    """
-    from training import augment
-    from training.data import image_folder_dataset
-    from training.plots import plot_history
-
-    keras.utils.set_random_seed(seed)
-    os.makedirs(output_dir, exist_ok=True)
-    if isinstance(image_size, int):
-        image_size = (image_size, image_size)
-    import kerasnets
-
-    size = tuple(image_size) if image_size else tuple(kerasnets.model_spec(model_name).input_shape[:2])
-    data = image_folder_dataset(
-        data_dir, size, batch_size, validation_split=None if val_dir else validation_split, val_dir=val_dir,
-        seed=seed, cache=cache, on_bad_file=on_bad_file,
-        class_indices_path=os.path.join(output_dir, "class_indices.json"),
-    )
-    if augmentation == "default":
-        augmentation = augment.augmentation_layers(flip=False, rotation=0.03, pca_stddev=0.1, seed=seed)
-    model, _, report = build_classifier(
-        model_name, classes=data.num_classes, image_size=size, weights=weights, transfer=transfer,
-        last_n=last_n, head_hidden=head_hidden, preprocessing=preprocessing, augmentation=augmentation,
-        verbose=verbose,
-    )
-    if learning_rate is None:
-        learning_rate = 1e-4 if weights else 1e-3
-    result = fit(model, data.train, data.val, epochs, output_dir=output_dir, learning_rate=learning_rate,
-                 schedule=schedule, verbose=verbose, **fit_options)
-    paths = dict(result["paths"], class_indices=data.class_indices_path)
-    if is_chief():
-        paths["history_plot"] = plot_history(result["history"], os.path.join(output_dir, "history.png"))
-    return {**result, "paths": paths, "classes": data.class_names, "weights_report": report}
+        return getattr(folder, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

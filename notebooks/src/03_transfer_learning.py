@@ -58,8 +58,8 @@ plt.show()
 
 # %% [markdown]
 # ## The "pretrained" file and the three modes
-# The file holds a 1000-class ResNet-18; `load_weights(strict=False)` loads everything
-# but the head (its shape differs: 3 classes here) and reports it. `transfer="last"` with
+# The file holds a 1000-class ResNet-18. `train_on_folder` loads it strictly into a
+# 1000-class network, then replaces the head with one for the 3 classes here. `transfer="last"` with
 # `last_n=3` trains the last three weighted layers; `"head"` only the new classifier.
 
 # %%
