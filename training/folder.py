@@ -25,48 +25,37 @@ HEAD = "predictions"
 SCRATCH_PREPROCESSING = "tf"
 
 
-def _head_classes(report):
-    """The file's class count when the classifier's shape is all that differs from the model, else None."""
-    if report.missing or report.unexpected or not report.mismatched:
-        return None
-    if not all(target.startswith(f"{HEAD}/") for target, *_ in report.mismatched):
-        return None
-    return int(report.mismatched[0][3][-1])
-
-
 def _head_missing_only(report):
     """A file without a classifier: only the head's weights have no value."""
-    return (report.missing and not report.unexpected and not report.mismatched
+    return (report.missing and not report.unexpected and not report.mismatched and not report.option_mismatches
             and all(target.startswith(f"{HEAD}/") for target, *_ in report.missing))
 
 
-def load_backbone(build, weights, classes, *, strict=True):
-    """`build(classes)` with `weights` loaded: strict for everything but a classifier of another size.
+def load_backbone(model_name, weights, classes, *, strict=True, **options):
+    """The network `weights` was trained as, loaded (all or nothing), with a classifier for `classes`.
 
-    A file whose only difference is its head (1000 ImageNet classes, a folder of 5)
-    is loaded strictly into a network built with the file's head, which is then
-    replaced by a new one for `classes`; a file without a head leaves the head new.
-    Any other mismatch raises `weights_io.WeightMismatchError` unless `strict=False`.
+    `kerasnets.build_for_weights` builds the network the file fits (its
+    publisher's builder options and its class count, unless `options` name
+    them) and loads it strictly; a classifier of another size is then replaced
+    by a new one for `classes`, and a file without a classifier leaves the new
+    one as built. Any other mismatch raises `weights_io.WeightMismatchError`
+    unless `strict=False`.
 
     Returns:
         (network, weights_io Report).
     """
-    from weights_io import WeightMismatchError, load_weights
+    from kerasnets import build_for_weights
+    from weights_io import WeightMismatchError
 
-    net = build(classes)
-    if not strict:
-        return net, load_weights(net, weights, strict=False)
     try:
-        return net, load_weights(net, weights, strict=True)
+        net, report = build_for_weights(model_name, weights, strict=strict, **options)
     except WeightMismatchError as err:
-        file_classes = _head_classes(err.report)
-        if file_classes is not None:
-            net = build(file_classes)
-            report = load_weights(net, weights, strict=True)
-            return replace_classifier(net, classes), report
-        if _head_missing_only(err.report):
-            return net, load_weights(net, weights, strict=False)
-        raise
+        if not _head_missing_only(err.report):
+            raise
+        net, report = build_for_weights(model_name, weights, strict=False, classes=classes, **options)
+    if int(net.outputs[0].shape[-1]) != classes:
+        net = replace_classifier(net, classes)
+    return net, report
 
 
 def build_classifier(model_name, *, classes, image_size=None, weights=None, strict=True, options=None,
@@ -106,8 +95,7 @@ def build_classifier(model_name, *, classes, image_size=None, weights=None, stri
         if preprocessing is None and preset.preprocessing["mode"] in MODES:
             preprocessing = preset.preprocessing["mode"]
     elif weights is not None:
-        net, report = load_backbone(lambda k: spec.build(input_shape=shape, classes=k, **options), weights, classes,
-                                    strict=strict)
+        net, report = load_backbone(model_name, weights, classes, strict=strict, input_shape=shape, **options)
         if verbose:
             print(report)
     else:
