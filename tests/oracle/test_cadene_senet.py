@@ -60,10 +60,14 @@ def test_cadene_senet_logits(name, tmp_path):
         expected = reference(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy()
     assert_close(ours.predict(x, verbose=0), expected, rtol=TOLERANCE, what=name)
 
-    # The same options but the padded stem pool: the layout is detected, the logits are not Cadene's.
+    # The same options but the padded stem pool: the layout is detected and a strict load refuses, naming
+    # the option; forced in, the logits are not Cadene's (so the option is not a no-op).
     options = {k: v for k, v in CADENE_SENET[name].items() if k != "stem_pool"}
     padded = kerasnets.build(name, input_shape=(SIZE, SIZE, 3), classifier_activation=None, **options)
-    detected = weights_io.load_weights(padded, path)
+    with pytest.raises(weights_io.WeightMismatchError, match="stem_pool: model 'padded', publisher 'ceil'"):
+        weights_io.load_weights(padded, path)
+    with pytest.warns(weights_io.WeightOptionsWarning, match="stem_pool"):
+        detected = weights_io.load_weights(padded, path, strict=False)
     assert detected.layout == "cadene-senet" and detected.ok
     difference = np.abs(padded.predict(x, verbose=0) - expected).max() / np.abs(expected).max()
     assert difference > 10 * TOLERANCE, f"the padded stem pool misses the parity bar by too little ({difference:.3g})"

@@ -116,7 +116,12 @@ def test_keras_variant_differs_from_torchvision():
                 m.weight.fill_(1.0)
     flat = {k: v.numpy() for k, v in reference.state_dict().items() if not k.endswith("bn.weight")}
     wf = WeightFile(tensors=group_flat(flat), convention="torch", format="torch-state-dict")
-    weights_io.assign_weights(ours, wf, weights_io.get_layout("torchvision-inception-v3"), strict=True)
+    layout = weights_io.get_layout("torchvision-inception-v3")
+    with pytest.raises(weights_io.WeightMismatchError, match="variant: model 'keras', publisher 'torchvision'"):
+        weights_io.assign_weights(ours, wf, layout, strict=True)
+    with pytest.warns(weights_io.WeightOptionsWarning, match="variant"):
+        report = weights_io.assign_weights(ours, wf, layout, strict=False)
+    assert report.ok and report.option_mismatches
     x = np.random.default_rng(0).normal(size=(2, 75, 75, 3)).astype("float32")
     with torch.no_grad():
         expected = reference(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy()
