@@ -208,15 +208,15 @@ def _build_with_preset(name, options):
 def _predict_preset(args):
     """`predict --weights <preset>`: resize, centre-crop, the preset's preprocessing, its class names."""
     from kerasnets import presets
-    from kerasnets.imagenet import decode_predictions, load_image
+    from kerasnets.imagenet import decode_predictions, load_image, preset_preprocessing
 
     preset = presets.get_preset(args.weights)
     model = presets.build_preset(preset.name)
     for path in args.image:
         x = load_image(path, preset.name)
-        preds = model.predict(presets.preset_preprocessing(preset.name)(x), verbose=0)
-        for index, name, score in decode_predictions(preds, top=args.top_k)[0]:
-            print(f"{path}\t{index}\t{name}\t{score:.4f}")
+        preds = model.predict(preset_preprocessing(preset.name)(x), verbose=0)
+        for wnid, name, score in decode_predictions(preds, top=args.top_k)[0]:
+            print(f"{path}\t{wnid}\t{name}\t{score:.4f}")
     return 0
 
 

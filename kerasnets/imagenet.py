@@ -9,7 +9,12 @@ caffe-trained files want BGR minus the BGR mean, torchvision RGB/255
 normalised by mean/std, MatConvNet RGB minus the RGB mean. A preset names its
 mode in ``kerasnets/data/presets.json``. The class names ship as
 ``kerasnets/data/imagenet_classes.txt`` (the 1000 ILSVRC-2012 classes in
-synset-sorted index order, as torchvision's category list).
+synset-sorted index order, as torchvision's category list) and, for
+`decode_predictions`, ``imagenet_synsets.txt`` (each class's WordNet id and
+keras.applications' name for it, so its tuples are keras').
+
+This module owns the class tables and imports `presets`; `presets` never
+imports it.
 """
 
 from __future__ import annotations
@@ -98,24 +103,55 @@ def class_names(name="imagenet"):
         return tuple(line.rstrip("\n") for line in f if line.strip())
 
 
+@functools.lru_cache(maxsize=None)
+def imagenet_synsets():
+    """The 1000 ILSVRC-2012 classes as keras.applications decodes them: ``((wnid, name), ...)`` by index."""
+    with open(os.path.join(presets.DATA_DIR, "imagenet_synsets.txt"), encoding="utf8") as f:
+        return tuple(tuple(line.split()) for line in f if line.strip())
+
+
+def _class_table(classes, width):
+    """(ids, names) for `width` output columns; ImageNet's ids are WordNet ids (as keras), a list's its indices."""
+    if isinstance(classes, str) and classes == "imagenet":
+        ids, names = zip(*imagenet_synsets())
+        if width == len(ids) + 1:  # TF-slim's 1001 outputs: column 0 is "background"
+            return ("background",) + ids, ("background",) + names
+        return ids, names
+    names = class_names(classes) if isinstance(classes, str) else tuple(classes)
+    return tuple(range(len(names))), names
+
+
 def decode_predictions(preds, top=5, classes="imagenet"):
-    """The `top` classes of each row of `preds`, best first.
+    """The `top` classes of each row of `preds`, best first, as keras.applications' `decode_predictions`.
 
     Args:
-        preds: (batch, n_classes) scores or probabilities (numpy or tensor).
+        preds: (batch, n_classes) scores or probabilities (numpy or tensor);
+            for ImageNet 1000 columns, or 1001 with TF-slim's background first.
         top: how many classes per row.
-        classes: a shipped class list name, or a sequence of names.
+        classes: "imagenet", another shipped class list's name, or a sequence of names.
 
     Returns:
-        One list per row of ``(index, name, score)`` tuples.
+        One list per row of ``(class_id, name, score)`` tuples: for ImageNet
+        the WordNet id and keras' name (``('n01443537', 'goldfish', 0.9)``),
+        for other lists the class index and its name.
     """
-    names = class_names(classes) if isinstance(classes, str) else tuple(classes)
     preds = np.asarray(keras.ops.convert_to_numpy(preds))
+    ids, names = _class_table(classes, preds.shape[-1] if preds.ndim == 2 else None)
     if preds.ndim != 2 or preds.shape[1] != len(names):
+        expected = "1000 or 1001" if classes == "imagenet" else len(names)
         raise ValueError(
-            f"`decode_predictions` expects a batch of shape (samples, {len(names)}). Received: preds.shape={preds.shape}"
+            f"`decode_predictions` expects a batch of shape (samples, {expected}). Received: preds.shape={preds.shape}"
         )
     if not isinstance(top, int) or top < 1:
         raise ValueError(f"`top` must be a positive integer. Received: top={top!r}")
     order = np.argsort(-preds, axis=1, kind="stable")[:, :top]
-    return [[(int(i), names[i], float(row[i])) for i in idx] for row, idx in zip(preds, order)]
+    return [[(ids[i], names[i], float(row[i])) for i in idx] for row, idx in zip(preds, order)]
+
+
+def preset_preprocessing(name):
+    """A callable ``f(images) -> model input`` doing the preset's preprocessing.
+
+    `images` are RGB, 0..255, channels last (numpy or tensors). Resizing and
+    cropping are not applied: see ``get_preset(name).preprocessing``.
+    """
+    return functools.partial(preprocess_input, preset=presets.get_preset(name).name)

@@ -480,15 +480,3 @@ def fetch(preset, weights_file=None):
     preset = get_preset(preset) if isinstance(preset, str) else preset
     source = locate_source(preset, weights_file=weights_file)
     return source, ensure_converted(preset, weights_file=weights_file)
-
-
-def preset_preprocessing(name):
-    """A callable ``f(images) -> model input`` doing the preset's preprocessing.
-
-    `images` are RGB, 0..255, channels last (numpy or tensors). Resizing and
-    cropping are not applied: see ``get_preset(name).preprocessing``.
-    """
-    from kerasnets.imagenet import preprocess_input
-
-    preset = get_preset(name)
-    return functools.partial(preprocess_input, preset=preset.name)

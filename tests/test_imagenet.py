@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from kerasnets import presets
-from kerasnets.imagenet import class_names, decode_predictions, preprocess_input
+from kerasnets.imagenet import class_names, decode_predictions, imagenet_synsets, preprocess_input, preset_preprocessing
 
 
 @pytest.fixture
@@ -37,7 +36,7 @@ def test_preset_picks_its_mode_and_tensors_match_numpy(images):
                                   preprocess_input(images, mode="matconvnet"))
     tensor = preprocess_input(keras.ops.convert_to_tensor(images), preset="resnet50.torchvision_v2")
     np.testing.assert_allclose(keras.ops.convert_to_numpy(tensor), preprocess_input(images, mode="torch"), atol=1e-6)
-    f = presets.preset_preprocessing("densenet121.keras")
+    f = preset_preprocessing("densenet121.keras")
     np.testing.assert_array_equal(f(images), preprocess_input(images, mode="torch"))
 
 
@@ -48,17 +47,39 @@ def test_bad_arguments():
         preprocess_input(np.zeros((1, 2, 2, 3)), mode="bgr")
     with pytest.raises(ValueError, match="Unknown weights preset"):
         preprocess_input(np.zeros((1, 2, 2, 3)), preset="nope")
-    with pytest.raises(ValueError, match=r"\(samples, 1000\)"):
+    with pytest.raises(ValueError, match=r"\(samples, 1000 or 1001\)"):
         decode_predictions(np.zeros((1, 10)))
 
 
 def test_class_list_and_decode():
     names = class_names()
-    assert len(names) == 1000  # 998 distinct: "crane" and "maillot" appear twice, as in torchvision
+    assert len(names) == len(set(names)) == 1000
     assert names[0] == "tench" and names[207] == "golden retriever" and names[999] == "toilet tissue"
     preds = np.full((2, 1000), 1e-4, "float32")
     preds[0, 207], preds[0, 1], preds[1, 999] = 0.9, 0.05, 0.7
     top = decode_predictions(preds, top=2)
-    assert [(i, n) for i, n, _ in top[0]] == [(207, "golden retriever"), (1, "goldfish")]
-    assert top[1][0][:2] == (999, "toilet tissue") and len(top[1]) == 2
-    assert decode_predictions(preds[:, :3], classes=["a", "b", "c"], top=1)[0][0][1] == "b"
+    # keras.applications' tuples: WordNet id, keras' name, score.
+    assert top[0] == [("n02099601", "golden_retriever", pytest.approx(0.9)), ("n01443537", "goldfish", pytest.approx(0.05))]
+    assert top[1][0][:2] == ("n15075141", "toilet_tissue") and len(top[1]) == 2
+    assert decode_predictions(preds[:, :3], classes=["a", "b", "c"], top=1)[0][0][:2] == (1, "b")
+
+
+def test_synset_table():
+    """ILSVRC-2012 numbers its classes in WordNet-id order; keras' names are torchvision's with underscores,
+    except the two it leaves ambiguous (134 and 517 are both "crane", 638 and 639 both "maillot")."""
+    synsets = imagenet_synsets()
+    wnids = [wnid for wnid, _ in synsets]
+    assert len(synsets) == 1000 and wnids == sorted(set(wnids)) and all(len(w) == 9 and w[0] == "n" for w in wnids)
+    renamed = {i for i, (name, (_, keras_name)) in enumerate(zip(class_names(), synsets))
+               if name.replace(" ", "_") != keras_name}
+    assert renamed == {134, 639}
+    assert synsets[134][1] == synsets[517][1] == "crane" and synsets[638][1] == synsets[639][1] == "maillot"
+
+
+def test_slim_background_column():
+    """TF-slim classifiers have 1001 outputs, "background" first: the same synsets one column later."""
+    preds = np.zeros((1, 1001), "float32")
+    preds[0, 2], preds[0, 0] = 0.8, 0.1
+    assert [t[:2] for t in decode_predictions(preds, top=2)[0]] == [("n01443537", "goldfish"), ("background", "background")]
+    with pytest.raises(ValueError, match=r"\(samples, 1000 or 1001\)"):
+        decode_predictions(np.zeros((1, 1002)))

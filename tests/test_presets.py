@@ -348,7 +348,7 @@ def test_predict_with_a_preset_applies_its_preprocessing_and_class_names(tmp_pat
     from skimage import data
 
     from kerasnets import cli
-    from kerasnets.imagenet import class_names
+    from kerasnets.imagenet import class_names, imagenet_synsets
     from weights_io import save_torch_state_dict
 
     source = _randomized(kerasnets.build_resnet18(), seed=5)
@@ -386,7 +386,7 @@ def test_predict_with_a_preset_applies_its_preprocessing_and_class_names(tmp_pat
     x = (pixels / 255.0 - np.array(recipe["mean"], np.float32)) / np.array(recipe["std"], np.float32)
     probabilities = source.predict(x, verbose=0)[0]
     top = np.argsort(-probabilities)[:3]
-    names = class_names()
-    assert [int(r[1]) for r in rows] == top.tolist()
-    assert [r[2] for r in rows] == [names[i] for i in top]
+    names = class_names()  # torchvision's names by index; predict prints keras' (wnid, name)
+    assert [r[1] for r in rows] == [imagenet_synsets()[i][0] for i in top]
+    assert [r[2] for r in rows] == [names[i].replace(" ", "_") for i in top]
     np.testing.assert_allclose([float(r[3]) for r in rows], probabilities[top], atol=2e-4)

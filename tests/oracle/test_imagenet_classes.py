@@ -14,10 +14,12 @@ def test_class_names_equal_torchvision():
 
 
 def test_decode_predictions_uses_torchvision_indices():
+    """keras' names (underscores) for torchvision's index order."""
     import numpy as np
     from torchvision.models import ResNet18_Weights
 
     categories = ResNet18_Weights.IMAGENET1K_V1.meta["categories"]
     preds = np.zeros((1, 1000), "float32")
     preds[0, [207, 1, 999]] = [0.5, 0.3, 0.2]
-    assert [name for _, name, _ in decode_predictions(preds, top=3)[0]] == [categories[i] for i in (207, 1, 999)]
+    decoded = decode_predictions(preds, top=3)[0]
+    assert [name for _, name, _ in decoded] == [categories[i].replace(" ", "_") for i in (207, 1, 999)]
