@@ -26,11 +26,12 @@ setup(
     ],
     extras_require={
         "test": TEST,
-        "oracle": ["torch==2.14.1", "torchvision==0.29.1", "pretrainedmodels==0.7.4"],  # Cadene: SE-ResNet, BN-Inception, Inception v4
+        # Cadene: SE-ResNet, BN-Inception, Inception v4; tf-keras writes Keras 2 files as keras.applications' hosted ones
+        "oracle": ["torch==2.14.1", "torchvision==0.29.1", "pretrainedmodels==0.7.4", "tf-keras==2.21.*"],
         "backends": ["jax==0.10.2", "jaxlib==0.10.2"],  # + torch from "oracle": tests/backends
         # keras' ONNX export goes through tf2onnx; the TFLite check uses tf.lite's interpreter
         "export": ["onnx>=1.17", "onnxruntime>=1.20", "tf2onnx>=1.17"],
         "notebooks": ["matplotlib>=3.8", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29", "jupyter"],
     },
-    entry_points={"console_scripts": ["kerasnets=kerasnets.cli:main"]},
+    entry_points={"console_scripts": ["kerasnets=training.cli:main"]},
 )

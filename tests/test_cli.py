@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from kerasnets import cli
+from training import cli
 
 
 def run_cli(capsys, *argv):
@@ -18,7 +18,7 @@ def run_cli(capsys, *argv):
 
 def test_help_is_useful_on_every_subcommand():
     for command in ("list", "summary", "train", "convert", "predict", "prepare"):
-        result = subprocess.run([sys.executable, "-m", "kerasnets.cli", command, "--help"],
+        result = subprocess.run([sys.executable, "-m", "training.cli", command, "--help"],
                                 capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr
         assert "usage: kerasnets " + command in result.stdout

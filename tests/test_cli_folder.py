@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kerasnets import cli
+from training import cli
 
 CLASSES = ("astronaut", "coffee", "rocket")
 
@@ -100,7 +100,7 @@ def test_killed_folder_run_resumes_to_the_uninterrupted_losses(photo_folder, tmp
     def train(run):
         args = ["train", "--model", "mobilenet_v3_small", "--data", str(photo_folder), "--epochs", "5",
                 "--batch-size", "8", "--image-size", "64", "--output-dir", str(run)]
-        return subprocess.Popen([sys.executable, "-m", "kerasnets.cli", *args], cwd=root, env=env,
+        return subprocess.Popen([sys.executable, "-m", "training.cli", *args], cwd=root, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     killed, clean = tmp_path / "killed", tmp_path / "clean"

@@ -99,7 +99,7 @@ def test_mismatching_artifact_is_refused(models, tmp_path, monkeypatch):
 
 
 def test_cli_export_writes_and_checks(tmp_path, monkeypatch, capsys):
-    from kerasnets.cli import main
+    from training.cli import main
 
     weights = tmp_path / "lenet.weights.h5"
     model = kerasnets.build_lenet5()
@@ -120,7 +120,7 @@ def test_cli_export_writes_and_checks(tmp_path, monkeypatch, capsys):
 
 
 def test_cli_export_rejects_unknown_format(capsys):
-    from kerasnets.cli import main
+    from training.cli import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(["export", "lenet5", "--format", "pt", "--output", "x"])

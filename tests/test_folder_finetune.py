@@ -151,7 +151,7 @@ def cli_run(photos, tmp_path_factory):
     """`kerasnets train --data` with the default augmentation, --output, --option, in a fresh process."""
     tmp = tmp_path_factory.mktemp("cli_run")
     run, output = tmp / "run", tmp / "photos.h5"
-    status, out = _run("-m", "kerasnets.cli", "train", "--model", "lenet5", "--data", str(photos), "--epochs", "2",
+    status, out = _run("-m", "training.cli", "train", "--model", "lenet5", "--data", str(photos), "--epochs", "2",
                        "--batch-size", "8", "--image-size", "32", "--output-dir", str(run), "--output", str(output),
                        "--option", "activation=tanh")
     assert status == 0, out
@@ -212,7 +212,7 @@ print("OUTS" + json.dumps(outs))
     for value in outs.values():
         np.testing.assert_allclose(value, first, rtol=1e-5, atol=1e-6)
 
-    status, out = _run("-m", "kerasnets.cli", "predict", "--model", str(run / "final.keras"), "--image", image,
+    status, out = _run("-m", "training.cli", "predict", "--model", str(run / "final.keras"), "--image", image,
                        "--classes", str(run / "class_indices.json"))
     assert status == 0 and "class: rocket" in out, out
 
@@ -220,7 +220,7 @@ print("OUTS" + json.dumps(outs))
     formats = [fmt for fmt, module in needs.items() if importlib.util.find_spec(module)]
     script = f"""
 import sys
-from kerasnets import cli
+from training import cli
 from training.deploy import predictor
 import keras, numpy as np
 for fmt in {formats!r}:
@@ -249,7 +249,7 @@ def _source_with_an_extra_layer(path):
 
 
 def test_cli_weights_are_strict_unless_no_strict(photos, tmp_path, capsys):
-    from kerasnets import cli
+    from training import cli
 
     source = tmp_path / "extra.keras"
     net = _source_with_an_extra_layer(source)
@@ -309,7 +309,7 @@ def digits_folder(tmp_path_factory):
 def test_lenet_from_scratch_on_a_digits_folder_with_cli_defaults(digits_folder, tmp_path, capsys):
     """`kerasnets train --model lenet5 --data DIR --epochs 30`, nothing else: >= 0.95 on the 400 held-out digits,
     and the default augmentation no worse than --augmentation none by more than the margin."""
-    from kerasnets import cli
+    from training import cli
 
     train_dir, val_dir = digits_folder
     accuracy = {}

@@ -325,7 +325,7 @@ def test_keras_presets_load(name):
 
 def test_train_from_a_preset_gets_its_weights_options_and_preprocessing(tmp_path, monkeypatch):
     """`kerasnets train --weights <preset>`: build_classifier builds the preset and puts a new head on it."""
-    from training.fit import build_classifier
+    from training.folder import build_classifier
 
     name = "mobilenet_v3_small.keras"
     source = _randomized(kerasnets.build("mobilenet_v3_small", **presets.get_preset(name).options), seed=3)
@@ -347,7 +347,7 @@ def test_predict_with_a_preset_applies_its_preprocessing_and_class_names(tmp_pat
     from PIL import Image
     from skimage import data
 
-    from kerasnets import cli
+    from training import cli
     from kerasnets.imagenet import class_names, imagenet_synsets
     from weights_io import save_torch_state_dict
 

@@ -51,7 +51,8 @@ def photos(tmp_path_factory):
     ],
 )
 def test_transfer_modes_change_only_their_layers(mode, kwargs, expected):
-    from training.fit import fit, set_transfer_mode
+    from training.fit import fit
+    from training.transfer import set_transfer_mode
 
     model = tiny_bn_net()
     rng = np.random.default_rng(0)
@@ -66,7 +67,8 @@ def test_transfer_modes_change_only_their_layers(mode, kwargs, expected):
 
 
 def test_replace_classifier_and_head_mode():
-    from training.fit import fit, replace_classifier, set_transfer_mode
+    from training.fit import fit
+    from training.transfer import replace_classifier, set_transfer_mode
 
     base = tiny_bn_net(classes=10)
     model = replace_classifier(base, 4, hidden=(7,))
@@ -88,7 +90,7 @@ def test_replace_classifier_and_head_mode():
 def test_pretrained_weights_new_head(tmp_path):
     """weights -> build_classifier(classes=3): the body loads, the 10-class head is left new."""
     from kerasnets import build_lenet5
-    from training.fit import build_classifier
+    from training.folder import build_classifier
 
     source = build_lenet5(input_shape=(32, 32, 3), classes=10)
     path = str(tmp_path / "source.keras")
@@ -103,7 +105,7 @@ def test_pretrained_weights_new_head(tmp_path):
 
 
 def test_train_on_folder_end_to_end(photos, tmp_path):
-    from training.fit import train_on_folder
+    from training.folder import train_on_folder
     from training.metrics import evaluate_classifier
     from training.predict import predict_cli, predict_image
 
@@ -153,7 +155,8 @@ def _val_like(photos):
 
 
 def test_fit_options_and_schedules(tmp_path):
-    from training.fit import fit, lr_schedule_callback
+    from training.callbacks import lr_schedule_callback
+    from training.fit import fit
 
     rng = np.random.default_rng(0)
     x, y = rng.uniform(size=(24, 16, 16, 3)).astype("float32"), rng.integers(0, 3, 24)

@@ -76,7 +76,7 @@ def test_random_kills_lose_and_double_nothing(tmp_path):
 
     import keras
 
-    from training.fit import read_best_record
+    from training.callbacks import read_best_record
 
     best = read_best_record(os.path.join(out, "best.weights.h5"))
     assert best["monitor"] == "val_loss" and 1 <= best["epoch"] <= EPOCHS

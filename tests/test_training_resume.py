@@ -83,7 +83,8 @@ def test_resume_after_sigkill(tmp_path):
 
 WORKER_SCRIPT = textwrap.dedent("""
     import json, os, sys
-    from training.fit import fit, make_strategy
+    from training.fit import fit
+    from training.strategies import make_strategy
     strategy = make_strategy("multiworker")  # first, before any TF op
     import keras, numpy as np, tensorflow as tf
     out = sys.argv[1]

@@ -108,7 +108,7 @@ def test_convert_bad_destination(tmp_path):
 
 
 def test_convert_cli_draws_progress_up_to_the_file_size(tmp_path, capsys):
-    from kerasnets import cli
+    from training import cli
 
     source = build_vgg11(include_top=False, input_shape=(32, 32, 3))
     src = tmp_path / "src.npy"

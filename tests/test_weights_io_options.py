@@ -172,7 +172,7 @@ def test_build_for_weights_builds_what_the_file_fits(tmp_path):
 
 
 def test_cli_convert_builds_the_publishers_network(tmp_path, capsys):
-    from kerasnets.cli import main
+    from training.cli import main
 
     publisher, path = _torch_file(tmp_path, "densenet121", "torchvision-densenet", bn_epsilon=1e-5)
     out = tmp_path / "converted.keras"

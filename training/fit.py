@@ -1,4 +1,4 @@
-"""Classification training: `fit` with checkpoints that survive a kill, transfer learning, speed switches.
+"""Classification training: `fit` with checkpoints that survive a kill, strategies, speed switches.
 
     from training.fit import fit
     from training.folder import train_on_folder
@@ -16,168 +16,28 @@ A run directory holds everything needed to inspect or continue it:
 
 Every file is written to a temporary name and `os.replace`d, so a kill at any
 moment leaves the previous version intact.
+
+Its parts live by concern: `training.callbacks` (backup, checkpoints,
+schedules), `training.transfer` (new classifier, which layers train),
+`training.strategies` (distribution by name).
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 import warnings
 
-import h5py
 import keras
 import numpy as np
 
-from kerasnets.saving import DirectoryLock, atomic_path, save_model_atomically, save_weights_atomically
+from kerasnets.saving import DirectoryLock, save_model_atomically
 from training.arrays import EpochShuffledArrays
-
-TRANSFER_MODES = ("all", "last", "head")
-SCHEDULES = (None, "step", "cosine", "plateau")
-STRATEGIES = (None, "mirrored", "multiworker")
-
-
-def _write_json_atomically(data, path):
-    with atomic_path(path) as tmp:
-        with open(tmp, "w") as f:
-            json.dump(data, f)
-
-
-# --------------------------------------------------------------------------- callbacks
-
-
-def _seed_states(model):
-    """The model's random-number state variables (Dropout, augmentation layers), in model order.
-
-    Weight files leave them out; their paths need not be unique, so they are kept by position.
-    """
-    return [v for v in model.variables if v.path.endswith("seed_generator_state")]
-
-
-class ResumableBackup(keras.callbacks.Callback):
-    """Resume an interrupted `fit` where it stopped: weights, optimizer state, epoch and RNG state.
-
-    Unlike `keras.callbacks.BackupAndRestore` (which writes the weights and then the
-    epoch number in place, so a kill between the two resumes with mismatched
-    state), each epoch's state goes to a new file and one small JSON, replaced
-    atomically, names the file that is complete.
-
-    Args:
-        backup_dir: where the state lives.
-        delete_on_success: remove the state when training finishes normally.
-        extra_state: JSON-able values the resumed run needs as they were (e.g. the
-            data-order seed), stored with every epoch's state; see `read_resume_state`.
-    """
-
-    def __init__(self, backup_dir, delete_on_success=True, extra_state=None):
-        super().__init__()
-        self.backup_dir = os.fspath(backup_dir)
-        self.state_path = os.path.join(self.backup_dir, "state.json")
-        self.delete_on_success = delete_on_success
-        self.extra_state = dict(extra_state or {})
-
-    def on_train_begin(self, logs=None):
-        if not os.path.exists(self.state_path):
-            return
-        with open(self.state_path) as f:
-            state = json.load(f)
-        if self.model.optimizer is not None and not self.model.optimizer.built:
-            self.model.optimizer.build(self.model.trainable_variables)  # its variables are in the file
-        self.model.load_weights(os.path.join(self.backup_dir, state["weights"]))
-        variables, saved = _seed_states(self.model), state.get("seed_states", [])
-        if len(saved) == len(variables):
-            for variable, value in zip(variables, saved):
-                variable.assign(np.asarray(value, dtype=variable.dtype))
-        self.model._initial_epoch = state["epoch"]
-        print(f"Resuming from {self.backup_dir}: {state['epoch']} epoch(s) already done.")
-
-    def on_epoch_end(self, epoch, logs=None):
-        name = f"epoch-{epoch + 1:04d}.weights.h5"
-        save_weights_atomically(self.model, os.path.join(self.backup_dir, name))
-        seeds = [keras.ops.convert_to_numpy(v).tolist() for v in _seed_states(self.model)]
-        _write_json_atomically({**self.extra_state, "epoch": epoch + 1, "weights": name, "seed_states": seeds},
-                               self.state_path)
-        for old in os.listdir(self.backup_dir):
-            if old.startswith("epoch-") and old.endswith(".weights.h5") and old != name:
-                os.remove(os.path.join(self.backup_dir, old))
-
-    def on_train_end(self, logs=None):
-        if self.delete_on_success and not getattr(self.model, "stop_training_by_signal", False):
-            for name in os.listdir(self.backup_dir) if os.path.isdir(self.backup_dir) else ():
-                os.remove(os.path.join(self.backup_dir, name))
-
-
-class AtomicCheckpoint(keras.callbacks.Callback):
-    """Per-epoch weights and the best weights by `monitor`, written atomically.
-
-    The best value is kept in `best.json` beside the weights, so a resumed run
-    keeps comparing against the real best, not against infinity.
-
-    Args:
-        directory: run directory (files `best.weights.h5`, `best.json`, `checkpoints/`).
-        monitor: a logged metric, e.g. "val_accuracy" or "val_loss".
-        mode: "max", "min" or "auto" (max for accuracy-like names).
-        every_epoch: also keep `checkpoints/epoch-NNN.weights.h5` for every epoch.
-    """
-
-    def __init__(self, directory, monitor="val_accuracy", mode="auto", every_epoch=True):
-        super().__init__()
-        self.directory = os.fspath(directory)
-        self.monitor = monitor
-        if mode == "auto":
-            mode = "min" if "loss" in monitor or "error" in monitor else "max"
-        if mode not in ("min", "max"):
-            raise ValueError(f"`mode` must be 'min', 'max' or 'auto'. Received: mode={mode!r}")
-        self.mode = mode
-        self.every_epoch = every_epoch
-        self.best_path = os.path.join(self.directory, "best.weights.h5")
-        self.best_json = os.path.join(self.directory, "best.json")
-        self.best = None
-        self.best_epoch = None
-
-    def on_train_begin(self, logs=None):
-        saved = read_best_record(self.best_path)
-        if saved is not None and saved.get("monitor") == self.monitor:
-            self.best, self.best_epoch = saved["value"], saved["epoch"]
-
-    def _better(self, value):
-        if self.best is None:
-            return True
-        return value > self.best if self.mode == "max" else value < self.best
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        if self.every_epoch:
-            save_weights_atomically(
-                self.model, os.path.join(self.directory, "checkpoints", f"epoch-{epoch + 1:03d}.weights.h5")
-            )
-        value = logs.get(self.monitor)
-        if value is None:
-            if epoch == 0:
-                warnings.warn(f"Checkpoint monitor {self.monitor!r} is not logged (have {sorted(logs)}).",
-                              stacklevel=2)
-            return
-        value = float(value)
-        if not math.isnan(value) and self._better(value):
-            self.best, self.best_epoch = value, epoch + 1
-            record = {"monitor": self.monitor, "value": value, "epoch": epoch + 1}
-            # The record travels inside the weights file (one atomic rename commits both);
-            # best.json is a copy for people and scripts.
-            with atomic_path(self.best_path) as tmp:
-                self.model.save_weights(tmp)
-                with h5py.File(tmp, "a") as f:
-                    f.attrs["kerasnets_best"] = json.dumps(record)
-            _write_json_atomically(record, self.best_json)
-
-
-def read_resume_state(backup_dir):
-    """The state a `ResumableBackup` in `backup_dir` committed last ({"epoch", "weights", ...}), or None."""
-    path = os.path.join(backup_dir, "state.json")
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
+from training.callbacks import (
+    SCHEDULES, AtomicCheckpoint, ResumableBackup, lr_schedule_callback, read_resume_state, truncate_log,
+)
+from training.strategies import _gpu_available, _null_scope, is_chief, make_strategy
 
 
 def _is_array_input(train, fit_kwargs):
@@ -186,199 +46,6 @@ def _is_array_input(train, fit_kwargs):
         return False
     leaves = keras.tree.flatten(train) if isinstance(train, (list, tuple, dict)) else [train]
     return all(isinstance(leaf, np.ndarray) for leaf in leaves)
-
-
-def read_best_record(best_weights_path):
-    """{"monitor", "value", "epoch"} stored in a best.weights.h5 by `AtomicCheckpoint`, or None."""
-    if not os.path.exists(best_weights_path):
-        return None
-    with h5py.File(best_weights_path, "r") as f:
-        record = f.attrs.get("kerasnets_best")
-    return json.loads(record) if record is not None else None
-
-
-def truncate_log(log_path, epochs_done):
-    """Drops the CSV rows of epochs that a resumed run will train again.
-
-    A kill after an epoch's log line but before its resume state was committed
-    would otherwise leave that epoch twice in the log.
-    """
-    if not os.path.exists(log_path):
-        return
-    with open(log_path, newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows:
-        return
-    kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) < epochs_done]
-    if len(kept) != len(rows):
-        with atomic_path(log_path) as tmp:
-            with open(tmp, "w", newline="") as f:
-                csv.writer(f).writerows(kept)
-
-
-def lr_schedule_callback(schedule, learning_rate, epochs, **options):
-    """The callback implementing `schedule` ("step", "cosine", "plateau"), or None.
-
-    Schedules are functions of the epoch number, so a resumed run continues the same curve.
-
-    Args:
-        schedule: "step" (x `gamma` every `step_size` epochs; defaults 0.1 and max(epochs // 3, 1)),
-            "cosine" (from `learning_rate` to `min_lr` over `epochs`, optional `warmup` epochs),
-            "plateau" (x `factor` after `patience` epochs without improvement of `monitor`).
-        learning_rate: the initial rate.
-        epochs: total epochs of the run.
-    """
-    if schedule is None:
-        return None
-    if schedule == "step":
-        step_size = options.pop("step_size", max(epochs // 3, 1))
-        gamma = options.pop("gamma", 0.1)
-        _no_more(options, schedule)
-        return keras.callbacks.LearningRateScheduler(lambda e: learning_rate * gamma ** (e // step_size))
-    if schedule == "cosine":
-        min_lr = options.pop("min_lr", 0.0)
-        warmup = options.pop("warmup", 0)
-        _no_more(options, schedule)
-
-        def cosine(epoch):
-            if epoch < warmup:
-                return learning_rate * (epoch + 1) / warmup
-            progress = (epoch - warmup) / max(epochs - warmup, 1)
-            return min_lr + 0.5 * (learning_rate - min_lr) * (1 + math.cos(math.pi * progress))
-
-        return keras.callbacks.LearningRateScheduler(cosine)
-    if schedule == "plateau":
-        kwargs = dict(monitor="val_loss", factor=0.1, patience=5, min_lr=0.0)
-        kwargs.update(options)
-        return keras.callbacks.ReduceLROnPlateau(**kwargs)
-    raise ValueError(f"`schedule` must be one of {SCHEDULES}. Received: schedule={schedule!r}")
-
-
-def _no_more(options, schedule):
-    if options:
-        raise ValueError(f"Unknown option(s) {sorted(options)} for schedule {schedule!r}.")
-
-
-# --------------------------------------------------------------------------- transfer learning
-
-
-def replace_classifier(model, classes, *, hidden=(), classifier_activation="softmax", dropout=0.0):
-    """A model with a new classifier for `classes` on the features that fed the old one.
-
-    The features are the input of the layer named `predictions` (the pooled
-    features of ResNet/DenseNet, fc7 of VGG) or, for a headless model, its
-    output (globally average-pooled if it is a feature map). All other layers
-    are shared with `model`, weights included.
-
-    Args:
-        model: a functional model.
-        classes: number of output classes K.
-        hidden: widths of extra Dense+ReLU layers before the classifier (the notes'
-            "add a fully connected layer"), named `head_fc1`, `head_fc2`, ...
-        classifier_activation: activation of the new `predictions` layer.
-        dropout: dropout rate before the classifier.
-
-    Returns:
-        A new `keras.Model` named like `model`.
-    """
-    try:
-        x = model.get_layer("predictions").input
-    except ValueError:
-        x = model.output
-        if len(x.shape) == 4:
-            x = keras.layers.GlobalAveragePooling2D(name="head_pool")(x)
-    for i, width in enumerate(hidden, 1):
-        x = keras.layers.Dense(width, activation="relu", name=f"head_fc{i}")(x)
-    if dropout:
-        x = keras.layers.Dropout(dropout, name="head_dropout")(x)
-    outputs = keras.layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
-    return keras.Model(model.inputs, outputs, name=model.name)
-
-
-def head_layer_names(model):
-    """Names of the classifier layers (`predictions` and `head_*` added by `replace_classifier`)."""
-    return [layer.name for layer in model.layers if layer.name == "predictions" or layer.name.startswith("head_")]
-
-
-def set_transfer_mode(model, mode, *, last_n=1, head_layers=None):
-    """Marks which layers train: the notes' three ways of fine-tuning.
-
-    - "all": every layer trains (load weights, then train everything).
-    - "last": only the last `last_n` layers that have weights train.
-    - "head": only the classifier (`head_layers`, default `head_layer_names(model)`).
-
-    Frozen BatchNormalization layers run in inference mode (Keras 3 does this for
-    `trainable=False`), so their moving statistics stay those of the pretrained net.
-
-    Args:
-        model: the model to change in place.
-        mode: one of `TRANSFER_MODES`.
-        last_n: layers to train for "last".
-        head_layers: names of the layers to train for "head".
-
-    Returns:
-        Names of the trainable layers that have weights.
-    """
-    if mode not in TRANSFER_MODES:
-        raise ValueError(f"`transfer` must be one of {TRANSFER_MODES}. Received: transfer={mode!r}")
-    weighted = [layer for layer in model.layers if layer.weights]
-    if mode == "all":
-        train = {layer.name for layer in weighted}
-    elif mode == "last":
-        if not isinstance(last_n, int) or not 1 <= last_n <= len(weighted):
-            raise ValueError(f"`last_n` must be in 1..{len(weighted)}. Received: last_n={last_n!r}")
-        train = {layer.name for layer in weighted[-last_n:]}
-    else:
-        train = set(head_layers if head_layers is not None else head_layer_names(model))
-        if not train:
-            raise ValueError("transfer='head' found no head layer (`predictions` or `head_*`); pass head_layers.")
-    model.trainable = True
-    for layer in model.layers:
-        layer.trainable = layer.name in train or not layer.weights
-    return [layer.name for layer in weighted if layer.name in train]
-
-
-# --------------------------------------------------------------------------- distribution and precision
-
-
-def make_strategy(strategy):
-    """A tf.distribute strategy from a name ("mirrored", "multiworker") or passes one through.
-
-    "multiworker" reads the cluster from the TF_CONFIG environment variable and
-    must be created before TensorFlow runs any op in the process: call this
-    first thing in the worker script and pass the result to `fit`.
-    """
-    if strategy is None or not isinstance(strategy, str):
-        return strategy
-    import tensorflow as tf
-
-    if strategy == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if strategy == "multiworker":
-        if "TF_CONFIG" not in os.environ:
-            raise ValueError("strategy='multiworker' needs the TF_CONFIG environment variable (see docs/training.md).")
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(f"`strategy` must be one of {STRATEGIES} or a tf.distribute.Strategy. Received: {strategy!r}")
-
-
-def is_chief():
-    """True unless TF_CONFIG names this process as a non-chief worker (it then writes to a scratch dir)."""
-    config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
-    task = config.get("task", {})
-    kind, index = task.get("type"), task.get("index", 0)
-    if kind is None or kind == "chief":
-        return True
-    has_chief = "chief" in config.get("cluster", {})
-    return kind == "worker" and index == 0 and not has_chief
-
-
-def _gpu_available():
-    import tensorflow as tf
-
-    return bool(tf.config.list_physical_devices("GPU"))
-
-
-# --------------------------------------------------------------------------- fit
 
 
 def default_metrics(num_classes):
@@ -624,23 +291,3 @@ def fit(
             lock.release()
     return {"model": model, "saved_model": saved, "history": result_history, "best_epoch": best_epoch,
             "best_value": best_value, "monitor": monitor, "paths": paths}
-
-
-class _null_scope:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-# --------------------------------------------------------------------------- folder training (the CLI job)
-
-
-def __getattr__(name):
-    """`from training.fit import train_on_folder` keeps working: the folder job lives in training.folder."""
-    if name in ("build_classifier", "train_on_folder"):
-        from training import folder
-
-        return getattr(folder, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,7 +17,9 @@ import os
 
 import keras
 
-from training.fit import fit, is_chief, replace_classifier, set_transfer_mode
+from training.fit import fit
+from training.strategies import is_chief
+from training.transfer import replace_classifier, set_transfer_mode
 
 HEAD = "predictions"
 # From scratch the network sees [-1, 1] (zero-centred) pixels: on the digits folder (LeNet, 15 epochs)
@@ -69,7 +71,7 @@ def build_classifier(model_name, *, classes, image_size=None, weights=None, stri
         weights: a weight file (loaded by `load_backbone`) or a preset name (its options and weights).
         strict: False loads what fits and reports the rest (`kerasnets train --no-strict`).
         options: builder keyword options (`--option padding=torch`).
-        transfer, last_n: see `training.fit.set_transfer_mode`.
+        transfer, last_n: see `training.transfer.set_transfer_mode`.
         head_hidden: widths of extra Dense layers before the classifier.
         preprocessing: a `kerasnets.preprocessing.MODES` key; default "torch" with a weight
             file, the preset's own with a preset, `SCRATCH_PREPROCESSING` ([-1, 1]) without weights.

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import mmap
 import os
 import select
 import signal
@@ -188,12 +189,11 @@ class _FileMap:
 
     def get(self):
         if self.mapping is None:
-            from weights_io.readers import map_file
-
-            with open(self.path, "rb") as f:
-                self.mapping = map_file(f)
-            if self.mapping is None:
-                raise WeightFileError("The file cannot be mapped", path=self.path)
+            try:
+                with open(self.path, "rb") as f:
+                    self.mapping = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            except (OSError, ValueError) as err:
+                raise WeightFileError(f"The file cannot be mapped ({err})", path=self.path) from err
         return self.mapping
 
 

@@ -26,7 +26,7 @@ import skimage.data
 from PIL import Image
 
 import kerasnets
-from training.fit import train_on_folder
+from training.folder import train_on_folder
 from training.metrics import confusion_matrix
 from training.predict import predict_image
 

@@ -10,7 +10,9 @@
     kerasnets predict --model model.keras --image tulip.jpg --classes class_indices.json
     kerasnets export resnet50 --format onnx --output resnet50.onnx --weights resnet50.weights.h5
 
-Heavy imports (Keras, TensorFlow) happen inside each command, so `--help` is instant.
+It lives in `training`, the top of the stack (weights_io <- kerasnets <- training),
+so that `kerasnets` never imports `training`. Heavy imports (Keras, TensorFlow)
+happen inside each command, so `--help` is instant.
 """
 
 from __future__ import annotations
