@@ -13,7 +13,9 @@ before any layer is built.
 
 from __future__ import annotations
 
+import difflib
 import os
+import sys
 
 import keras
 
@@ -91,6 +93,11 @@ def resolve_input_shape(
             f"integers (None allowed for height/width). Received: input_shape={input_shape!r}"
         )
     height, width, chans = shape
+    if height in (1, 3) and chans is not None and chans > 4 and (channels is None or chans != channels):
+        raise ValueError(
+            f"`input_shape` looks channels-first: kerasnets models are channels-last (height, width, channels), "
+            f"so pass {(width, chans, height)}. Received: input_shape={shape}"
+        )
     if chans is None:
         raise ValueError(f"The channel count of `input_shape` must be known. Received: input_shape={input_shape!r}")
     if channels is not None and chans != channels:
@@ -171,13 +178,30 @@ def finish_model(inputs, outputs, *, input_tensor=None, name, weights=None):
     return model
 
 
-def check_options(options, allowed, model_name):
-    """Rejects keyword options a builder does not know, naming the known ones."""
+STANDARD_ARGUMENTS = ("include_top", "weights", "input_shape", "input_tensor", "pooling", "classes",
+                      "classifier_activation", "name")
+
+
+def check_options(options, allowed, model_name, arguments=None):
+    """Rejects keyword options a builder does not know, with the closest known name and every accepted one.
+
+    The accepted names are `arguments` (by default the calling builder's own
+    parameters: `classes`, `input_shape`, `pooling`, ...) plus the family
+    options in `allowed`.
+    """
     unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise ValueError(
-            f"Unknown option(s) {unknown} for {model_name}. Known options: {sorted(allowed)}"
-        )
+    if not unknown:
+        return
+    if arguments is None:
+        code = sys._getframe(1).f_code  # the builder that received **options
+        arguments = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
+    known = sorted(set(arguments) | set(allowed))
+    hints = [f"{name!r} -> did you mean {close[0]!r}?"
+             for name in unknown for close in [difflib.get_close_matches(name, known, n=1, cutoff=0.6)] if close]
+    hint = (" " + " ".join(hints)) if hints else ""
+    raise ValueError(
+        f"Unknown option(s) {unknown} for {model_name}.{hint} Accepted: {', '.join(known)}"
+    )
 
 
 def check_choice(value, choices, arg_name):

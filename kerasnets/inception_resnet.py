@@ -31,6 +31,7 @@ import dataclasses
 import keras
 
 from kerasnets.builder_utils import (
+    STANDARD_ARGUMENTS,
     check_common_args,
     check_options,
     finish_model,
@@ -130,7 +131,7 @@ VARIANTS = {
 def _build(variant_name, include_top, weights, input_shape, input_tensor, pooling, classes, classifier_activation,
            name, options):
     model_name = name or f"inception_resnet_{variant_name}"
-    check_options(options, ("dropout", "bn_epsilon"), model_name)
+    check_options(options, ("dropout", "bn_epsilon"), model_name, arguments=STANDARD_ARGUMENTS)
     variant = VARIANTS[variant_name]
     dropout = check_rate(options.get("dropout", variant.dropout), "dropout")
     style = dataclasses.replace(variant.style, bn_epsilon=check_epsilon(options.get("bn_epsilon", 1e-3)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
+import difflib
 import functools
 import inspect
 from typing import Callable
@@ -36,6 +37,11 @@ class ModelSpec:
 
     def build(self, **kwargs):
         return self.builder(**kwargs)
+
+    @property
+    def input_text(self):
+        """The default input as people write it: "224x224x3", "anyxanyx1" for a fully-convolutional net."""
+        return "x".join(str(d) if d else "any" for d in self.input_shape)
 
 
 def register_model(name, *, family, input_shape, task="classification", reference="", option_defaults=None):
@@ -107,12 +113,26 @@ def available_models(family=None, task=None):
     )
 
 
+def _squeeze(name):
+    return "".join(c for c in name.lower() if c.isalnum())
+
+
+def suggest_models(name, n=3):
+    """Registered names close to `name`: the same letters and digits first ("vgg_16", "ResNet-50"), then by
+    spelling ("resnet5O")."""
+    squeezed = {_squeeze(known): known for known in _REGISTRY}
+    if _squeeze(name) in squeezed:
+        return [squeezed[_squeeze(name)]]
+    close = difflib.get_close_matches(_squeeze(name), list(squeezed), n=n, cutoff=0.75)
+    return [squeezed[c] for c in close]
+
+
 def model_spec(name):
     """The `ModelSpec` registered under `name` (case-insensitive)."""
     key = name.lower().replace("-", "_")
     if key not in _REGISTRY:
-        close = [n for n in _REGISTRY if key[:4] in n][:5]
-        hint = f" Did you mean one of {close}?" if close else ""
+        close = suggest_models(name)
+        hint = f" Did you mean {close[0]!r}?" if len(close) == 1 else (f" Did you mean one of {close}?" if close else "")
         raise ValueError(
             f"Unknown model {name!r}.{hint} See kerasnets.available_models() "
             f"for the {len(_REGISTRY)} registered names."

@@ -53,7 +53,7 @@ def model_rows():
             "name": name,
             "family": spec.family,
             "task": spec.task,
-            "input": "x".join(str(d) if d else "any" for d in spec.input_shape),
+            "input": spec.input_text,
             "params": parameter_count(model),
             "reference": spec.reference,
             "imports": sources,

@@ -32,6 +32,8 @@ def test_list_names_every_registered_model(capsys):
     assert code == 0
     listed = {line.split()[0] for line in out.splitlines()[2:]}
     assert listed == set(kerasnets.available_models())
+    inputs = {line.split()[0]: line.split()[3] for line in out.splitlines()[2:]}
+    assert inputs["fsrcnn"] == "anyxanyx1" and inputs["vgg16"] == "224x224x3" and "None" not in out
 
 
 def test_list_counts_parameters(capsys, tmp_path, monkeypatch):

@@ -67,8 +67,8 @@ def test_export_runs_in_its_runtime_like_keras(models, name, fmt, tmp_path):
     x = np.random.default_rng(7).normal(0, 1, (3,) + tuple(model.inputs[0].shape[1:])).astype("float32")
     expected = np.asarray(model(x, training=False))
     actual = deploy.load_runtime(report.path, fmt)(x)
-    assert len(actual) == 1
-    assert_close(actual[0], expected, what=f"{name} via {fmt}")
+    assert isinstance(actual, np.ndarray) and actual.shape == expected.shape  # one output: an array, as predict
+    assert_close(actual, expected, what=f"{name} via {fmt}")
     assert report.relative_diff <= 1e-4
 
 
@@ -112,11 +112,25 @@ def test_cli_export_writes_and_checks(tmp_path, monkeypatch, capsys):
     assert written.exists()
     if fmt == "onnx":  # the file holds the weights we passed, not fresh random ones
         x = np.random.default_rng(0).normal(0, 1, (2, 32, 32, 1)).astype("float32")
-        assert_close(deploy.load_runtime(written, "onnx")(x)[0], np.asarray(model(x)), what="onnx of --weights")
+        assert_close(deploy.load_runtime(written, "onnx")(x), np.asarray(model(x)), what="onnx of --weights")
 
     monkeypatch.setattr(deploy, "compare_outputs", lambda actual, expected: (1.0, 1.0))
     assert main(["export", "lenet5", "--format", "keras", "--output", str(tmp_path / "bad")]) == 1
     assert "parity check failed" in capsys.readouterr().err
+
+
+def test_cli_export_without_its_packages_says_what_to_install(tmp_path, monkeypatch, capsys):
+    """No traceback: one line naming the missing packages and the install command, exit status 2."""
+    from training.cli import main
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "tf2onnx" else real_find_spec(name, *a))
+    assert main(["export", "lenet5", "--format", "onnx", "--output", str(tmp_path / "x.onnx")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["kerasnets export: --format onnx needs tf2onnx: pip install 'kerasnets[export]' "
+                   "(or: pip install tf2onnx)"]
+    assert not (tmp_path / "x.onnx").exists()
 
 
 def test_cli_export_rejects_unknown_format(capsys):

@@ -62,3 +62,39 @@ def test_bad_arguments_are_value_errors(name, options, message, monkeypatch, tmp
         options = dict(options, input_shape=(8, 8, 1))
     with pytest.raises(ValueError, match=message):
         kerasnets.build(name, **options)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_a_misspelt_argument_gets_its_correction(name):
+    """Every builder names the argument a typo was meant to be, and lists the arguments it takes."""
+    params = inspect.signature(kerasnets.model_spec(name).builder).parameters
+    target = next(p for p in ("classes", "input_shape", "image_size") if p in params)
+    typo = target[:2] + target[3:]  # "clases", "inut_shape", "imge_size"
+    with pytest.raises(ValueError, match=rf"'{typo}' -> did you mean '{target}'\?") as err:
+        kerasnets.build(name, **{typo: 5})
+    accepted = str(err.value).split("Accepted: ")[1].split(", ")
+    assert set(accepted) >= {p for p, v in params.items() if v.kind is not inspect.Parameter.VAR_KEYWORD}
+
+
+@pytest.mark.parametrize("typed,meant", [("resnet5O", "resnet50"), ("resnet-50", "resnet50"), ("ResNet-50", "resnet50"),
+                                         ("vgg_16", "vgg16"), ("inceptionv3", "inception_v3"),
+                                         ("densnet121", "densenet121")])
+def test_a_misspelt_model_name_suggests_the_model(typed, meant):
+    with pytest.raises(ValueError, match="Did you mean") as err:
+        kerasnets.build(typed)
+    suggestion = str(err.value).split("Did you mean")[1]
+    assert suggestion.index(repr(meant)) < (suggestion.index("?")), suggestion
+    assert kerasnets.registry.suggest_models(typed)[0] == meant
+
+
+def test_no_suggestion_for_a_name_like_nothing():
+    with pytest.raises(ValueError) as err:
+        kerasnets.build("zzz")
+    assert "Did you mean" not in str(err.value)
+
+
+@pytest.mark.parametrize("name,shape,fix", [("resnet50", (3, 224, 224), r"\(224, 224, 3\)"),
+                                            ("lenet5", (1, 32, 32), r"\(32, 32, 1\)")])
+def test_a_channels_first_shape_is_named(name, shape, fix):
+    with pytest.raises(ValueError, match=rf"channels-first.*pass {fix}"):
+        kerasnets.build(name, input_shape=shape)

@@ -87,7 +87,7 @@ def cmd_list(args):
     rows = []
     for name in names:
         spec = model_spec(name)
-        row = [name, spec.family, spec.task, "x".join(map(str, spec.input_shape))]
+        row = [name, spec.family, spec.task, spec.input_text]
         if not args.no_params:
             row.append(counts[name])
         rows.append(row)

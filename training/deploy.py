@@ -98,15 +98,29 @@ def _as_list_tensors(outputs):
 
 
 def load_runtime(path, fmt):
-    """A function numpy batch -> list of numpy outputs running the exported artifact in its runtime.
+    """A function numpy batch -> numpy output running the exported artifact in its runtime.
 
     Args:
         path: what `export` wrote.
         fmt: one of FORMATS.
 
     Returns:
-        A callable taking the model's input batch (array, or list for several inputs).
+        A callable taking the model's input batch (array, or list for several
+        inputs) and returning, as `model.predict` does, one array, or a list of
+        arrays for a model with several outputs.
     """
+    run = _runtime_outputs(path, fmt)
+
+    def predict(x):
+        outputs = run(x)
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    predict.outputs = run  # every output as a list, whatever their number
+    return predict
+
+
+def _runtime_outputs(path, fmt):
+    """The runtime as a function batch -> list of numpy outputs (what `export` compares)."""
     check_format(fmt)
     return _RUNTIMES[fmt](os.fspath(path))
 
@@ -257,7 +271,7 @@ def export(model, path, fmt, *, check=True, rtol=1e-4, batch_size=2, seed=0, ove
     if not check:
         return ExportReport(path, fmt, None, None, rtol)
     try:
-        actual = load_runtime(path, fmt)(x)
+        actual = _runtime_outputs(path, fmt)(x)
     except Exception as err:  # noqa: BLE001 - an artifact its runtime cannot run is a failed export
         raise ExportParityError(f"{fmt} artifact {path} does not run in its runtime: "
                                 f"{type(err).__name__}: {err}") from err
@@ -443,10 +457,27 @@ def _model_for_cli(args):
     return kerasnets.build(args.model, weights=weights, **options)
 
 
+# What each format needs beyond TensorFlow: keras exports ONNX through tf2onnx, the check runs onnxruntime.
+FORMAT_PACKAGES = {"onnx": ("onnx", "onnxruntime", "tf2onnx")}
+
+
+def missing_packages(fmt):
+    """The packages `fmt` needs that are not installed."""
+    import importlib.util
+
+    return [p for p in FORMAT_PACKAGES.get(fmt, ()) if importlib.util.find_spec(p) is None]
+
+
 def export_cli(args):
-    """`kerasnets export`: build or load, export, check parity; returns the exit status (1 on mismatch)."""
+    """`kerasnets export`: build or load, export, check parity; returns the exit status (1 on mismatch, 2 when
+    the format's packages are missing)."""
     import sys
 
+    missing = missing_packages(args.format)
+    if missing:
+        print(f"kerasnets export: --format {args.format} needs {', '.join(missing)}: "
+              f"pip install 'kerasnets[export]' (or: pip install {' '.join(missing)})", file=sys.stderr)
+        return 2
     model = _model_for_cli(args)
     try:
         report = export(model, args.output, args.format, check=not args.no_check, rtol=args.rtol)
