@@ -31,6 +31,7 @@ setup(
         "backends": ["jax==0.10.2", "jaxlib==0.10.2"],  # + torch from "oracle": tests/backends
         # keras' ONNX export goes through tf2onnx; the TFLite check uses tf.lite's interpreter
         "export": ["onnx>=1.17", "onnxruntime>=1.20", "tf2onnx>=1.17"],
+        "gpu": ["tensorflow[and-cuda]>=2.21"],  # NVIDIA GPUs: TensorFlow's CUDA/cuDNN wheels
         "notebooks": ["matplotlib>=3.8", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29", "jupyter"],
     },
     entry_points={"console_scripts": ["kerasnets=training.cli:main"]},

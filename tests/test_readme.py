@@ -26,5 +26,7 @@ def test_readme_starts_with_the_two_commands():
     assert len(commands) == 2
     assert "pip install" in commands[0] and commands[0].endswith("kerasnets train")
     assert commands[1].endswith("python -m pytest tests")
+    assert "pip install -e \".[test,oracle,backends,export]\"" in commands[1]  # the tests install their own packages
+    assert "pip install -e . &&" in commands[0]  # the main job: no test, oracle or torch packages
     ci = (README.parent / ".ci" / "run").read_text()
-    assert "python -m pytest tests" in ci
+    assert "README.md" in ci and 'bash -c "$test_command"' in ci  # CI runs the README's line itself
