@@ -125,3 +125,42 @@ def test_killed_folder_run_resumes_to_the_uninterrupted_losses(photo_folder, tmp
         return np.array([float(r["loss"]) for r in rows])
 
     np.testing.assert_allclose(losses(killed), losses(clean), rtol=1e-5)
+
+
+def test_train_flags_reach_fit(photo_folder, tmp_path, capsys, monkeypatch):
+    """--seed, --run-dir, --no-resume, --schedule, --steps-per-execution and --precision do what they say.
+
+    CPU float16 is slow, not wrong: with `_gpu_available` faked, mixed_float16 really builds the network
+    under that policy (inside `fit`), and the saved inference model keeps it.
+    """
+    import keras
+
+    from training import folder
+
+    monkeypatch.setattr(folder, "_gpu_available", lambda: True)
+    monkeypatch.setattr("training.fit._gpu_available", lambda: True)
+    run = tmp_path / "run"
+    args = ["train", "--model", "lenet5", "--data", str(photo_folder), "--epochs", "2", "--batch-size", "8",
+            "--image-size", "32", "--run-dir", str(run), "--seed", "3", "--schedule", "cosine",
+            "--steps-per-execution", "2", "--precision", "mixed_float16", "--jit-compile", "off"]
+    try:
+        assert cli.main(args + ["--no-resume"]) == 0
+    finally:
+        keras.config.set_dtype_policy("float32")
+    out = capsys.readouterr().out
+    assert "Finished 2 epoch(s)" in out and "curves:" in out and (run / "history.png").exists()
+    saved = keras.models.load_model(run / "final.keras", compile=False)
+    policies = {layer.dtype_policy.name for layer in saved.get_layer("lenet5").layers if layer.weights}
+    assert policies == {"mixed_float16"}
+    assert [int(row.split(",")[0]) for row in (run / "log.csv").read_text().splitlines()[1:]] == [0, 1]
+
+
+def test_train_help_groups_the_flags(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    out = capsys.readouterr().out
+    for group in ("model and weights:", "data:", "training:", "run directory:", "speed and distribution:"):
+        assert group in out
+    for flag in ("--strategy", "--resume, --no-resume", "--seed", "--precision", "--batch-size", "--learning-rate",
+                 "--run-dir"):
+        assert flag in out

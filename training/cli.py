@@ -132,7 +132,8 @@ def cmd_train(args):
         from training.digits import train_lenet5_digits
 
         result = train_lenet5_digits(output=args.output or "lenet5.h5", epochs=args.epochs or 25,
-                                     batch_size=args.batch_size or 32)
+                                     batch_size=args.batch_size or 32, learning_rate=args.learning_rate or 1e-3,
+                                     seed=args.seed)
         return 0 if result["test_accuracy"] > 0 else 1
     from training.folder import train_on_folder
     from weights_io import WeightMismatchError
@@ -142,8 +143,12 @@ def cmd_train(args):
             target, args.data, weights=args.weights, strict=not args.no_strict, options=_options(args.option),
             epochs=args.epochs or 10, batch_size=args.batch_size or 32, image_size=args.image_size,
             output_dir=args.output_dir or f"{target}_run", output=args.output, transfer=args.transfer,
-            preprocessing=args.preprocessing, learning_rate=args.learning_rate,
-            augmentation=None if args.augmentation == "none" else "default",
+            last_n=args.last_n, preprocessing=args.preprocessing, learning_rate=args.learning_rate,
+            augmentation=None if args.augmentation == "none" else "default", val_dir=args.val_data,
+            validation_split=args.validation_split, schedule=args.schedule, seed=args.seed,
+            resume=args.resume, strategy=args.strategy, mixed_precision=args.precision == "mixed_float16",
+            jit_compile={"auto": "auto", "on": True, "off": False}[args.jit_compile],
+            steps_per_execution=args.steps_per_execution,
         )
     except WeightMismatchError as err:
         raise ValueError(f"{err}\n(`kerasnets train --no-strict` loads what fits and lists the rest.)") from None
@@ -276,30 +281,49 @@ def build_parser():
                        "With --data DIR: fine-tune --model on a folder-per-class image tree. "
                        "With 'fsrcnn': super-resolution training on h5 files from `kerasnets prepare`.")
     p.add_argument("target", nargs="?", help="'fsrcnn' for super-resolution; otherwise use --model")
-    p.add_argument("--model", help="registered model name (default lenet5)")
-    p.add_argument("--data", help="folder with one sub-folder of images per class")
-    p.add_argument("--weights", help="weight file or preset to start from (.pth/.npy/.mat/.h5, resnet50.keras)")
-    p.add_argument("--transfer", default="all", choices=["all", "last", "head"],
-                   help="train all layers, only the last layers, or only a new head")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--image-size", type=int, help="square input size (default: the model's)")
-    p.add_argument("--output", help="where the final model is saved, .keras or .h5 (default lenet5.h5 for the "
-                   "digits job; with --data the inference model, also kept as OUTPUT_DIR/final.keras and final.h5)")
-    p.add_argument("--output-dir", help="run directory for checkpoints, log, class_indices.json and the final model "
-                   "(default MODEL_run, e.g. resnet18_run)")
-    p.add_argument("--option", type=_parse_option, action="append", metavar="KEY=VALUE",
+    g = p.add_argument_group("model and weights")
+    g.add_argument("--model", help="registered model name (default lenet5)")
+    g.add_argument("--weights", help="weight file or preset to start from (.pth/.npy/.mat/.h5, resnet50.keras)")
+    g.add_argument("--option", type=_parse_option, action="append", metavar="KEY=VALUE",
                    help="builder option, repeatable, e.g. --option padding=torch")
-    p.add_argument("--no-strict", action="store_true", help="load a --weights file non-strictly and list what "
+    g.add_argument("--no-strict", action="store_true", help="load a --weights file non-strictly and list what "
                    "was skipped (default: only a classifier of another size is replaced)")
-    p.add_argument("--augmentation", default="default", choices=["default", "none"],
+    g.add_argument("--transfer", default="all", choices=["all", "last", "head"],
+                   help="train all layers, only the last layers (--last-n blocks) and the head, or only a new head")
+    g.add_argument("--last-n", type=int, default=1, help="with --transfer last: how many blocks train")
+    g = p.add_argument_group("data")
+    g.add_argument("--data", help="folder with one sub-folder of images per class")
+    g.add_argument("--val-data", help="a separate validation folder (default: --validation-split of --data)")
+    g.add_argument("--validation-split", type=float, default=0.2, help="fraction of each class held out")
+    g.add_argument("--image-size", type=int, help="square input size (default: the model's)")
+    g.add_argument("--augmentation", default="default", choices=["default", "none"],
                    help="default: small shifts and rotations, PCA lighting, on 0..255 pixels")
-    p.add_argument("--preprocessing", help="input normalisation baked into the model (default: torch with a "
+    g.add_argument("--preprocessing", help="input normalisation baked into the model (default: torch with a "
                    "weight file, the preset's with a preset, tf ([-1, 1]) from scratch)")
-    p.add_argument("--learning-rate", type=float, help="Adam's rate (default 1e-4 from weights, else 1e-3)")
-    p.add_argument("--train-file", help="fsrcnn: training h5 from kerasnets prepare")
-    p.add_argument("--eval-file", help="fsrcnn: evaluation h5 from kerasnets prepare --eval")
-    p.add_argument("--scale", type=int, default=3, help="fsrcnn: upscaling factor")
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--learning-rate", type=float, help="Adam's rate (default 1e-4 from weights, else 1e-3)")
+    g.add_argument("--schedule", choices=["step", "cosine", "plateau"], help="learning-rate schedule (default none)")
+    g.add_argument("--seed", type=int, default=0, help="seeds the split, shuffling, augmentation and initialisation")
+    g = p.add_argument_group("run directory")
+    g.add_argument("--run-dir", "--output-dir", dest="output_dir", help="checkpoints, log, class_indices.json, "
+                   "curves and the final model (default MODEL_run, e.g. resnet18_run)")
+    g.add_argument("--output", help="where the final model is saved, .keras or .h5 (default lenet5.h5 for the "
+                   "digits job; with --data the inference model, also kept as RUN_DIR/final.keras and final.h5)")
+    g.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                   help="continue an interrupted run from RUN_DIR/backup (default); --no-resume starts afresh")
+    g = p.add_argument_group("speed and distribution")
+    g.add_argument("--strategy", choices=["mirrored", "multiworker"],
+                   help="tf.distribute strategy (multiworker reads TF_CONFIG); default one device")
+    g.add_argument("--precision", default="float32", choices=["float32", "mixed_float16"],
+                   help="mixed_float16: float16 compute, float32 weights (GPU only; ignored with a warning on CPU)")
+    g.add_argument("--jit-compile", default="auto", choices=["auto", "on", "off"], help="XLA compilation")
+    g.add_argument("--steps-per-execution", type=int, default=1, help="batches per compiled call")
+    g = p.add_argument_group("fsrcnn")
+    g.add_argument("--train-file", help="training h5 from kerasnets prepare")
+    g.add_argument("--eval-file", help="evaluation h5 from kerasnets prepare --eval")
+    g.add_argument("--scale", type=int, default=3, help="upscaling factor")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("convert", help="import a weight file into a model and save it as .h5/.keras",

@@ -135,8 +135,9 @@ def fit(
         restore_best: load the best weights into the model at the end (before saving it).
         save_formats: final model formats written to output_dir: "keras" and/or "h5".
         save_model: name of a model nested in `model` to save as the final model instead
-            (the inference model inside a wrapper that adds augmentation); found by name
-            because a `strategy` trains a clone.
+            (the inference model inside a wrapper that adds augmentation), or a function
+            trained model -> that part; found after training because a `strategy` trains a
+            clone and mixed precision builds the model inside `fit`.
         resume: continue from output_dir/backup when a previous run was interrupted.
         checkpoint_every_epoch: keep checkpoints/epoch-NNN.weights.h5 for each epoch.
         tensorboard: write TensorBoard logs to output_dir/tensorboard: True, False or
@@ -282,7 +283,10 @@ def fit(
             best_epoch, best_value = checkpoint.best_epoch, checkpoint.best
             if restore_best and best_epoch is not None:
                 model.load_weights(paths["best_weights"])
-        saved = model if save_model in (None, model.name) else model.get_layer(save_model)
+        if callable(save_model):
+            saved = save_model(model)
+        else:
+            saved = model if save_model in (None, model.name) else model.get_layer(save_model)
         if run_dir is not None:
             for fmt in save_formats:
                 paths[f"final_{fmt}"] = save_model_atomically(saved, os.path.join(run_dir, f"final.{fmt}"))

@@ -18,7 +18,7 @@ import os
 import keras
 
 from training.fit import fit
-from training.strategies import is_chief
+from training.strategies import _gpu_available, is_chief
 from training.transfer import replace_classifier, set_transfer_mode
 
 HEAD = "predictions"
@@ -205,15 +205,24 @@ def train_on_folder(model_name, data_dir, *, weights=None, strict=True, options=
         train_transform=augment.resize_center_crop(size), seed=seed, cache=cache, on_bad_file=on_bad_file,
         class_indices_path=os.path.join(output_dir, "class_indices.json"),
     )
-    inference, _, report = build_classifier(
-        model_name, classes=data.num_classes, image_size=size, weights=weights, strict=strict, options=options,
-        transfer=transfer, last_n=last_n, head_hidden=head_hidden, preprocessing=preprocessing, verbose=verbose,
-    )
+    built = {}
+
+    def trainer():
+        """The trained network (augmentation -> inference model); `fit` calls it under mixed_float16 if asked."""
+        built["inference"], _, built["report"] = build_classifier(
+            model_name, classes=data.num_classes, image_size=size, weights=weights, strict=strict,
+            options=options, transfer=transfer, last_n=last_n, head_hidden=head_hidden,
+            preprocessing=preprocessing, verbose=verbose,
+        )
+        return with_augmentation(built["inference"], augmentation)
+
+    # fit builds the network itself only for mixed precision (its layers must be made under the policy)
+    model = trainer if fit_options.get("mixed_precision") and _gpu_available() else trainer()
     if learning_rate is None:
         learning_rate = 1e-4 if weights else 1e-3
-    result = fit(with_augmentation(inference, augmentation), data.train, data.val, epochs, output_dir=output_dir,
-                 learning_rate=learning_rate, schedule=schedule, verbose=verbose, save_model=inference.name,
-                 **fit_options)
+    result = fit(model, data.train, data.val, epochs, output_dir=output_dir, learning_rate=learning_rate,
+                 schedule=schedule, verbose=verbose, save_model=lambda trained: trained.get_layer(built["inference"].name), **fit_options)
+    report = built["report"]
     paths = dict(result["paths"], class_indices=data.class_indices_path)
     model = result["saved_model"]
     if is_chief():
