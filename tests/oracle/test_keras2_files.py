@@ -142,3 +142,39 @@ def test_tf_keras_file_loads_exactly(family, tf_keras_files):
     second = _check_logits(np.asarray(model(batch, training=False)), theirs)
     print(f"{family}: relative error {first[0]:.2e} (build_for_weights), {second[0]:.2e} (load_weights); "
           f"input dependence {first[1]:.2e}")
+
+
+@pytest.mark.parametrize("family, option, value", [
+    ("mobilenet_v3_large", "padding", "torch"),
+    ("densenet121", "bn_epsilon", 1e-5),
+    ("resnet50", "stride_placement", "v1.5"),
+])
+def test_a_model_built_otherwise_refuses_the_file_by_option(family, option, value, tf_keras_files):
+    """Right shapes, other arithmetic: the load fails naming the option, and the model is untouched."""
+    path, _, _ = tf_keras_files(family)
+    _, tf_kwargs, name, documented, size, _, _ = CASES[family]
+    model = kerasnets.build(name, input_shape=(size, size, 3), classes=CLASSES, classifier_activation=None,
+                            **{**documented, option: value})
+    before = [np.array(w) for w in model.get_weights()]
+    with pytest.raises(weights_io.WeightMismatchError, match=rf"{option}: model {value!r}"):
+        weights_io.load_weights(model, path)
+    for old, new in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(old, np.asarray(new))
+
+
+def test_mobilenet_v3_default_build_loads_exactly_and_preprocessing_is_the_callers(tf_keras_files):
+    """`build("mobilenet_v3_large")` as it comes is keras' network: the file loads with no option given.
+
+    The layout implies padding="keras" only: include_preprocessing moves keras'
+    weightless Rescaling(1/127.5, offset=-1) out of the model, the same numbers
+    for inputs scaled outside it, so it is no mismatch.
+    """
+    path, batch, theirs = tf_keras_files("mobilenet_v3_large")
+    common = dict(input_shape=batch.shape[1:], classes=CLASSES, classifier_activation=None)
+    model = kerasnets.build("mobilenet_v3_large", **common)
+    assert weights_io.load_weights(model, path).layout == "keras-legacy-mobilenet-v3"
+    _check_logits(np.asarray(model(batch, training=False)), theirs)
+
+    bare = kerasnets.build("mobilenet_v3_large", include_preprocessing=False, **common)
+    weights_io.load_weights(bare, path)
+    _check_logits(np.asarray(bare(batch / 127.5 - 1.0, training=False)), theirs)
