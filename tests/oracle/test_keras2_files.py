@@ -30,6 +30,15 @@ RTOL = 1e-4  # of max |logit|
 MIN_INPUT_DEPENDENCE = 2e-3
 
 
+def _leaf_layers(model):
+    """Layers that are not models, descending into nested models."""
+    for layer in model.layers:
+        if isinstance(layer, tf_keras.Model):
+            yield from _leaf_layers(layer)
+        else:
+            yield layer
+
+
 def randomize_tf_keras(model, batch, seed=0):
     """He-normal kernels, small biases, BN statistics from `batch` then perturbed.
 
@@ -41,7 +50,7 @@ def randomize_tf_keras(model, batch, seed=0):
     """
     rng = np.random.default_rng(seed)
     bns = []
-    for layer in model.layers:
+    for layer in _leaf_layers(model):
         if isinstance(layer, tf_keras.layers.BatchNormalization):
             bns.append(layer)
             c = layer.moving_mean.shape
@@ -178,3 +187,35 @@ def test_mobilenet_v3_default_build_loads_exactly_and_preprocessing_is_the_calle
     bare = kerasnets.build("mobilenet_v3_large", include_preprocessing=False, **common)
     weights_io.load_weights(bare, path)
     _check_logits(np.asarray(bare(batch / 127.5 - 1.0, training=False)), theirs)
+
+
+@pytest.mark.parametrize("save", ["save_weights", "save"])
+def test_tf_keras_nested_model_files_load(save, tmp_path):
+    """A keras.applications backbone inside a tf.keras Sequential, as fine-tuned files are written.
+
+    save_weights lists the backbone as one group whose weight names are its inner
+    layers' ("Conv/kernel:0", plus tf_keras' extra top_level_model_weights group);
+    save() puts the same under model_weights/. Both load into the same nesting
+    of ours, exactly.
+    """
+    import keras
+
+    size = 96
+    inner = tf_keras.applications.MobileNetV3Small(input_shape=(size, size, 3), weights=None, include_top=False)
+    outer = tf_keras.Sequential([tf_keras.Input((size, size, 3)), inner, tf_keras.layers.GlobalAveragePooling2D(),
+                                 tf_keras.layers.Dense(CLASSES, name="head")])
+    randomize_tf_keras(outer, _input(size, (0, 255), 8, seed=2))
+    path = str(tmp_path / "nested.h5")
+    getattr(outer, save)(path)
+    with h5py.File(path) as f:
+        assert ("model_weights" in f) == (save == "save")
+    batch = _input(size, (0, 255), 4, seed=3)
+    theirs = outer(batch, training=False).numpy()
+    tf_keras.backend.clear_session()
+
+    backbone = kerasnets.build("mobilenet_v3_small", include_top=False, input_shape=(size, size, 3))
+    ours = keras.Sequential([keras.Input((size, size, 3)), backbone, keras.layers.GlobalAveragePooling2D(),
+                             keras.layers.Dense(CLASSES, name="head")])
+    report = weights_io.load_weights(ours, path)
+    assert report.applied, str(report)
+    _check_logits(np.asarray(ours(batch, training=False)), theirs)
