@@ -219,3 +219,34 @@ def test_tf_keras_nested_model_files_load(save, tmp_path):
     report = weights_io.load_weights(ours, path)
     assert report.applied, str(report)
     _check_logits(np.asarray(ours(batch, training=False)), theirs)
+
+
+@pytest.mark.parametrize("preset_name, ctor", [("mobilenet_v3_small.keras", "MobileNetV3Small"),
+                                                ("densenet121.keras", "DenseNet121")])
+def test_preset_loader_reads_a_tf_keras_file(preset_name, ctor, tmp_path, monkeypatch):
+    """`kerasnets.build_preset` through its file path (hash check, read, the row's layout, the converted
+    cache) on the file tf_keras writes, served from a local folder: the hosted files' names."""
+    import dataclasses
+    import hashlib
+
+    from kerasnets import presets
+
+    monkeypatch.setenv("KERASNETS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("KERASNETS_WEIGHTS_DIR", str(tmp_path))
+    preset = presets.get_preset(preset_name)
+    size = 96
+    low_high = (0, 255) if ctor.startswith("MobileNet") else (-2, 2)
+    model = getattr(tf_keras.applications, ctor)(input_shape=(size, size, 3), weights=None,
+                                                 classes=preset.num_classes, classifier_activation=None)
+    randomize_tf_keras(model, _input(size, low_high, 8, seed=2))
+    path = tmp_path / preset.file_name
+    model.save_weights(str(path))
+    batch = _input(size, low_high, 4, seed=3)
+    theirs = model(batch, training=False).numpy()
+    tf_keras.backend.clear_session()
+    digest = hashlib.md5(path.read_bytes()).hexdigest()
+    monkeypatch.setitem(presets._table(), preset_name,
+                        dataclasses.replace(preset, hash={"algorithm": "md5", "value": digest}))
+
+    ours = kerasnets.build_preset(preset_name, input_shape=(size, size, 3), classifier_activation=None)
+    _check_logits(np.asarray(ours(batch, training=False)), theirs)
