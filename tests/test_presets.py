@@ -17,6 +17,7 @@ import pytest
 import kerasnets
 from kerasnets import presets
 from tests.conftest import assert_close, randomize_bn_statistics
+import weights_io
 from weights_io import WeightFile
 from weights_io.assign import weighted_layers
 
@@ -173,14 +174,20 @@ def test_weights_dir_env(tmp_path, monkeypatch):
     assert presets.locate_source(preset) == str(tmp_path / "u.pth")
 
 
-def _write_keras2_h5(path, model):
-    """A keras.applications-style (Keras 2) weight file of `model`, written with h5py."""
+def _write_keras2_h5(path, model, layout="keras"):
+    """A keras.applications-style (Keras 2) weight file of `model`, written with h5py.
+
+    Layers are named as `layout` says the publisher named them (tf.keras' names
+    for the keras-legacy-* layouts of the hosted files).
+    """
     with h5py.File(path, "w") as f:
         layers = weighted_layers(model)
-        f.attrs["layer_names"] = [layer.name.encode() for layer in layers]
+        rename = weights_io.get_layout(layout).map_names([layer.name for layer in layers])
+        f.attrs["layer_names"] = [rename.get(layer.name, layer.name).encode() for layer in layers]
         for layer in layers:
-            group = f.create_group(layer.name)
-            names = [f"{layer.name}/{v.name}:0" for v in layer.weights]
+            stored = rename.get(layer.name, layer.name)
+            group = f.create_group(stored)
+            names = [f"{stored}/{v.name}:0" for v in layer.weights]
             group.attrs["weight_names"] = [n.encode() for n in names]
             for name, variable in zip(names, layer.weights):
                 group.create_dataset(name, data=keras.ops.convert_to_numpy(variable))
@@ -198,7 +205,7 @@ def test_builder_weights_preset_converts_once_then_uses_cache(tmp_path, monkeypa
     name = "mobilenet_v3_small.keras"
     source = _randomized(kerasnets.build("mobilenet_v3_small", **presets.get_preset(name).options))
     path = tmp_path / presets.get_preset(name).file_name
-    _write_keras2_h5(path, source)
+    _write_keras2_h5(path, source, presets.get_preset(name).layout)
     _fake_preset(monkeypatch, base=name, hash={"algorithm": "md5", "value": hashlib.md5(path.read_bytes()).hexdigest()})
     monkeypatch.setenv("KERASNETS_WEIGHTS_DIR", str(tmp_path))
     calls = []
@@ -237,7 +244,6 @@ def test_table_is_consistent():
     names = [p.name for p in table]
     assert len(names) == len(set(names))
     registered = set(kerasnets.available_models())
-    import weights_io
 
     for p in table:
         assert p.model in registered, p.name
@@ -313,8 +319,12 @@ def test_keras_presets_load(name):
     shape = (75, 75, 3) if preset.model.startswith("inception") else (64, 64, 3)
     theirs = getattr(keras.applications, KERAS_APPS[preset.model])(weights=None, include_top=False, input_shape=shape)
     randomize_bn_statistics(theirs)
-    source = WeightFile(tensors={layer.name: {v.name: keras.ops.convert_to_numpy(v) for v in layer.weights}
-                                 for layer in weighted_layers(theirs)}, convention="keras", format="keras-h5")
+    layers = weighted_layers(theirs)
+    # Keras 3 renamed tf.keras' layers to ours: the hosted files keep the names the preset's layout gives
+    stored = weights_io.get_layout(preset.layout).map_names([layer.name for layer in layers])
+    source = WeightFile(tensors={stored.get(layer.name, layer.name): {v.name: keras.ops.convert_to_numpy(v)
+                                                                      for v in layer.weights}
+                                 for layer in layers}, convention="keras", format="keras-h5")
     ours = kerasnets.build(preset.model, include_top=False, input_shape=shape, **preset.options)
     presets.check_architecture(ours, preset)
     assert presets.convert_weight_file_into(ours, preset, source).ok
@@ -330,7 +340,7 @@ def test_train_from_a_preset_gets_its_weights_options_and_preprocessing(tmp_path
     name = "mobilenet_v3_small.keras"
     source = _randomized(kerasnets.build("mobilenet_v3_small", **presets.get_preset(name).options), seed=3)
     path = tmp_path / presets.get_preset(name).file_name
-    _write_keras2_h5(path, source)
+    _write_keras2_h5(path, source, presets.get_preset(name).layout)
     _fake_preset(monkeypatch, base=name, hash={"algorithm": "md5", "value": hashlib.md5(path.read_bytes()).hexdigest()})
     monkeypatch.setenv("KERASNETS_WEIGHTS_DIR", str(tmp_path))
     model, net, _ = build_classifier("mobilenet_v3_small", classes=3, image_size=96, weights=name, verbose=0)

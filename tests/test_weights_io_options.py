@@ -157,6 +157,40 @@ def test_a_keras3_file_with_our_names_keeps_the_identity_layout(tmp_path):
     assert weights_io.load_weights(target, path).layout == "keras"
 
 
+def test_a_tf_keras_densenet_file_is_found_by_name_and_holds_keras_epsilon(tmp_path):
+    """tf.keras named DenseNet's stem conv1/conv and conv1/bn: layout keras-legacy-densenet, by name.
+
+    Before it, such a file fell back to pairing by order ("keras-order"), which
+    implies no DenseNet option, so a build with torch's BN epsilon took it silently.
+    """
+    publisher = _healthy(kerasnets.build("densenet121", input_shape=(SIZE, SIZE, 3), classes=7))
+    tf_names = {"conv1_conv": "conv1/conv", "conv1_bn": "conv1/bn"}
+    arrays = {tf_names.get(layer.name, layer.name): {v.name: np.asarray(v) for v in layer.weights}
+              for layer in weights_io.assign.weighted_layers(publisher)}
+    path = tmp_path / "densenet_keras2.h5"
+    write_keras2(path, arrays)
+    x = _images()
+
+    model = kerasnets.build("densenet121", input_shape=(SIZE, SIZE, 3), classes=7)
+    assert weights_io.load_weights(model, path).layout == "keras-legacy-densenet"
+    assert_close(_logits(model, x), _logits(publisher, x), what="tf.keras-named densenet")
+
+    torch_eps = kerasnets.build("densenet121", input_shape=(SIZE, SIZE, 3), classes=7, bn_epsilon=1e-5)
+    with pytest.raises(WeightMismatchError, match=r"bn_epsilon: model 1e-05, publisher 1.001e-05"):
+        weights_io.load_weights(torch_eps, path)
+    model, report = kerasnets.build_for_weights("densenet121", path, input_shape=(SIZE, SIZE, 3))
+    assert report.layout == "keras-legacy-densenet" and build_record(model).options["classes"] == 7
+
+
+def test_a_keras3_densenet_file_keeps_the_identity_layout(tmp_path):
+    """keras-legacy-densenet differs from ours in two names only: files with ours stay on "keras"."""
+    model = _healthy(kerasnets.build("densenet121", input_shape=(SIZE, SIZE, 3), classes=7))
+    path = tmp_path / "ours.weights.h5"
+    model.save_weights(path)
+    target = kerasnets.build("densenet121", input_shape=(SIZE, SIZE, 3), classes=7)
+    assert weights_io.load_weights(target, path).layout == "keras"
+
+
 def test_build_for_weights_builds_what_the_file_fits(tmp_path):
     publisher, path = _torch_file(tmp_path, "mobilenet_v3_small", "torchvision-mobilenet-v3", padding="torch",
                                   include_preprocessing=False)
@@ -253,3 +287,4 @@ def test_layouts_declare_their_publishers_settings():
     assert implied("torchvision-densenet", "densenet121")["bn_epsilon"] == 1e-5
     assert implied("keras-applications", "densenet121")["bn_epsilon"] == 1.001e-5
     assert implied("keras-applications", "vgg16") == {}
+    assert implied("keras-legacy-densenet", "densenet121") == {"bn_epsilon": 1.001e-5, "conv_bias": False}

@@ -102,9 +102,10 @@ KERAS_APPLICATIONS = register_layout(
     Layout(
         name="keras-applications",
         map_names=lambda names: {n: n for n in names},
-        description="keras.applications' Keras 1/2 .h5 files (ResNet, DenseNet, VGG): our layer names, "
+        description="keras.applications' Keras 1/2 .h5 files (ResNet, VGG): our layer names, "
         "keras' builder settings (ResNet: kerasnets.resnet.KERAS_APPLICATIONS). Chosen for a Keras 1/2 file "
-        "whose names are ours.",
+        "whose names are ours (tf.keras' DenseNet and MobileNetV3 names are not: keras-legacy-densenet, "
+        "keras-legacy-mobilenet-v3).",
         scoped_options=KERAS_APPLICATIONS_OPTIONS,
     )
 )

@@ -39,3 +39,21 @@ register_layout(
         options={"bn_epsilon": 1e-5, "conv_bias": False},
     )
 )
+
+# keras.applications' DenseNet as tf.keras (Keras 2) named it, in its hosted .h5
+# files and in any tf.keras save_weights: the stem is "conv1/conv" and "conv1/bn"
+# (Keras 3 renamed them to ours, conv1_conv / conv1_bn); every other layer has our name.
+register_layout(
+    rule_layout(
+        "keras-legacy-densenet",
+        [
+            (r"conv1_conv", "conv1/conv"),
+            (r"conv1_bn", "conv1/bn"),
+            (r"(conv\d_block\d+_(?:0_bn|1_conv|1_bn|2_conv)|pool\d_(?:bn|conv)|bn|predictions)", "{0}"),
+        ],
+        description="tf.keras (Keras 2) DenseNet names, as in keras.applications' hosted .h5 files: conv1/conv, "
+        "conv1/bn, then ours (convS_blockB_{0_bn,1_conv,1_bn,2_conv}, poolS_{bn,conv}, bn, predictions).",
+        first_conv="conv1_conv",
+        options={"bn_epsilon": 1.001e-5, "conv_bias": False},
+    )
+)
