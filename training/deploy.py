@@ -197,12 +197,18 @@ def _tflite_runtime(path):
     return run
 
 
-def _keras_file_runtime(path):
+def load_saved_model(path):
+    """`keras.saving.load_model(path, compile=False)` after `import kerasnets`, which registers
+    the custom layers (Preprocess, LRN, ...) a saved kerasnets model needs to deserialize."""
     import keras
 
-    import kerasnets  # noqa: F401  (registers the custom layers for deserialization)
+    import kerasnets  # noqa: F401
 
-    model = keras.saving.load_model(path, compile=False)
+    return keras.saving.load_model(path, compile=False)
+
+
+def _keras_file_runtime(path):
+    model = load_saved_model(path)
     return lambda x: keras_outputs(model, x)
 
 
@@ -440,12 +446,11 @@ def predictor(model, *, repeats=5, rtol=1e-4, candidates=None, seed=0):
 
 
 def _model_for_cli(args):
-    import keras
 
     import kerasnets
 
     if os.path.exists(args.model) and args.model.endswith((".keras", ".h5")) and not args.model.endswith(".weights.h5"):
-        return keras.saving.load_model(args.model, compile=False)
+        return load_saved_model(args.model)
     options = dict(args.option or [])
     if args.input_shape:
         options["input_shape"] = tuple(args.input_shape)

@@ -62,7 +62,9 @@ def predict_image(model, image_path, class_indices=None, top_k=5, preprocessing=
     from training.preprocessing import preprocess_input
 
     if not isinstance(model, keras.Model):
-        model = keras.models.load_model(model, compile=False)
+        from training.deploy import load_saved_model
+
+        model = load_saved_model(model)
     size = tuple(model.input_shape[1:3])
     if None in size:
         size = (224, 224)
@@ -86,9 +88,9 @@ def predict_image(model, image_path, class_indices=None, top_k=5, preprocessing=
 
 def predict_cli(args):
     """`kerasnets predict`: prints the top-k classes of each image; returns the exit status."""
-    import keras
+    from training.deploy import load_saved_model
 
-    model = keras.models.load_model(args.model, compile=False)
+    model = load_saved_model(args.model)
     images = args.image if isinstance(args.image, (list, tuple)) else [args.image]
     from training.deploy import predictor, quick_candidates
 
