@@ -48,6 +48,9 @@ LOG_NOISE = re.compile(
 )
 
 
+FIGURE_DPI = 60
+
+
 def source_sha256(text):
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -71,8 +74,11 @@ def execute(nb, timeout=1200):
 
     scratch = pathlib.Path(tempfile.mkdtemp(prefix="kerasnets-nbbuild-"))
     (scratch / "tmp").mkdir()
+    # committed figures at a modest dpi keep the .ipynb files small (photo grids are large PNGs)
+    (scratch / "mplrc").mkdir()
+    (scratch / "mplrc" / "matplotlibrc").write_text(f"figure.dpi: {FIGURE_DPI}\n")
     env = {"KERASNETS_HOME": str(scratch / "home"), "TMPDIR": str(scratch / "tmp"),
-           "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+           "MPLBACKEND": "module://matplotlib_inline.backend_inline", "MATPLOTLIBRC": str(scratch / "mplrc")}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
