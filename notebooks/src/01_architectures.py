@@ -9,11 +9,11 @@
 import os
 import tempfile
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import keras
-import matplotlib
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # TensorFlow's C++ start-up log lines stay out of the outputs
+import absl.logging
 
-matplotlib.use("Agg")
+absl.logging.set_verbosity(absl.logging.ERROR)
+import keras
 import matplotlib.pyplot as plt
 
 import kerasnets
@@ -52,7 +52,7 @@ ax.barh([r[0] for r in rows], [r[2] / 1e6 for r in rows], color="tab:blue")
 ax.set_xlabel("parameters (millions)")
 ax.invert_yaxis()
 fig.tight_layout()
-fig.savefig(os.path.join(workdir, "parameters.png"), dpi=80)
+plt.show()
 
 # %% [markdown]
 # ## Output sizes: N = floor((W - F + 2P) / S) + 1
@@ -94,4 +94,4 @@ for name in ("vgg16", "resnet50"):
 ax.set_xlabel("conv/pool layers from the input")
 ax.set_ylabel("receptive field (pixels)")
 ax.legend()
-fig.savefig(os.path.join(workdir, "receptive_field_growth.png"), dpi=80)
+plt.show()

@@ -20,7 +20,10 @@ except ImportError:
 import os
 import tempfile
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # TensorFlow's C++ start-up log lines stay out of the outputs
+import absl.logging
+
+absl.logging.set_verbosity(absl.logging.ERROR)
 import keras
 import numpy as np
 import scipy.io

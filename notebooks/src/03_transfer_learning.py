@@ -15,11 +15,11 @@
 import os
 import tempfile
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import keras
-import matplotlib
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # TensorFlow's C++ start-up log lines stay out of the outputs
+import absl.logging
 
-matplotlib.use("Agg")
+absl.logging.set_verbosity(absl.logging.ERROR)
+import keras
 import matplotlib.pyplot as plt
 import numpy as np
 import skimage.data

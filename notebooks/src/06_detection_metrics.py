@@ -14,13 +14,13 @@ import io
 import os
 import tempfile
 
-import matplotlib
-
-matplotlib.use("Agg")
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # TensorFlow's C++ start-up log lines stay out of the outputs
+import absl.logging
 import matplotlib.patches as patches
 import matplotlib.pyplot as plt
 import numpy as np
 
+absl.logging.set_verbosity(absl.logging.ERROR)
 from training import detection
 
 workdir = tempfile.mkdtemp(prefix="kerasnets-nb06-")

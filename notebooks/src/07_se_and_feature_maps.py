@@ -11,11 +11,11 @@
 import os
 import tempfile
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import keras
-import matplotlib
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # TensorFlow's C++ start-up log lines stay out of the outputs
+import absl.logging
 
-matplotlib.use("Agg")
+absl.logging.set_verbosity(absl.logging.ERROR)
+import keras
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -63,7 +63,7 @@ ax.set_xlabel("channel of conv2")
 ax.set_ylabel("digit")
 ax.set_title("mean SE gate per digit")
 fig.colorbar(im)
-fig.savefig(os.path.join(workdir, "se_gates.png"), dpi=80)
+plt.show()
 print("spread of the gates across digits, per channel (max - min), mean: %.3f" % (gates.max(0) - gates.min(0)).mean())
 
 # %% [markdown]
@@ -83,5 +83,5 @@ for i in range(16):
     axes[2, i].imshow(maps["conv2"][..., 2 * i], cmap="magma")
 axes[1, 0].set_title("conv1", loc="left")
 axes[2, 0].set_title("conv2 (every other map)", loc="left")
-fig.savefig(os.path.join(workdir, "feature_maps.png"), dpi=80)
+plt.show()
 {name: tuple(m.shape) for name, m in maps.items()}

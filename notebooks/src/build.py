@@ -1,14 +1,25 @@
 """Builds notebooks/*.ipynb from the percent-format sources in notebooks/src/.
 
-    python notebooks/src/build.py
+    python notebooks/src/build.py --execute [NN ...]   # what is committed: built, run, outputs kept
+    python notebooks/src/build.py                      # cells only, no outputs (quick check of a source)
 
 A source is plain Python with `# %%` (code) and `# %% [markdown]` (markdown)
-cell markers, so notebooks are reviewed as text; the .ipynb files are
-written without outputs (CI executes them, tests/test_notebooks.py).
+cell markers, so notebooks are reviewed as text. With --execute each notebook
+runs on a fresh kernel (nbclient; inline matplotlib backend, KERASNETS_HOME and
+the working folder in a temp dir), TF/absl/CUDA start-up log lines are removed
+from its outputs, and every code cell records the sha256 of the source it ran
+(metadata kerasnets.source_sha256), so tests/test_notebooks.py can tell stale
+outputs from fresh ones.
 """
 
+import hashlib
+import os
 import pathlib
 import re
+import shutil
+import sys
+import tempfile
+import time
 
 import nbformat
 
@@ -28,17 +39,89 @@ def cells_from_source(text):
     return cells
 
 
-def build(source):
+# lines TensorFlow, absl, XLA and CUDA write to stderr at start-up: noise, not output
+LOG_NOISE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|[IWEF]\d{4} [\d:. ]+\s*\d+ [\w./-]+:\d+\] .*"
+    r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags\."
+    r"|\s*)$"
+)
+
+
+FIGURE_DPI = 60
+
+
+def source_sha256(text):
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def is_log_noise(output):
+    """A stderr stream output made only of TF/absl/CUDA log lines (blank lines allowed)."""
+    return (output.get("output_type") == "stream" and output.get("name") == "stderr"
+            and all(LOG_NOISE.match(line) for line in output.get("text", "").splitlines()))
+
+
+def clean_outputs(nb):
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if not is_log_noise(o)]
+    return nb
+
+
+def execute(nb, timeout=1200):
+    """Runs nb on a fresh kernel in a temp folder; returns it with cleaned outputs and source hashes."""
+    import nbclient
+
+    scratch = pathlib.Path(tempfile.mkdtemp(prefix="kerasnets-nbbuild-"))
+    (scratch / "tmp").mkdir()
+    # committed figures at a modest dpi keep the .ipynb files small (photo grids are large PNGs)
+    (scratch / "mplrc").mkdir()
+    (scratch / "mplrc" / "matplotlibrc").write_text(f"figure.dpi: {FIGURE_DPI}\n")
+    env = {"KERASNETS_HOME": str(scratch / "home"), "TMPDIR": str(scratch / "tmp"),
+           "MPLBACKEND": "module://matplotlib_inline.backend_inline", "MATPLOTLIBRC": str(scratch / "mplrc")}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                                resources={"metadata": {"path": str(scratch)}}).execute()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        shutil.rmtree(scratch, ignore_errors=True)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.metadata["kerasnets"] = {"source_sha256": source_sha256(cell.source)}
+    return clean_outputs(nb)
+
+
+def notebook_from_source(source):
     nb = nbformat.v4.new_notebook()
     nb.cells = cells_from_source(source.read_text())
     for index, cell in enumerate(nb.cells):
         cell.id = f"{source.stem[:2]}-{index:03d}"  # stable ids: rebuilding an unchanged source changes nothing
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
+
+
+def build(source, run=False):
+    nb = notebook_from_source(source)
+    if run:
+        nb = execute(nb)
     target = HERE.parent / (source.stem + ".ipynb")
     nbformat.write(nb, target)
     return target
 
 
 if __name__ == "__main__":
+    args = sys.argv[1:]
+    run = "--execute" in args
+    picked = [a for a in args if a != "--execute"]
     for src in sorted(HERE.glob("[0-9][0-9]_*.py")):
-        print("wrote", build(src))
+        if picked and not any(src.stem.startswith(p) for p in picked):
+            continue
+        start = time.time()
+        target = build(src, run=run)
+        print(f"wrote {target} ({time.time() - start:.0f} s, {target.stat().st_size / 1024:.0f} KiB)", flush=True)
