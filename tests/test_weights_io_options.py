@@ -18,7 +18,7 @@ import pytest
 import kerasnets
 import weights_io
 from kerasnets.resnet import KERAS_APPLICATIONS
-from tests.conftest import assert_close, randomize_bn_statistics, randomize_biases
+from tests.references import assert_parity, heal_keras
 from tests.test_weights_io_h5 import write_keras2
 from weights_io import WeightMismatchError
 from weights_io.core import BuildRecord, build_record
@@ -29,23 +29,9 @@ SIZE = 75  # the smallest Inception v3 input
 
 
 def _healthy(model, seed=0):
-    """BN statistics and biases away from their identity values, so options change the logits.
-
-    About 1 channel in 16 gets a tiny variance (x 1e-4, gamma x 1e-2, as trained nets have):
-    there a BN epsilon of 1e-5 and one of 1.001e-5 give visibly different outputs.
-    """
-    import keras
-
-    randomize_bn_statistics(model, seed=seed)
-    randomize_biases(model, seed=seed)
-    rng = np.random.default_rng(seed)
-    for layer in model._flatten_layers():
-        if isinstance(layer, keras.layers.BatchNormalization):
-            small = rng.random(layer.moving_variance.shape) < 1 / 16
-            layer.moving_variance.assign(np.where(small, 1e-4, 1) * np.asarray(layer.moving_variance))
-            if layer.gamma is not None:
-                layer.gamma.assign(np.where(small, 1e-2, 1) * np.asarray(layer.gamma))
-    return model
+    """Healthy random weights (tests.references.heal_keras), BN calibrated on images like the test's:
+    about 1 BN channel in 16 has a tiny variance, where BN epsilons 1e-5 and 1.001e-5 differ visibly."""
+    return heal_keras(model, _images(model.input_shape[-1], count=8, seed=seed + 10), seed=seed)
 
 
 def _images(channels=3, count=2, seed=0):
@@ -105,7 +91,7 @@ def test_default_build_is_refused_naming_each_option(tmp_path, case):
         warnings.simplefilter("error")
         weights_io.load_weights(fitting, path)
     x = _images()
-    assert_close(_logits(fitting, x), _logits(publisher, x), what=f"{name} built as suggested")
+    assert_parity(_logits(fitting, x), _logits(publisher, x), what=f"{name} built as suggested")
 
 
 def test_strict_false_loads_and_warns_with_the_same_text(tmp_path):
@@ -144,7 +130,7 @@ def test_keras_applications_file_into_a_torch_style_resnet_is_loud(tmp_path):
         warnings.simplefilter("error")
         report = weights_io.load_keras_h5_weights(fitting, path)
     assert report.layout == "keras-applications"
-    assert_close(_logits(fitting, x), _logits(publisher, x), what="keras-applications resnet")
+    assert_parity(_logits(fitting, x), _logits(publisher, x), what="keras-applications resnet")
 
 
 def test_a_keras3_file_with_our_names_keeps_the_identity_layout(tmp_path):
@@ -173,7 +159,7 @@ def test_a_tf_keras_densenet_file_is_found_by_name_and_holds_keras_epsilon(tmp_p
 
     model = kerasnets.build("densenet121", input_shape=(SIZE, SIZE, 3), classes=7)
     assert weights_io.load_weights(model, path).layout == "keras-legacy-densenet"
-    assert_close(_logits(model, x), _logits(publisher, x), what="tf.keras-named densenet")
+    assert_parity(_logits(model, x), _logits(publisher, x), what="tf.keras-named densenet")
 
     torch_eps = kerasnets.build("densenet121", input_shape=(SIZE, SIZE, 3), classes=7, bn_epsilon=1e-5)
     with pytest.raises(WeightMismatchError, match=r"bn_epsilon: model 1e-05, publisher 1.001e-05"):
@@ -199,7 +185,7 @@ def test_build_for_weights_builds_what_the_file_fits(tmp_path):
     assert (options["padding"], options["include_preprocessing"], options["classes"]) == ("torch", False, 7)
     assert report.applied and report.ok
     x = _images()
-    assert_close(_logits(model, x), _logits(publisher, x), what="build_for_weights")
+    assert_parity(_logits(model, x), _logits(publisher, x), what="build_for_weights")
     # An option the caller names wins, and one that contradicts the file is loud.
     with pytest.raises(WeightMismatchError, match="padding: model 'keras', publisher 'torch'"):
         kerasnets.build_for_weights("mobilenet_v3_small", path, input_shape=(SIZE, SIZE, 3), padding="keras")
@@ -218,7 +204,7 @@ def test_cli_convert_builds_the_publishers_network(tmp_path, capsys):
 
     converted = keras.models.load_model(out)
     x = _images()
-    assert_close(_logits(converted, x), _logits(publisher, x), what="kerasnets convert")
+    assert_parity(_logits(converted, x), _logits(publisher, x), what="kerasnets convert")
 
 
 def test_mismatch_message_without_option_differences_names_the_head_or_the_layout(tmp_path):
@@ -244,9 +230,9 @@ def test_first_conv_adapts_to_other_input_channel_counts(tmp_path, channels):
     rgb = _images()
     if channels == 1:  # a grey image: what the RGB network gives for that grey
         grey = rgb.mean(axis=-1, keepdims=True)
-        assert_close(_logits(model, grey), _logits(publisher, np.repeat(grey, 3, axis=-1)), what="1 channel")
+        assert_parity(_logits(model, grey), _logits(publisher, np.repeat(grey, 3, axis=-1)), what="1 channel")
     elif channels == 6:  # RGB twice: the RGB network's response
-        assert_close(_logits(model, np.concatenate([rgb, rgb], axis=-1)), _logits(publisher, rgb), what="6 channels")
+        assert_parity(_logits(model, np.concatenate([rgb, rgb], axis=-1)), _logits(publisher, rgb), what="6 channels")
     else:
         kernel = np.asarray(model.get_layer("conv1_conv").kernel)
         source = np.asarray(publisher.get_layer("conv1_conv").kernel)

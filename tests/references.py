@@ -1,0 +1,237 @@
+"""References that can tell: healthy random weights for the networks parity tests compare against.
+
+With default initialisation a deep net's logits hardly depend on its input
+(MobileNetV3's input-dependent part is ~1e-7 of max |logit|): a parity test
+on them compares biases and passes with a wrong feature extractor. These
+helpers give a reference (Keras 3, tf_keras or torch) weights that keep the
+signal alive, and `assert_parity` refuses a reference whose logits do not
+visibly depend on the input before it compares.
+
+    heal_keras(reference, batch)           # or heal_torch(torch_module, nchw_batch)
+    ... copy the reference's weights into ours ...
+    assert_parity(ours(x), reference(x))
+
+Healthy means: He-normal kernels (fan-in), small biases, BatchNorm statistics
+set from `batch` itself (one training-mode pass with momentum 0, so every BN
+layer sees a normalised signal), then perturbed (mean + N(0, 0.1 std), var x
+U(0.5, 1.5)) so inference is not batch normalisation, and in about one
+channel of 16 var x 1e-4 with gamma x 1e-2, where a wrong epsilon shows
+(layers with a gamma only: without one the x100 would compound layer by layer).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+RTOL = 1e-4
+MIN_INPUT_DEPENDENCE = 2e-3
+TINY_VARIANCE_EVERY = 16  # about one channel in this many gets var x 1e-4, gamma x 1e-2
+
+
+def input_dependence(logits):
+    """max |logits - batch mean| / max |logits|: the share of the output that the input decides."""
+    logits = np.asarray(logits, np.float64)
+    scale = max(np.abs(logits).max(), 1e-30)
+    return float(np.abs(logits - logits.mean(axis=0, keepdims=True)).max() / scale)
+
+
+def relative_error(ours, reference):
+    """max |ours - reference| / max |reference|: the project's parity measure."""
+    ours, reference = np.asarray(ours, np.float64), np.asarray(reference, np.float64)
+    assert ours.shape == reference.shape, f"shape {ours.shape} != reference {reference.shape}"
+    return float(np.abs(ours - reference).max() / max(np.abs(reference).max(), 1e-30))
+
+
+def assert_parity(ours, reference, *, rtol=RTOL, min_dependence=MIN_INPUT_DEPENDENCE, what="logits"):
+    """The reference can tell (its outputs depend on the input), then ours matches it within `rtol`.
+
+    `reference` must be a batch of at least two different inputs' outputs.
+    Returns (relative error, input dependence) for reports.
+    """
+    reference = np.asarray(reference)
+    assert reference.shape[0] >= 2, f"{what}: a batch of >= 2 inputs is needed to see input dependence"
+    dependence = input_dependence(reference)
+    assert dependence >= min_dependence, (
+        f"{what}: the reference hardly depends on its input ({dependence:.2e} < {min_dependence:g}); "
+        "heal its weights (tests.references.heal_keras / heal_torch) before comparing")
+    error = relative_error(ours, reference)
+    assert error <= rtol, f"{what}: max |ours - reference| / max |reference| = {error:.3g} > {rtol:g}"
+    return error, dependence
+
+
+def _perturbed_statistics(rng, mean, var, gamma):
+    """Calibrated (mean, var, gamma) -> perturbed, with a few tiny-variance channels."""
+    c = mean.shape
+    std = np.sqrt(np.maximum(var, 0.0))
+    mean = mean + 0.1 * std * rng.normal(size=c)
+    var = var * rng.uniform(0.5, 1.5, c)
+    if gamma is None:  # BN(scale=False) cannot take the x100 back: a tiny variance would blow the signal up
+        return mean, var, gamma
+    tiny = rng.random(c) < 1.0 / TINY_VARIANCE_EVERY
+    return mean, np.where(tiny, var * 1e-4, var), np.where(tiny, gamma * 1e-2, gamma)
+
+
+# ------------------------------------------------------------------------------------------- Keras
+
+
+def _keras_leaves(model):
+    """Every layer that is not a model, nested models and composite layers included (Keras 3 and tf_keras)."""
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if not hasattr(layer, "layers"):
+            yield layer
+
+
+def _is_batch_norm(layer):
+    return type(layer).__name__ in ("BatchNormalization", "SyncBatchNormalization") or (
+        hasattr(layer, "moving_mean") and hasattr(layer, "moving_variance"))
+
+
+def heal_keras(model, batch, seed=0):
+    """Healthy random weights for a Keras 3 or tf_keras model; `batch` (NHWC) calibrates BatchNorm.
+
+    Kernels are He-normal over their fan-in (a depthwise kernel's fan-in is its
+    window), biases N(0, 0.05), BN gamma U(0.8, 1.2) and beta N(0, 0.1). Returns `model`.
+    """
+    rng = np.random.default_rng(seed)
+    norms = []
+    for layer in _keras_leaves(model):
+        if _is_batch_norm(layer):
+            norms.append(layer)
+            c = tuple(layer.moving_mean.shape)
+            if getattr(layer, "gamma", None) is not None:
+                layer.gamma.assign(rng.uniform(0.8, 1.2, c).astype("float32"))
+            if getattr(layer, "beta", None) is not None:
+                layer.beta.assign(rng.normal(0, 0.1, c).astype("float32"))
+            continue
+        for variable in layer.trainable_weights:
+            param = variable.name.rpartition("/")[2].split(":")[0]
+            shape = tuple(variable.shape)
+            if param == "depthwise_kernel":
+                value = rng.normal(size=shape) * np.sqrt(2.0 / np.prod(shape[:2]))
+            elif param.endswith("kernel") and len(shape) >= 2:
+                value = rng.normal(size=shape) * np.sqrt(2.0 / np.prod(shape[:-1]))
+            elif param == "bias":
+                value = rng.normal(size=shape) * 0.05
+            else:  # PReLU slopes, SE scales, ...: keep the layer's own initialisation
+                continue
+            variable.assign(value.astype("float32"))
+    momenta = [layer.momentum for layer in norms]
+    for layer in norms:
+        layer.momentum = 0.0
+    model(np.asarray(batch, "float32"), training=True)
+    for layer, momentum in zip(norms, momenta):
+        layer.momentum = momentum
+        gamma = getattr(layer, "gamma", None)
+        mean, var, new_gamma = _perturbed_statistics(
+            rng, np.asarray(layer.moving_mean, np.float64), np.asarray(layer.moving_variance, np.float64),
+            None if gamma is None else np.asarray(gamma, np.float64))
+        layer.moving_mean.assign(mean.astype("float32"))
+        layer.moving_variance.assign(var.astype("float32"))
+        if gamma is not None:
+            gamma.assign(new_gamma.astype("float32"))
+    _temper_softmax_classifier(model, batch)
+    return model
+
+
+SOFTMAX_LOGIT_SCALE = 4.0  # max |logit| before a softmax: its probabilities stay far from one-hot
+
+
+def _temper_softmax_classifier(model, batch):
+    """Scale the classifier feeding an output softmax so its logits reach about +-4.
+
+    He-normal heads give logits in the hundreds: the softmax saturates to the
+    same one-hot vector for every input and the probabilities cannot tell.
+    """
+    layer, softmax = model.outputs[0]._keras_history[0], False
+    while not hasattr(layer, "kernel"):
+        if _activation_name(layer) == "softmax" or type(layer).__name__ == "Softmax":
+            softmax = True
+        elif type(layer).__name__ not in ("Activation", "Flatten", "Reshape", "Dropout"):
+            return
+        layer = layer.input._keras_history[0]
+    own_activation = getattr(layer, "activation", None)
+    if _activation_name(layer) == "softmax":
+        softmax = True
+        layer.activation = lambda t: t  # the layer's pre-softmax output, for the measurement
+    if not softmax:
+        return
+    try:
+        inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+        logits = np.asarray(_model_class(model)(inputs, layer.output)(np.asarray(batch, "float32"), training=False))
+    finally:
+        if own_activation is not None:
+            layer.activation = own_activation
+    scale = SOFTMAX_LOGIT_SCALE / max(np.abs(logits).max(), 1e-12)
+    for variable in (layer.kernel, getattr(layer, "bias", None)):
+        if variable is not None:
+            variable.assign((np.asarray(variable) * scale).astype("float32"))
+
+
+def _model_class(model):
+    if type(model).__module__.startswith("tf_keras"):
+        import tf_keras
+
+        return tf_keras.Model
+    import keras
+
+    return keras.Model
+
+
+def _activation_name(layer):
+    activation = getattr(layer, "activation", None)
+    return getattr(activation, "__name__", None)
+
+
+# ------------------------------------------------------------------------------------------- torch
+
+
+def heal_torch(module, batch, seed=0):
+    """Healthy random weights for a torch module; `batch` (NCHW numpy or tensor) calibrates BatchNorm.
+
+    The torch twin of `heal_keras`: Conv*/Linear weights He-normal over their
+    fan-in, biases N(0, 0.05), BatchNorm calibrated by one training-mode pass
+    with momentum 1, then perturbed. Returns `module` in eval mode.
+    """
+    import torch
+
+    nn = torch.nn
+    rng = np.random.default_rng(seed)
+
+    def tensor(value, like):
+        return torch.as_tensor(np.asarray(value), dtype=like.dtype)
+
+    norms = []
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                norms.append(m)
+                c = (m.num_features,)
+                if m.weight is not None:
+                    m.weight.copy_(tensor(rng.uniform(0.8, 1.2, c), m.weight))
+                    m.bias.copy_(tensor(rng.normal(0, 0.1, c), m.bias))
+            elif isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.ConvTranspose2d)):
+                w = m.weight
+                if isinstance(m, nn.ConvTranspose2d):  # (in, out/groups, kh, kw): fan-in is out/groups x window
+                    fan_in = w.shape[1] * int(np.prod(w.shape[2:]))
+                else:
+                    fan_in = int(np.prod(w.shape[1:]))
+                w.copy_(tensor(rng.normal(size=tuple(w.shape)) * np.sqrt(2.0 / fan_in), w))
+                if m.bias is not None:
+                    m.bias.copy_(tensor(rng.normal(size=tuple(m.bias.shape)) * 0.05, m.bias))
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = 1.0
+        module.train()
+        module(torch.as_tensor(np.asarray(batch, "float32")))
+        module.eval()
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+            mean, var, gamma = _perturbed_statistics(
+                rng, m.running_mean.double().numpy(), m.running_var.double().numpy(),
+                None if m.weight is None else m.weight.double().numpy())
+            m.running_mean.copy_(tensor(mean, m.running_mean))
+            m.running_var.copy_(tensor(var, m.running_var))
+            if m.weight is not None:
+                m.weight.copy_(tensor(gamma, m.weight))
+    return module
