@@ -93,14 +93,6 @@ def keras_to_numpy(variable):
     return keras.ops.convert_to_numpy(variable)
 
 
-def randomize_biases(model, seed=0, stddev=0.1):
-    """Non-zero biases (Keras initialises them to 0), so parity tests cover them too."""
-    rng = np.random.default_rng(seed)
-    for v in model.weights:
-        if v.name == "bias":
-            v.assign(rng.normal(0, stddev, v.shape).astype("float32"))
-
-
 def copy_keras_weights(source, target, tmp_path=None):
     """keras.applications weights -> ours by layer name through weights_io (all or nothing).
 

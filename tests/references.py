@@ -118,7 +118,7 @@ def heal_keras(model, batch, seed=0):
     momenta = [layer.momentum for layer in norms]
     for layer in norms:
         layer.momentum = 0.0
-    model(np.asarray(batch, "float32"), training=True)
+    model(_as_inputs(batch), training=True)
     for layer, momentum in zip(norms, momenta):
         layer.momentum = momentum
         gamma = getattr(layer, "gamma", None)
@@ -157,7 +157,7 @@ def _temper_softmax_classifier(model, batch):
         return
     try:
         inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
-        logits = np.asarray(_model_class(model)(inputs, layer.output)(np.asarray(batch, "float32"), training=False))
+        logits = np.asarray(_model_class(model)(inputs, layer.output)(_as_inputs(batch), training=False))
     finally:
         if own_activation is not None:
             layer.activation = own_activation
@@ -165,6 +165,13 @@ def _temper_softmax_classifier(model, batch):
     for variable in (layer.kernel, getattr(layer, "bias", None)):
         if variable is not None:
             variable.assign((np.asarray(variable) * scale).astype("float32"))
+
+
+def _as_inputs(batch):
+    """float32 arrays: one, or a list for a model of several inputs."""
+    if isinstance(batch, (list, tuple)):
+        return [np.asarray(b, "float32") for b in batch]
+    return np.asarray(batch, "float32")
 
 
 def _model_class(model):

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from tests.backends.weights_worker import identity_layout, tiny_model
-from tests.conftest import ROOT, assert_close
+from tests.conftest import ROOT
+from tests.references import assert_parity
 
 BACKENDS = [b for b in ("jax", "torch") if importlib.util.find_spec(b) is not None]
 
@@ -55,4 +56,4 @@ def test_weights_io_loads_the_same_on_every_backend(tmp_path):
         assert summary["backend"] == backend
         for name in ("w.pth", "w.npy", "w.weights.h5"):
             assert summary[name], f"{backend}: {name} did not load cleanly"
-            assert_close(np.load(tmp_path / f"{name}.{backend}.npy"), expected, what=f"{backend} {name}")
+            assert_parity(np.load(tmp_path / f"{name}.{backend}.npy"), expected, what=f"{backend} {name}")

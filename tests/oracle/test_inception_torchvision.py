@@ -1,17 +1,17 @@
 """Oracle: torchvision googlenet and inception_v3 give our logits, aux heads included.
 
-Random torch weights (He-scaled, so activations stay O(1)), randomised BN
-statistics -> state dict as numpy -> `WeightFile(convention="torch")` ->
-`assign_weights(strict=True)` with the registered layout (every key used,
-every weight set) -> same main logits in eval mode. torchvision only runs
-its aux heads in training mode, so their reference outputs are taken by
-calling `aux1`/`aux2`/`AuxLogits` (eval mode) on the hooked 4a/4d/Mixed_6e
-maps. `transform_input=True` on both sides checks that option too.
+Healthy random torch weights (`tests.references.heal_torch`: He-normal, BN
+statistics calibrated on a batch then perturbed) -> state dict as numpy ->
+`WeightFile(convention="torch")` -> `assign_weights(strict=True)` with the
+registered layout (every key used, every weight set) -> same main logits in
+eval mode, on two inputs, against a reference whose logits visibly depend on
+the input (`assert_parity`). torchvision only runs its aux heads in training
+mode, so their reference outputs are taken by calling `aux1`/`aux2`/`AuxLogits`
+(eval mode) on the hooked 4a/4d/Mixed_6e maps. `transform_input=True` on both
+sides checks that option too.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pytest
@@ -24,28 +24,19 @@ import keras  # noqa: E402
 
 import kerasnets  # noqa: E402
 import weights_io  # noqa: E402
-from tests.conftest import assert_close  # noqa: E402
+from tests.references import assert_parity, heal_torch, input_dependence  # noqa: E402
 from weights_io.core import WeightFile, group_flat  # noqa: E402
 
 torch.set_num_threads(2)
 
 
-def _randomize(module, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in module.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                c = m.num_features
-                m.running_mean.copy_(torch.randn(c, generator=gen) * 0.1)
-                m.running_var.copy_(torch.rand(c, generator=gen) + 0.5)
-                m.weight.copy_(torch.rand(c, generator=gen) + 0.5)
-                m.bias.copy_(torch.randn(c, generator=gen) * 0.1)
-            elif isinstance(m, (nn.Linear, nn.Conv2d)):
-                fan_in = m.weight[0].numel()
-                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * math.sqrt(2.0 / fan_in))
-                if m.bias is not None:
-                    m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.1)
-    return module.eval()
+def _calibration(size, n=4, seed=1):
+    """A NCHW batch for `heal_torch`, other than the compared one."""
+    return np.random.default_rng(seed).normal(size=(n, 3, size, size)).astype("float32")
+
+
+def _report(what, error, dependence):
+    print(f"parity {what}: error {error:.2e}, dependence {dependence:.2e}")
 
 
 def _load(reference, ours, layout):
@@ -71,8 +62,9 @@ def _run_with_aux(reference, x, taps):
 @pytest.mark.parametrize("size, aux, transform", [(100, True, True), (64, False, False)])
 def test_googlenet_logits(size, aux, transform):
     torch.manual_seed(0)
-    reference = _randomize(torchvision.models.googlenet(weights=None, num_classes=10, aux_logits=aux,
-                                                        transform_input=transform, init_weights=True))
+    reference = heal_torch(torchvision.models.googlenet(weights=None, num_classes=10, aux_logits=aux,
+                                                        transform_input=transform, init_weights=True),
+                           _calibration(size))
     ours = kerasnets.build_googlenet(input_shape=(size, size, 3), classes=10, classifier_activation=None,
                                      aux_logits=aux, transform_input=transform)
     _load(reference, ours, "torchvision-googlenet")
@@ -82,37 +74,40 @@ def test_googlenet_logits(size, aux, transform):
     got = [keras.ops.convert_to_numpy(g) for g in (got if aux else [got])]
     assert len(got) == len(expected)
     for name, a, e in zip(("main", "aux1", "aux2"), got, expected):
-        assert_close(a, e, what=f"googlenet {name}")
+        _report(f"googlenet {size} {name}", *assert_parity(a, e, what=f"googlenet {size} {name}"))
 
 
 @pytest.mark.parametrize("size, aux, transform", [(75, False, True), (299, True, False)])
 def test_inception_v3_logits(size, aux, transform):
     torch.manual_seed(0)
-    reference = _randomize(torchvision.models.inception_v3(weights=None, num_classes=10, aux_logits=aux,
-                                                           transform_input=transform, init_weights=True))
+    reference = heal_torch(torchvision.models.inception_v3(weights=None, num_classes=10, aux_logits=aux,
+                                                           transform_input=transform, init_weights=True),
+                           _calibration(size))
     ours = kerasnets.build_inception_v3(input_shape=(size, size, 3), classes=10, classifier_activation=None,
                                         variant="torchvision", aux_logits=aux, transform_input=transform)
     _load(reference, ours, "torchvision-inception-v3")
-    x = np.random.default_rng(0).normal(size=(1 if aux else 2, size, size, 3)).astype("float32")
+    x = np.random.default_rng(0).normal(size=(2, size, size, 3)).astype("float32")
     expected = _run_with_aux(reference, x, {"Mixed_6e": "AuxLogits"} if aux else {})
     got = ours(x, training=False)
     got = [keras.ops.convert_to_numpy(g) for g in (got if aux else [got])]
     assert len(got) == len(expected)
     for name, a, e in zip(("main", "aux"), got, expected):
-        assert_close(a, e, what=f"inception_v3 {name}")
+        _report(f"inception_v3 {size} {name}", *assert_parity(a, e, what=f"inception_v3 {size} {name}"))
 
 
 def test_keras_variant_differs_from_torchvision():
     """The torch padding option is not a no-op: keras-style v3 with torchvision's weights drifts."""
     torch.manual_seed(0)
-    reference = _randomize(torchvision.models.inception_v3(weights=None, num_classes=10, aux_logits=False,
-                                                           init_weights=True))
+    reference = heal_torch(torchvision.models.inception_v3(weights=None, num_classes=10, aux_logits=False,
+                                                           init_weights=True), _calibration(75))
     ours = kerasnets.build_inception_v3(input_shape=(75, 75, 3), classes=10, classifier_activation=None,
                                         variant="keras", bn_epsilon=1e-3)
-    # keras' BN has no gamma; set torchvision's to 1 so only the pooling differs.
+    # keras' BN has no gamma; fold torchvision's into the variance (gamma / sqrt(v + eps) = 1 / sqrt(v' + eps))
+    # and set it to 1, so torchvision computes the same and only the pooling differs.
     with torch.no_grad():
         for m in reference.modules():
             if isinstance(m, nn.BatchNorm2d):
+                m.running_var.copy_((m.running_var + m.eps) / m.weight**2 - m.eps)
                 m.weight.fill_(1.0)
     flat = {k: v.numpy() for k, v in reference.state_dict().items() if not k.endswith("bn.weight")}
     wf = WeightFile(tensors=group_flat(flat), convention="torch", format="torch-state-dict")
@@ -126,4 +121,7 @@ def test_keras_variant_differs_from_torchvision():
     with torch.no_grad():
         expected = reference(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy()
     got = keras.ops.convert_to_numpy(ours(x, training=False))
-    assert np.abs(got - expected).max() > 1e-3 * np.abs(expected).max()
+    difference, dependence = np.abs(got - expected).max() / np.abs(expected).max(), input_dependence(expected)
+    print(f"keras variant vs torchvision: difference {difference:.2e}, dependence {dependence:.2e}")
+    assert dependence >= 2e-3, f"the reference hardly depends on its input ({dependence:.2e})"
+    assert difference > 1e-3

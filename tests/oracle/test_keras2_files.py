@@ -2,11 +2,13 @@
 
 Each keras.applications family with a Keras 2 layout is built by tf_keras
 (Keras 2, the code that wrote the hosted `.h5` files) with weights=None at a
-small input size, given healthy random weights, saved with
-`save_weights("x.h5")` and run on a random batch. The file then loads into
+small input size, given healthy random weights (`tests.references.heal_keras`),
+saved with `save_weights("x.h5")` and run on a random batch. The file then loads into
 our network twice, through `kerasnets.build_for_weights` (the layout picks
 the builder options) and through `weights_io.load_weights` into a model built
-with the documented options, and both must reproduce tf_keras' logits.
+with the documented options, and both must reproduce tf_keras' logits
+(`tests.references.assert_parity`: the reference's logits must visibly
+depend on the input, then ours match them).
 
 Name lists (tests/data/keras2) say what the file holds; this says the
 numbers the publisher's own code computes from it come back.
@@ -22,63 +24,9 @@ tf_keras = pytest.importorskip("tf_keras")
 
 import kerasnets  # noqa: E402
 import weights_io  # noqa: E402
-from weights_io.layouts import choose_layout  # noqa: E402
-from weights_io.assign import weighted_layers  # noqa: E402
+from tests.references import assert_parity, heal_keras  # noqa: E402
 
 CLASSES = 10
-RTOL = 1e-4  # of max |logit|
-MIN_INPUT_DEPENDENCE = 2e-3
-
-
-def _leaf_layers(model):
-    """Layers that are not models, descending into nested models."""
-    for layer in model.layers:
-        if isinstance(layer, tf_keras.Model):
-            yield from _leaf_layers(layer)
-        else:
-            yield layer
-
-
-def randomize_tf_keras(model, batch, seed=0):
-    """He-normal kernels, small biases, BN statistics from `batch` then perturbed.
-
-    Kernels and BN scale/offset are drawn first; one forward pass in training
-    mode with momentum 0 sets every BN layer's moving mean/variance to the
-    statistics its input really has, so activations keep their scale through
-    a hundred layers; the statistics are then perturbed so inference does not
-    reduce to batch normalisation.
-    """
-    rng = np.random.default_rng(seed)
-    bns = []
-    for layer in _leaf_layers(model):
-        if isinstance(layer, tf_keras.layers.BatchNormalization):
-            bns.append(layer)
-            c = layer.moving_mean.shape
-            if layer.gamma is not None:
-                layer.gamma.assign(rng.uniform(0.8, 1.2, c).astype("float32"))
-            if layer.beta is not None:
-                layer.beta.assign(rng.normal(0, 0.1, c).astype("float32"))
-            continue
-        for variable in layer.weights:
-            param = variable.name.rpartition("/")[2].split(":")[0]
-            shape = tuple(variable.shape)
-            if param == "depthwise_kernel":
-                value = rng.normal(size=shape) * np.sqrt(2.0 / np.prod(shape[:2]))
-            elif param == "kernel":
-                value = rng.normal(size=shape) * np.sqrt(2.0 / np.prod(shape[:-1]))
-            else:  # bias
-                value = rng.normal(size=shape) * 0.05
-            variable.assign(value.astype("float32"))
-    momenta = [layer.momentum for layer in bns]
-    for layer in bns:
-        layer.momentum = 0.0
-    model(batch, training=True)
-    for layer, momentum in zip(bns, momenta):
-        layer.momentum = momentum
-        c = layer.moving_mean.shape
-        std = np.sqrt(layer.moving_variance.numpy())
-        layer.moving_mean.assign(layer.moving_mean.numpy() + 0.1 * std * rng.normal(size=c).astype("float32"))
-        layer.moving_variance.assign(layer.moving_variance.numpy() * rng.uniform(0.8, 1.25, c).astype("float32"))
 
 
 # family: (tf_keras constructor, its kwargs, our name, our documented options, input size, input range, layout)
@@ -113,7 +61,7 @@ def tf_keras_files(tmp_path_factory):
             ctor, kwargs, _, _, size, low_high, _ = CASES[family]
             top = {} if "include_top" in kwargs else {"classes": CLASSES, "classifier_activation": None}
             model = getattr(tf_keras.applications, ctor)(input_shape=(size, size, 3), weights=None, **top, **kwargs)
-            randomize_tf_keras(model, _input(size, low_high, 8, seed=2))
+            heal_keras(model, _input(size, low_high, 8, seed=2))
             path = str(folder / f"{family}.h5")
             model.save_weights(path)
             batch = _input(size, low_high, 4, seed=3)
@@ -125,12 +73,10 @@ def tf_keras_files(tmp_path_factory):
     return make
 
 
-def _check_logits(ours, theirs):
-    scale = np.max(np.abs(theirs))
-    dependence = np.max(np.abs(theirs - theirs.mean(axis=0, keepdims=True))) / scale
-    assert dependence >= MIN_INPUT_DEPENDENCE, f"tf_keras' logits hardly depend on the input ({dependence:.2e})"
-    error = np.max(np.abs(ours - theirs)) / scale
-    assert error <= RTOL, f"max |ours - tf_keras| / max |logit| = {error:.2e}"
+def _check_logits(ours, theirs, what):
+    """`assert_parity` against tf_keras' logits, printing the measured error and input dependence."""
+    error, dependence = assert_parity(ours, theirs, what=what)
+    print(f"parity {what}: error {error:.2e}, dependence {dependence:.2e}")
     return error, dependence
 
 
@@ -143,14 +89,12 @@ def test_tf_keras_file_loads_exactly(family, tf_keras_files):
 
     model, report = kerasnets.build_for_weights(name, path, **common, **{k: v for k, v in top.items() if k != "classes"})
     assert report.applied and report.layout == layout, str(report)
-    first = _check_logits(np.asarray(model(batch, training=False)), theirs)
+    _check_logits(np.asarray(model(batch, training=False)), theirs, f"{family} (build_for_weights)")
 
     model = kerasnets.build(name, **common, **top, **documented)
     report = weights_io.load_weights(model, path)
     assert report.applied and report.layout == layout, str(report)
-    second = _check_logits(np.asarray(model(batch, training=False)), theirs)
-    print(f"{family}: relative error {first[0]:.2e} (build_for_weights), {second[0]:.2e} (load_weights); "
-          f"input dependence {first[1]:.2e}")
+    _check_logits(np.asarray(model(batch, training=False)), theirs, f"{family} (load_weights)")
 
 
 @pytest.mark.parametrize("family, option, value", [
@@ -182,11 +126,12 @@ def test_mobilenet_v3_default_build_loads_exactly_and_preprocessing_is_the_calle
     common = dict(input_shape=batch.shape[1:], classes=CLASSES, classifier_activation=None)
     model = kerasnets.build("mobilenet_v3_large", **common)
     assert weights_io.load_weights(model, path).layout == "keras-legacy-mobilenet-v3"
-    _check_logits(np.asarray(model(batch, training=False)), theirs)
+    _check_logits(np.asarray(model(batch, training=False)), theirs, "mobilenet_v3_large (default build)")
 
     bare = kerasnets.build("mobilenet_v3_large", include_preprocessing=False, **common)
     weights_io.load_weights(bare, path)
-    _check_logits(np.asarray(bare(batch / 127.5 - 1.0, training=False)), theirs)
+    _check_logits(np.asarray(bare(batch / 127.5 - 1.0, training=False)), theirs,
+                  "mobilenet_v3_large (include_preprocessing=False)")
 
 
 @pytest.mark.parametrize("save", ["save_weights", "save"])
@@ -204,7 +149,7 @@ def test_tf_keras_nested_model_files_load(save, tmp_path):
     inner = tf_keras.applications.MobileNetV3Small(input_shape=(size, size, 3), weights=None, include_top=False)
     outer = tf_keras.Sequential([tf_keras.Input((size, size, 3)), inner, tf_keras.layers.GlobalAveragePooling2D(),
                                  tf_keras.layers.Dense(CLASSES, name="head")])
-    randomize_tf_keras(outer, _input(size, (0, 255), 8, seed=2))
+    heal_keras(outer, _input(size, (0, 255), 8, seed=2))
     path = str(tmp_path / "nested.h5")
     getattr(outer, save)(path)
     with h5py.File(path) as f:
@@ -218,7 +163,7 @@ def test_tf_keras_nested_model_files_load(save, tmp_path):
                              keras.layers.Dense(CLASSES, name="head")])
     report = weights_io.load_weights(ours, path)
     assert report.applied, str(report)
-    _check_logits(np.asarray(ours(batch, training=False)), theirs)
+    _check_logits(np.asarray(ours(batch, training=False)), theirs, f"nested mobilenet_v3_small ({save})")
 
 
 @pytest.mark.parametrize("preset_name, ctor", [("mobilenet_v3_small.keras", "MobileNetV3Small"),
@@ -238,7 +183,7 @@ def test_preset_loader_reads_a_tf_keras_file(preset_name, ctor, tmp_path, monkey
     low_high = (0, 255) if ctor.startswith("MobileNet") else (-2, 2)
     model = getattr(tf_keras.applications, ctor)(input_shape=(size, size, 3), weights=None,
                                                  classes=preset.num_classes, classifier_activation=None)
-    randomize_tf_keras(model, _input(size, low_high, 8, seed=2))
+    heal_keras(model, _input(size, low_high, 8, seed=2))
     path = tmp_path / preset.file_name
     model.save_weights(str(path))
     batch = _input(size, low_high, 4, seed=3)
@@ -249,4 +194,4 @@ def test_preset_loader_reads_a_tf_keras_file(preset_name, ctor, tmp_path, monkey
                         dataclasses.replace(preset, hash={"algorithm": "md5", "value": digest}))
 
     ours = kerasnets.build_preset(preset_name, input_shape=(size, size, 3), classifier_activation=None)
-    _check_logits(np.asarray(ours(batch, training=False)), theirs)
+    _check_logits(np.asarray(ours(batch, training=False)), theirs, f"preset {preset_name}")

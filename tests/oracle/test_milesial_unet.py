@@ -5,8 +5,10 @@ The reference follows unet/unet_parts.py and unet_model.py as hubconf.py's
 DoubleConv = (conv3x3 pad 1 without bias, BatchNorm2d, ReLU) x 2, Down =
 MaxPool2d(2) + DoubleConv, Up = ConvTranspose2d(in, in // 2, 2, stride 2),
 pad to the skip's size, cat([skip, up]), DoubleConv; OutConv = conv1x1 with
-bias. Random weights and BN statistics are saved with `torch.save` plus the
-'mask_values' list train.py adds, and loaded through the real preset rows.
+bias. Healthy random weights (`tests.references.heal_torch`: He-normal, BN
+statistics calibrated on a batch then perturbed) are saved with `torch.save`
+plus the 'mask_values' list train.py adds, and loaded through the real preset
+rows; the outputs of two inputs must match (`assert_parity`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ F = torch.nn.functional
 
 import kerasnets
 from kerasnets import presets
-from tests.conftest import assert_close
+from tests.references import assert_parity, heal_torch
 
 torch.set_num_threads(2)
 
@@ -96,15 +98,8 @@ class UNet(nn.Module):
 @pytest.fixture(scope="module")
 def reference():
     torch.manual_seed(0)
-    net = UNet()
-    with torch.no_grad():
-        for module in net.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.5, 0.5)
-                module.running_var.uniform_(0.5, 2.0)
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.uniform_(-0.2, 0.2)
-    return net.eval()
+    calibration = np.random.default_rng(2).uniform(0, 1, (4, 3, 64, 64)).astype("float32")
+    return heal_torch(UNet(), calibration)
 
 
 @pytest.mark.parametrize("preset_name", ["unet.milesial_carvana_scale0.5", "unet.milesial_carvana_scale1.0"])
@@ -123,8 +118,8 @@ def test_milesial_unet_matches_through_the_preset(reference, preset_name, tmp_pa
     with torch.no_grad():
         expected = reference(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy().transpose(0, 2, 3, 1)
     actual = np.asarray(model(x))
-    print("max relative difference", np.abs(actual - expected).max() / np.abs(expected).max())
-    assert_close(actual, expected, rtol=1e-4)
+    error, dependence = assert_parity(actual, expected, rtol=1e-4, what=preset_name)
+    print(f"parity {preset_name}: error {error:.2e}, dependence {dependence:.2e}")
 
 
 def test_parameter_count_matches_torch(reference):
