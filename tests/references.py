@@ -39,7 +39,7 @@ def relative_error(ours, reference):
     """max |ours - reference| / max |reference|: the project's parity measure."""
     ours, reference = np.asarray(ours, np.float64), np.asarray(reference, np.float64)
     assert ours.shape == reference.shape, f"shape {ours.shape} != reference {reference.shape}"
-    return float(np.abs(ours - reference).max() / max(np.abs(reference).max(), 1e-30))
+    return float(np.abs(ours - reference).max() / max(np.abs(reference).max(), 1e-12))
 
 
 def assert_parity(ours, reference, *, rtol=RTOL, min_dependence=MIN_INPUT_DEPENDENCE, what="logits"):
@@ -55,6 +55,7 @@ def assert_parity(ours, reference, *, rtol=RTOL, min_dependence=MIN_INPUT_DEPEND
         f"{what}: the reference hardly depends on its input ({dependence:.2e} < {min_dependence:g}); "
         "heal its weights (tests.references.heal_keras / heal_torch) before comparing")
     error = relative_error(ours, reference)
+    print(f"parity {what}: error {error:.2e}, dependence {dependence:.2e}")  # shown by pytest -s
     assert error <= rtol, f"{what}: max |ours - reference| / max |reference| = {error:.3g} > {rtol:g}"
     return error, dependence
 
@@ -218,8 +219,8 @@ def heal_torch(module, batch, seed=0):
                     m.bias.copy_(tensor(rng.normal(0, 0.1, c), m.bias))
             elif isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.ConvTranspose2d)):
                 w = m.weight
-                if isinstance(m, nn.ConvTranspose2d):  # (in, out/groups, kh, kw): fan-in is out/groups x window
-                    fan_in = w.shape[1] * int(np.prod(w.shape[2:]))
+                if isinstance(m, nn.ConvTranspose2d):  # each output pixel sums in/groups x (k / stride)^2 terms
+                    fan_in = w.shape[0] // m.groups * int(np.prod([k // s or 1 for k, s in zip(m.kernel_size, m.stride)]))
                 else:
                     fan_in = int(np.prod(w.shape[1:]))
                 w.copy_(tensor(rng.normal(size=tuple(w.shape)) * np.sqrt(2.0 / fan_in), w))

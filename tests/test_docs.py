@@ -6,7 +6,6 @@ examples that need a user's own file or a network; each page keeps those few.
 
 import contextlib
 import io
-import os
 import pathlib
 import re
 

@@ -446,7 +446,6 @@ def predictor(model, *, repeats=5, rtol=1e-4, candidates=None, seed=0):
 
 
 def _model_for_cli(args):
-
     import kerasnets
 
     if os.path.exists(args.model) and args.model.endswith((".keras", ".h5")) and not args.model.endswith(".weights.h5"):

@@ -88,11 +88,10 @@ def predict_image(model, image_path, class_indices=None, top_k=5, preprocessing=
 
 def predict_cli(args):
     """`kerasnets predict`: prints the top-k classes of each image; returns the exit status."""
-    from training.deploy import load_saved_model
+    from training.deploy import load_saved_model, predictor, quick_candidates
 
     model = load_saved_model(args.model)
     images = args.image if isinstance(args.image, (list, tuple)) else [args.image]
-    from training.deploy import predictor, quick_candidates
 
     # exporting to onnxruntime costs tens of seconds: worth trying only for many images
     runner = predictor(model, candidates=None if len(images) >= 50 else quick_candidates())

@@ -1,9 +1,8 @@
 """Weight importers: other frameworks' files in, Keras weights out.
 
-    from kerasnets import build_vgg16
     from weights_io import load_npy_weights
 
-    model = build_vgg16()
+    # model: any Keras model whose layer names a layout knows (kerasnets' VGG-16 here)
     report = load_npy_weights(model, "vgg16.npy")   # tensorflow-vgg layout
     print(report)
 

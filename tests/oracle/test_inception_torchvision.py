@@ -35,10 +35,6 @@ def _calibration(size, n=4, seed=1):
     return np.random.default_rng(seed).normal(size=(n, 3, size, size)).astype("float32")
 
 
-def _report(what, error, dependence):
-    print(f"parity {what}: error {error:.2e}, dependence {dependence:.2e}")
-
-
 def _load(reference, ours, layout):
     flat = {k: v.detach().cpu().numpy() for k, v in reference.state_dict().items()}
     wf = WeightFile(tensors=group_flat(flat), convention="torch", format="torch-state-dict")
@@ -74,7 +70,7 @@ def test_googlenet_logits(size, aux, transform):
     got = [keras.ops.convert_to_numpy(g) for g in (got if aux else [got])]
     assert len(got) == len(expected)
     for name, a, e in zip(("main", "aux1", "aux2"), got, expected):
-        _report(f"googlenet {size} {name}", *assert_parity(a, e, what=f"googlenet {size} {name}"))
+        assert_parity(a, e, what=f"googlenet {size} {name}")
 
 
 @pytest.mark.parametrize("size, aux, transform", [(75, False, True), (299, True, False)])
@@ -92,7 +88,7 @@ def test_inception_v3_logits(size, aux, transform):
     got = [keras.ops.convert_to_numpy(g) for g in (got if aux else [got])]
     assert len(got) == len(expected)
     for name, a, e in zip(("main", "aux"), got, expected):
-        _report(f"inception_v3 {size} {name}", *assert_parity(a, e, what=f"inception_v3 {size} {name}"))
+        assert_parity(a, e, what=f"inception_v3 {size} {name}")
 
 
 def test_keras_variant_differs_from_torchvision():

@@ -73,13 +73,6 @@ def tf_keras_files(tmp_path_factory):
     return make
 
 
-def _check_logits(ours, theirs, what):
-    """`assert_parity` against tf_keras' logits, printing the measured error and input dependence."""
-    error, dependence = assert_parity(ours, theirs, what=what)
-    print(f"parity {what}: error {error:.2e}, dependence {dependence:.2e}")
-    return error, dependence
-
-
 @pytest.mark.parametrize("family", sorted(CASES))
 def test_tf_keras_file_loads_exactly(family, tf_keras_files):
     path, batch, theirs = tf_keras_files(family)
@@ -89,12 +82,12 @@ def test_tf_keras_file_loads_exactly(family, tf_keras_files):
 
     model, report = kerasnets.build_for_weights(name, path, **common, **{k: v for k, v in top.items() if k != "classes"})
     assert report.applied and report.layout == layout, str(report)
-    _check_logits(np.asarray(model(batch, training=False)), theirs, f"{family} (build_for_weights)")
+    assert_parity(np.asarray(model(batch, training=False)), theirs, what=f"{family} (build_for_weights)")
 
     model = kerasnets.build(name, **common, **top, **documented)
     report = weights_io.load_weights(model, path)
     assert report.applied and report.layout == layout, str(report)
-    _check_logits(np.asarray(model(batch, training=False)), theirs, f"{family} (load_weights)")
+    assert_parity(np.asarray(model(batch, training=False)), theirs, what=f"{family} (load_weights)")
 
 
 @pytest.mark.parametrize("family, option, value", [
@@ -126,12 +119,12 @@ def test_mobilenet_v3_default_build_loads_exactly_and_preprocessing_is_the_calle
     common = dict(input_shape=batch.shape[1:], classes=CLASSES, classifier_activation=None)
     model = kerasnets.build("mobilenet_v3_large", **common)
     assert weights_io.load_weights(model, path).layout == "keras-legacy-mobilenet-v3"
-    _check_logits(np.asarray(model(batch, training=False)), theirs, "mobilenet_v3_large (default build)")
+    assert_parity(np.asarray(model(batch, training=False)), theirs, what="mobilenet_v3_large (default build)")
 
     bare = kerasnets.build("mobilenet_v3_large", include_preprocessing=False, **common)
     weights_io.load_weights(bare, path)
-    _check_logits(np.asarray(bare(batch / 127.5 - 1.0, training=False)), theirs,
-                  "mobilenet_v3_large (include_preprocessing=False)")
+    assert_parity(np.asarray(bare(batch / 127.5 - 1.0, training=False)), theirs,
+                  what="mobilenet_v3_large (include_preprocessing=False)")
 
 
 @pytest.mark.parametrize("save", ["save_weights", "save"])
@@ -163,7 +156,7 @@ def test_tf_keras_nested_model_files_load(save, tmp_path):
                              keras.layers.Dense(CLASSES, name="head")])
     report = weights_io.load_weights(ours, path)
     assert report.applied, str(report)
-    _check_logits(np.asarray(ours(batch, training=False)), theirs, f"nested mobilenet_v3_small ({save})")
+    assert_parity(np.asarray(ours(batch, training=False)), theirs, what=f"nested mobilenet_v3_small ({save})")
 
 
 @pytest.mark.parametrize("preset_name, ctor", [("mobilenet_v3_small.keras", "MobileNetV3Small"),
@@ -194,4 +187,4 @@ def test_preset_loader_reads_a_tf_keras_file(preset_name, ctor, tmp_path, monkey
                         dataclasses.replace(preset, hash={"algorithm": "md5", "value": digest}))
 
     ours = kerasnets.build_preset(preset_name, input_shape=(size, size, 3), classifier_activation=None)
-    _check_logits(np.asarray(ours(batch, training=False)), theirs, f"preset {preset_name}")
+    assert_parity(np.asarray(ours(batch, training=False)), theirs, what=f"preset {preset_name}")

@@ -81,5 +81,4 @@ def test_inception_presets_give_torchvision_logits(name, size):
     x = np.random.default_rng(0).normal(size=(2, size, size, 3)).astype("float32")  # torch-normalised images
     with torch.no_grad():
         expected = net(torch.from_numpy(x).permute(0, 3, 1, 2)).numpy()
-    error, dependence = assert_parity(ours.predict(x, verbose=0), expected, what=name)
-    print(f"parity {name}: error {error:.2e}, dependence {dependence:.2e}")
+    assert_parity(ours.predict(x, verbose=0), expected, what=name)

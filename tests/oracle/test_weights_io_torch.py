@@ -28,11 +28,6 @@ def _nchw(x):
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
-def _parity(ours, reference, what):
-    error, dependence = assert_parity(ours, reference, what=what)
-    print(f"parity {what}: error {error:.2e}, dependence {dependence:.2e}")
-
-
 def _logits(torch_model, x):
     with torch.no_grad():
         return torch_model(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy()
@@ -49,7 +44,7 @@ def test_torch_saved_alexnet_loads(tmp_path, legacy):
     report = load_torch_weights(model, path)
     assert report.format == ("torch-legacy" if legacy else "torch-zip") and report.ok
     x = np.random.default_rng(0).uniform(0, 1, (2, 224, 224, 3)).astype("float32")
-    _parity(model.predict(x, verbose=0), _logits(reference, x), f"alexnet from torch.save ({report.format})")
+    assert_parity(model.predict(x, verbose=0), _logits(reference, x), what=f"alexnet from torch.save ({report.format})")
 
 
 def test_torch_saved_vgg11_bn_wrapped_parameters(tmp_path):
@@ -66,7 +61,7 @@ def test_torch_saved_vgg11_bn_wrapped_parameters(tmp_path):
     x = np.random.default_rng(1).normal(size=(2, 32, 32, 3)).astype("float32")
     with torch.no_grad():
         expected = reference.features(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy().transpose(0, 2, 3, 1)
-    _parity(model.predict(x, verbose=0), expected, "vgg11_bn features from a wrapped checkpoint")
+    assert_parity(model.predict(x, verbose=0), expected, what="vgg11_bn features from a wrapped checkpoint")
 
 
 def test_exported_alexnet_loads_into_torchvision_strict(tmp_path):
@@ -78,7 +73,7 @@ def test_exported_alexnet_loads_into_torchvision_strict(tmp_path):
     reference = torchvision.models.alexnet().eval()
     reference.load_state_dict(state, strict=True)
     x = np.random.default_rng(2).uniform(0, 1, (2, 224, 224, 3)).astype("float32")
-    _parity(_logits(reference, x), model.predict(x, verbose=0), "our alexnet in torchvision")
+    assert_parity(_logits(reference, x), model.predict(x, verbose=0), what="our alexnet in torchvision")
 
 
 def test_exported_resnet18_loads_into_torchvision_strict(tmp_path):
@@ -89,7 +84,7 @@ def test_exported_resnet18_loads_into_torchvision_strict(tmp_path):
     reference = torchvision.models.resnet18().eval()
     reference.load_state_dict(torch.load(path, weights_only=True), strict=True)
     x = np.random.default_rng(3).normal(size=(2, 64, 64, 3)).astype("float32")
-    _parity(_logits(reference, x), model.predict(x, verbose=0), "our resnet18 in torchvision")
+    assert_parity(_logits(reference, x), model.predict(x, verbose=0), what="our resnet18 in torchvision")
 
 
 @pytest.mark.parametrize("name", ["dncnn_25.pth", "resnet20-12fca82f.th"])
