@@ -12,11 +12,15 @@ visibly depend on the input before it compares.
     assert_parity(ours(x), reference(x))
 
 Healthy means: He-normal kernels (fan-in), small biases, BatchNorm statistics
-set from `batch` itself (one training-mode pass with momentum 0, so every BN
-layer sees a normalised signal), then perturbed (mean + N(0, 0.1 std), var x
-U(0.5, 1.5)) so inference is not batch normalisation, and in about one
-channel of 16 var x 1e-4 with gamma x 1e-2, where a wrong epsilon shows
-(layers with a gamma only: without one the x100 would compound layer by layer).
+set from `batch` itself (Keras: each BN measures what reaches it at
+inference, in one pass; torch: one training-mode pass), then perturbed (mean +
+N(0, 0.1 std), var x U(0.5, 1.5)) so inference is not batch normalisation,
+and in about one channel of 16 var x 1e-4 with gamma x 1e-2, where a wrong
+epsilon shows (layers with a gamma only: without one the x100 would compound
+layer by layer). Deep nets at random weights are chaotic in float32 unless
+tamed: BN betas around +1, residual branches damped, gentle SE gates (see
+the constants below); the reference must not amplify rounding past the 1e-4
+it is compared at.
 """
 
 from __future__ import annotations
@@ -26,6 +30,22 @@ import numpy as np
 RTOL = 1e-4
 MIN_INPUT_DEPENDENCE = 2e-3
 TINY_VARIANCE_EVERY = 16  # about one channel in this many gets var x 1e-4, gamma x 1e-2
+# Deep BN-ReLU stacks at random weights are chaotic: each BN removes the input-independent part of its
+# input, so a perturbation grows about 1.2x per layer relative to the signal (ResNet-152's logits moved
+# 2.5% for a 1e-6 input change, and TensorFlow, JAX and torch disagreed by 1e-3). Residual branches whose
+# last BN has gamma and beta x 0.1 leave the identity path in charge (as zero-init residuals do): 1e-5.
+RESIDUAL_GAIN = 0.1
+# Deep plain BN-ReLU stacks (Inception v4) stay chaotic even so: with beta ~ 0 ReLU keeps half of each
+# channel and its positive mean, which the next BN removes, so a perturbation gains ~1.2x per layer
+# (Inception v4's logits moved 4% for a 1e-6 input change; TensorFlow and torch differed by 1e-2).
+# Betas around +1.5 put most units in ReLU's linear part (7% cut): 2e-5 for that change, backends
+# within 4e-5, the input dependence still 0.2-0.4.
+BETA_MEAN = 1.5
+# He-normal squeeze-excitation gates multiply a gain of about 2 per block (x * sigmoid(W2 relu(W1 mean x))):
+# gentler excitation kernels keep the gates input-dependent and the net stable.
+SE_GATE_GAIN = 0.25
+# A channel nearly constant over the calibration batch would be divided by ~sqrt(eps): floor its variance.
+VARIANCE_FLOOR = 0.1
 
 
 def input_dependence(logits):
@@ -87,51 +107,98 @@ def _is_batch_norm(layer):
         hasattr(layer, "moving_mean") and hasattr(layer, "moving_variance"))
 
 
+def _residual_branch_ends(model):
+    """BatchNorm layers that end a residual branch: a summand of an Add (maybe through a squeeze-excitation),
+    projection shortcuts (keras' ``_0_bn``) excepted."""
+    ends = set()
+    for layer in _keras_leaves(model):
+        if type(layer).__name__ != "Add":
+            continue
+        for tensor in layer.input:
+            source = tensor._keras_history[0]
+            while type(source).__name__ == "SqueezeExcitation":
+                source = source.input._keras_history[0]
+            if _is_batch_norm(source) and not source.name.endswith("_0_bn"):
+                ends.add(id(source))
+    return ends
+
+
 def heal_keras(model, batch, seed=0):
     """Healthy random weights for a Keras 3 or tf_keras model; `batch` (NHWC) calibrates BatchNorm.
 
     Kernels are He-normal over their fan-in (a depthwise kernel's fan-in is its
-    window), biases N(0, 0.05), BN gamma U(0.8, 1.2) and beta N(0, 0.1). Returns `model`.
+    window), biases N(0, 0.05), BN gamma U(0.8, 1.2) and beta N(1.5, 0.1) (x RESIDUAL_GAIN where the BN ends
+    a residual branch). Returns `model`.
     """
     rng = np.random.default_rng(seed)
     norms = []
+    branch_ends = _residual_branch_ends(model)
     for layer in _keras_leaves(model):
         if _is_batch_norm(layer):
             norms.append(layer)
             c = tuple(layer.moving_mean.shape)
+            gain = RESIDUAL_GAIN if id(layer) in branch_ends else 1.0
             if getattr(layer, "gamma", None) is not None:
-                layer.gamma.assign(rng.uniform(0.8, 1.2, c).astype("float32"))
+                layer.gamma.assign((gain * rng.uniform(0.8, 1.2, c)).astype("float32"))
             if getattr(layer, "beta", None) is not None:
-                layer.beta.assign(rng.normal(0, 0.1, c).astype("float32"))
+                layer.beta.assign((gain * rng.normal(BETA_MEAN, 0.1, c)).astype("float32"))
             continue
         for variable in layer.trainable_weights:
             param = variable.name.rpartition("/")[2].split(":")[0]
             shape = tuple(variable.shape)
-            if param == "depthwise_kernel":
+            if param == "excite_kernel":  # a gentle gate: see SE_GATE_GAIN
+                value = rng.normal(size=shape) * np.sqrt(2.0 / shape[0]) * SE_GATE_GAIN
+            elif param == "depthwise_kernel":
                 value = rng.normal(size=shape) * np.sqrt(2.0 / np.prod(shape[:2]))
             elif param.endswith("kernel") and len(shape) >= 2:
                 value = rng.normal(size=shape) * np.sqrt(2.0 / np.prod(shape[:-1]))
+            elif param == "excite_bias":  # gates spread over about (0.1, 0.9) from channel to channel
+                value = rng.normal(size=shape)
             elif param == "bias":
                 value = rng.normal(size=shape) * 0.05
             else:  # PReLU slopes, SE scales, ...: keep the layer's own initialisation
                 continue
             variable.assign(value.astype("float32"))
-    momenta = [layer.momentum for layer in norms]
-    for layer in norms:
-        layer.momentum = 0.0
-    model(_as_inputs(batch), training=True)
-    for layer, momentum in zip(norms, momenta):
-        layer.momentum = momentum
-        gamma = getattr(layer, "gamma", None)
-        mean, var, new_gamma = _perturbed_statistics(
-            rng, np.asarray(layer.moving_mean, np.float64), np.asarray(layer.moving_variance, np.float64),
-            None if gamma is None else np.asarray(gamma, np.float64))
-        layer.moving_mean.assign(mean.astype("float32"))
-        layer.moving_variance.assign(var.astype("float32"))
-        if gamma is not None:
-            gamma.assign(new_gamma.astype("float32"))
+    _calibrate_in_order(model, norms, batch, rng)
     _temper_softmax_classifier(model, batch)
     return model
+
+
+def _calibrate_in_order(model, norms, batch, rng):
+    """Sets each BN's statistics from what reaches it at inference, upstream perturbations included.
+
+    One inference pass in which every BN layer, on its turn, measures its
+    input's batch statistics, stores their perturbed version and normalises
+    with it: downstream layers calibrate on the signal inference will give
+    them. (Calibrating all layers at once in training mode and perturbing
+    afterwards lets the perturbations compound: SE-ResNet-152's activations
+    grew 1500x through its 36 conv4 blocks and its logits became chaotic.)
+    """
+    def calibrating_call(layer, own_call):
+        def call(inputs, *args, **kwargs):
+            x = np.asarray(inputs, np.float64)
+            axes = tuple(i for i in range(x.ndim) if i != layer.axis % x.ndim)
+            gamma = getattr(layer, "gamma", None)
+            var = x.var(axis=axes)
+            var = np.maximum(var, VARIANCE_FLOOR * np.median(var))
+            mean, var, new_gamma = _perturbed_statistics(
+                rng, x.mean(axis=axes), var, None if gamma is None else np.asarray(gamma, np.float64))
+            layer.moving_mean.assign(mean.astype("float32"))
+            layer.moving_variance.assign(var.astype("float32"))
+            if gamma is not None:
+                gamma.assign(new_gamma.astype("float32"))
+            kwargs["training"] = False
+            return own_call(inputs, *args, **kwargs)
+
+        return call
+
+    for layer in norms:
+        layer.call = calibrating_call(layer, layer.call)
+    try:
+        model(_as_inputs(batch), training=False)
+    finally:
+        for layer in norms:
+            del layer.call  # back to the class's method
 
 
 SOFTMAX_LOGIT_SCALE = 4.0  # max |logit| before a softmax: its probabilities stay far from one-hot
@@ -197,8 +264,8 @@ def heal_torch(module, batch, seed=0):
     """Healthy random weights for a torch module; `batch` (NCHW numpy or tensor) calibrates BatchNorm.
 
     The torch twin of `heal_keras`: Conv*/Linear weights He-normal over their
-    fan-in, biases N(0, 0.05), BatchNorm calibrated by one training-mode pass
-    with momentum 1, then perturbed. Returns `module` in eval mode.
+    fan-in, biases N(0, 0.05), BatchNorm beta N(1.5, 0.1), calibrated by one
+    training-mode pass with momentum 1, then perturbed. Returns `module` in eval mode.
     """
     import torch
 
@@ -216,7 +283,7 @@ def heal_torch(module, batch, seed=0):
                 c = (m.num_features,)
                 if m.weight is not None:
                     m.weight.copy_(tensor(rng.uniform(0.8, 1.2, c), m.weight))
-                    m.bias.copy_(tensor(rng.normal(0, 0.1, c), m.bias))
+                    m.bias.copy_(tensor(rng.normal(BETA_MEAN, 0.1, c), m.bias))
             elif isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.ConvTranspose2d)):
                 w = m.weight
                 if isinstance(m, nn.ConvTranspose2d):  # each output pixel sums in/groups x (k / stride)^2 terms
@@ -243,3 +310,58 @@ def heal_torch(module, batch, seed=0):
             if m.weight is not None:
                 m.weight.copy_(tensor(gamma, m.weight))
     return module
+
+
+# ------------------------------------------------------------------------------------ TF graph (slim)
+
+
+def heal_tf_graph(session, inputs, batch, scope="", seed=0):
+    """Healthy random weights for a tf.compat.v1 graph (TF-slim nets) under variable `scope`.
+
+    The graph-mode twin of `heal_keras`: variables ``*/weights`` He-normal over
+    their fan-in, ``*/biases`` N(0, 0.05), BatchNorm gamma U(0.8, 1.2) and beta
+    N(1.5, 0.1) (x RESIDUAL_GAIN where the BN ends a residual branch: its output
+    feeds an addition, a ``shortcut`` excepted), then each BN in graph order
+    calibrated on what reaches it at inference from `batch` (fed to the
+    placeholder `inputs`), perturbed as `heal_keras` does. Returns the session.
+    """
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    graph = session.graph
+    variables = {v.op.name: v for v in graph.get_collection(tf.compat.v1.GraphKeys.GLOBAL_VARIABLES)
+                 if v.op.name.startswith(scope)}
+    norms = [op for op in graph.get_operations() if op.type.startswith("FusedBatchNorm") and op.name.startswith(scope)]
+    # The variables' scope, read off the moving mean the op reads (a re-entered variable_scope, as
+    # slim's inception_v1 opens, names its ops "InceptionV1/InceptionV1/..." and its variables not).
+    owners = {op: op.inputs[3].op.inputs[0].op.name.rpartition("/")[0] for op in norms}
+    branch_ends = {owners[op] for op in norms if "shortcut" not in owners[op]
+                   and any(c.type in ("Add", "AddV2") for c in op.outputs[0].consumers())}
+    for name, variable in variables.items():
+        owner, _, param = name.rpartition("/")
+        shape = tuple(variable.shape.as_list())
+        gain = RESIDUAL_GAIN if owner in branch_ends else 1.0
+        if param == "weights":
+            value = rng.normal(size=shape) * np.sqrt(2.0 / np.prod(shape[:-1]))
+        elif param == "biases":
+            value = rng.normal(size=shape) * 0.05
+        elif param == "gamma":
+            value = gain * rng.uniform(0.8, 1.2, shape)
+        elif param == "beta":
+            value = gain * rng.normal(BETA_MEAN, 0.1, shape)
+        else:  # moving statistics: calibrated below
+            continue
+        variable.load(value.astype("float32"), session)
+    for op in norms:
+        x = np.asarray(session.run(op.inputs[0], {inputs: np.asarray(batch, "float32")}), np.float64)
+        axes = tuple(range(x.ndim - 1))
+        var = x.var(axis=axes)
+        var = np.maximum(var, VARIANCE_FLOOR * np.median(var))
+        gamma = variables.get(f"{owners[op]}/gamma")
+        mean, var, new_gamma = _perturbed_statistics(
+            rng, x.mean(axis=axes), var, None if gamma is None else np.asarray(session.run(gamma), np.float64))
+        variables[f"{owners[op]}/moving_mean"].load(mean.astype("float32"), session)
+        variables[f"{owners[op]}/moving_variance"].load(var.astype("float32"), session)
+        if gamma is not None:
+            gamma.load(new_gamma.astype("float32"), session)
+    return session
