@@ -3,7 +3,9 @@
 from setuptools import find_packages, setup
 
 TEST = ["pytest>=8.0", "pytest-xdist>=3.5", "scikit-learn>=1.5", "scikit-image>=0.24", "matplotlib>=3.8", "pillow>=10.0",
-        "hypothesis>=6.100", "pycocotools>=2.0.8", "tensorboard>=2.20", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"]
+        "hypothesis>=6.100", "pycocotools>=2.0.8", "tensorboard>=2.20", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29",
+        # the format's own implementation, the tests' reference (0.8: numpy bfloat16 through ml_dtypes)
+        "safetensors>=0.8"]
 
 setup(
     name="kerasnets",
@@ -21,13 +23,16 @@ setup(
         "numpy>=2.1",  # np.reshape(copy=False): weights_io.transfer.reshape_view
         "scipy>=1.13",
         "h5py>=3.11",
+        "google-crc32c>=1.5",  # TensorFlow checkpoints' block and tensor checksums, without TensorFlow
         "scikit-learn>=1.5",  # ships the digits data set of the default training job
         "pillow>=10.0",  # image decoding in training (folders, FSRCNN preparation, predict)
+        "huggingface_hub>=0.23",  # timm presets: hf_hub_download(..., endpoint=) of model.safetensors
     ],
     extras_require={
         "test": TEST,
         # Cadene: SE-ResNet, BN-Inception, Inception v4; tf-keras writes Keras 2 files as keras.applications' hosted ones
-        "oracle": ["torch==2.14.1", "torchvision==0.29.1", "pretrainedmodels==0.7.4", "tf-keras==2.21.*"],
+        "oracle": ["torch==2.14.1", "torchvision==0.29.1", "pretrainedmodels==0.7.4", "tf-keras==2.21.*",
+                   "timm==1.0.31", "safetensors>=0.8"],  # timm: tests/oracle/test_timm.py
         "backends": ["jax==0.10.2", "jaxlib==0.10.2"],  # + torch from "oracle": tests/backends
         # keras' ONNX export goes through tf2onnx; the TFLite check uses tf.lite's interpreter
         "export": ["onnx>=1.17", "onnxruntime>=1.20", "tf2onnx>=1.17"],

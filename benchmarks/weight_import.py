@@ -9,6 +9,12 @@ reads the file's bytes once. Reported, interleaved over rounds:
 * memory ratio = peak RSS growth during load / file size (target <= 2)
 
     python benchmarks/weight_import.py --formats npy h5 --rounds 3
+
+`--formats tf-ckpt` times a ResNet-50-sized V2 TensorFlow checkpoint (keras
+ResNet50(weights=None) variables, written by TensorFlow's SaveV2 under the
+variables' paths) with `read_weights`, which has no layout onto a kerasnets
+model to load through: in this process (`trusted=True`) and through the reader
+process, whose own peak RSS growth is reported too.
 """
 
 from __future__ import annotations
@@ -111,6 +117,94 @@ WRITERS = {"npy": (".npy", write_npy), "pth": (".pth", write_pth), "mat": (".mat
            "h5": (".weights.h5", write_h5)}
 
 
+TF_CHILD = r"""
+import os, sys, time
+mode, path = sys.argv[1], sys.argv[2]
+def rss(field, pid="self"):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1]) * 1024
+from weights_io.readers import read_weights
+from weights_io import sandbox
+trusted = mode == "tf-trusted"
+if not trusted:  # start the reader process first: its start-up is not the file's cost
+    read_weights(sys.argv[3])
+    worker = sandbox._WORKER.proc.pid
+    with open(f"/proc/{worker}/clear_refs", "w") as f:
+        f.write("5")
+    worker_base = rss("VmRSS:", worker)
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+base = rss("VmRSS:")
+start = time.perf_counter()
+result = read_weights(path, trusted=trusted)
+for array in result.flat().values():
+    array.sum()
+elapsed = time.perf_counter() - start
+extra = 0 if trusted else rss("VmHWM:", worker) - worker_base
+print("RESULT", elapsed, rss("VmHWM:") - base, extra)
+"""
+
+
+def write_tf_checkpoint(directory):
+    """A V2 checkpoint of keras ResNet50(weights=None)'s variables (~98 MB); returns its prefix and data size."""
+    import keras
+    import tensorflow as tf
+
+    model = keras.applications.ResNet50(weights=None)
+    prefix = os.path.join(directory, "resnet50", "model.ckpt")
+    os.makedirs(os.path.dirname(prefix))
+    names = [v.path for v in model.weights]
+    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names),
+                      tensors=[v.value for v in model.weights])
+    return prefix
+
+
+def bench_tf_checkpoint(rounds, workdir):
+    """Rows for the V2 checkpoint: in-process and sandboxed read vs the raw read of the shard's bytes."""
+    import numpy as np
+
+    rows = []
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        prefix = write_tf_checkpoint(tmp)
+        warm = os.path.join(tmp, "warm.npy")
+        obj = np.empty((), dtype=object)
+        obj[()] = {"a": [np.zeros(3, "float32")]}
+        np.save(warm, obj, allow_pickle=True)
+        shard = prefix + ".data-00000-of-00001"
+        size = os.path.getsize(shard) + os.path.getsize(prefix + ".index")
+        with open(shard, "rb") as f:
+            while f.read(1 << 24):
+                pass
+        for mode in ("tf-trusted", "tf-sandbox"):
+            reads, loads = [], []
+            for i in range(rounds):
+                for step in (("read", "load") if i % 2 == 0 else ("load", "read")):
+                    if step == "read":
+                        reads.append(run_child("read", shard))
+                    else:
+                        out = subprocess.run([sys.executable, "-c", TF_CHILD, mode, prefix, warm],
+                                             capture_output=True, text=True, check=True)
+                        line = next(l for l in out.stdout.splitlines() if l.startswith("RESULT"))
+                        _, seconds, peak, worker = line.split()
+                        loads.append((float(seconds), int(peak), int(worker)))
+            ratios = [l[0] / r[0] for l, r in zip(loads, reads)]
+            mem = [l[1] / size for l in loads]
+            worker_mem = [l[2] / size for l in loads]
+            row = {"format": mode, "file_mb": size / 2**20, "rounds": rounds,
+                   "read_s": statistics.median(r[0] for r in reads), "load_s": statistics.median(l[0] for l in loads),
+                   "time_ratio_min": min(ratios), "time_ratio_median": statistics.median(ratios),
+                   "time_ratio_max": max(ratios), "peak_rss_ratio_median": statistics.median(mem),
+                   "peak_rss_ratio_max": max(mem), "worker_peak_rss_ratio_max": max(worker_mem)}
+            rows.append(row)
+            print(f"{mode:10s} {row['file_mb']:6.0f} MB  read {row['read_s']:.3f}s  load {row['load_s']:.3f}s  "
+                  f"time x{row['time_ratio_min']:.2f}/{row['time_ratio_median']:.2f}/{row['time_ratio_max']:.2f}  "
+                  f"peak RSS x{row['peak_rss_ratio_median']:.2f} (max {row['peak_rss_ratio_max']:.2f}; "
+                  f"reader process max {row['worker_peak_rss_ratio_max']:.2f})", flush=True)
+    return rows
+
+
 def run_child(mode, path):
     out = subprocess.run([sys.executable, "-c", CHILD, mode, path], capture_output=True, text=True, check=True)
     line = next(l for l in out.stdout.splitlines() if l.startswith("RESULT"))
@@ -120,10 +214,17 @@ def run_child(mode, path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--formats", nargs="+", default=list(WRITERS))
+    parser.add_argument("--formats", nargs="+", default=list(WRITERS), help=f"{list(WRITERS)} and tf-ckpt")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workdir", default=None, help="where the 528 MB files go (default: a temp dir)")
     args = parser.parse_args(argv)
+    if "tf-ckpt" in args.formats:
+        rows = bench_tf_checkpoint(args.rounds, args.workdir)
+        print("BENCH " + json.dumps({"benchmark": "weight import (ResNet-50 TF checkpoint)",
+                                     "environment": environment(), "results": rows}))
+        args.formats = [f for f in args.formats if f != "tf-ckpt"]
+        if not args.formats:
+            return
 
     from kerasnets import build_vgg16
 

@@ -10,7 +10,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.fuzz.corpus import mutate, read_and_touch, write_seeds
+from tests.fuzz.corpus import mutate, read_and_touch, safetensors_hostile, write_seeds
 from weights_io import WeightFile, WeightFileError, read_weights
 
 
@@ -62,6 +62,16 @@ def test_arbitrary_bytes(case_path, blob, mmap):
         read_and_touch(case_path, mmap)
     except WeightFileError:
         pass
+
+
+@pytest.mark.parametrize("case", sorted(safetensors_hostile()))
+def test_hostile_safetensors(case, case_path):
+    """Each malformed `.safetensors` of the corpus is refused, detected or forced, mapped or not."""
+    case_path.write_bytes(safetensors_hostile()[case])
+    for kwargs in ({"mmap": True}, {"format": "safetensors"}):
+        with pytest.raises(WeightFileError) as error:
+            read_weights(case_path, **kwargs)
+        assert str(case_path) in str(error.value)
 
 
 def test_structured_damage_seeded_run(tmp_path):

@@ -21,11 +21,12 @@ from weights_io.errors import (
 )
 from weights_io.layouts import LAYOUTS, detect_layout, get_layout, register_layout, rule_layout
 from weights_io.readers import READERS, detect_format, read_weights
-from weights_io.writers import save_npy_weights, save_torch_state_dict
+from weights_io.writers import save_npy_weights, save_safetensors, save_torch_state_dict
 
 __all__ = [
     "LAYOUTS", "READERS", "Layout", "Report", "UnsafePickleError", "WeightFile", "WeightFileError",
     "WeightMismatchError", "WeightOptionsWarning", "WeightsIOError", "assign_weights", "detect_format", "detect_layout", "export_weights",
     "get_layout", "load_keras_h5_weights", "load_mat_weights", "load_npy_weights", "load_torch_weights",
-    "load_weights", "read_weights", "register_layout", "rule_layout", "save_npy_weights", "save_torch_state_dict",
+    "load_weights", "read_weights", "register_layout", "rule_layout", "save_npy_weights", "save_safetensors",
+    "save_torch_state_dict",
 ]

@@ -10,7 +10,7 @@ from weights_io.readers import read_weights
 
 
 def load_weights(model, path, source=None, *, strict=True, flip_first_conv_channels=False, format=None,
-                 progress=None, trusted=False):
+                 progress=None, trusted=False, keep_background=False):
     """Loads a weight file of any supported format into `model`.
 
     Args:
@@ -30,6 +30,9 @@ def load_weights(model, path, source=None, *, strict=True, flip_first_conv_chann
             arrays are assigned (`kerasnets convert` draws a progress line with it).
         trusted: parse the file in this process instead of the limited reader
             process (`weights_io.sandbox`); for files you wrote yourself.
+        keep_background: keep class 0 (background) of a TF-slim classifier
+            with 1001 classes (build the model with classes=1001); by default
+            it is dropped and the model has the 1000 ImageNet classes.
 
     Returns:
         A `Report`; `print(report)` shows what went where.
@@ -41,7 +44,7 @@ def load_weights(model, path, source=None, *, strict=True, flip_first_conv_chann
         layout = get_layout(source)
     return assign_weights(
         model, weight_file, layout, strict=strict, flip_first_conv_channels=flip_first_conv_channels, release=True,
-        progress=progress,
+        progress=progress, keep_background=keep_background,
     )
 
 

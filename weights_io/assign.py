@@ -12,6 +12,7 @@ The one assign step every loader goes through. It
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import keras
@@ -158,6 +159,8 @@ def _source_array(variable, layer, src, flat, convention):
     if convention == "matconvnet" and isinstance(layer, keras.layers.BatchNormalization) and var_name == "beta":
         param = "bias"
     key = f"{src}.{param}"
+    if key not in flat and f"{src}.{var_name}" in flat:  # spelt as Keras does (TF-slim's BatchNorm/gamma)
+        key = f"{src}.{var_name}"
     array = flat.get(key)
     if array is None:
         return None, key, ""
@@ -232,8 +235,24 @@ def _head_only(report, head, head_source):
             and all(head_source is not None and k.rpartition(".")[0] == head_source for k in report.unexpected))
 
 
+def _drop_background(flat, head_source, count, convention):
+    """Drops class 0 from the source classifier `head_source` where it has `count` outputs; the keys changed."""
+    axis = 0 if convention == "torch" else -1  # the output axis
+    dropped = set()
+    for key in [k for k in flat if k.rpartition(".")[0] == head_source]:
+        array = np.asarray(flat[key])
+        if array.ndim and array.shape[axis] == count:
+            flat[key] = array[1:] if axis == 0 else array[..., 1:]
+            dropped.add(key)
+    return dropped
+
+
+def _with_note(note, extra):
+    return f"{note}; {extra}" if note else extra
+
+
 def assign_weights(model, weight_file: WeightFile, layout, *, strict=True, flip_first_conv_channels=False,
-                   release=False, progress=None):
+                   release=False, progress=None, keep_background=False):
     """Loads `weight_file` into `model` through `layout`; returns a `Report`.
 
     Args:
@@ -252,11 +271,17 @@ def assign_weights(model, weight_file: WeightFile, layout, *, strict=True, flip_
             the file size instead of twice it).
         progress: None, or a callable `(bytes_done, bytes_total)` called after
             each assigned array (for a progress line on large files).
+        keep_background: keep the background class 0 of a classifier whose
+            layout declares one (`Layout.background_classes`: TF-slim's 1001
+            classes); by default it is dropped, leaving the 1000 ImageNet classes.
     """
     layers = weighted_layers(model)
     names = [layer.name for layer in layers]
     mapping = layout.mapping(names, weight_file)
     flat = weight_file.flat()
+    dropped = set()
+    if layout.background_classes and not keep_background and names and mapping.get(names[-1]):
+        dropped = _drop_background(flat, mapping[names[-1]], layout.background_classes, weight_file.convention)
     consumed = {key for key in flat if key.rpartition(".")[2] in IGNORED_PARAMS}
     report = Report(path=weight_file.path, format=weight_file.format, layout=layout.name)
     first_conv = layout.first_conv or _first_conv_name(layers)
@@ -274,6 +299,8 @@ def assign_weights(model, weight_file: WeightFile, layout, *, strict=True, flip_
                 layer_ok = False
                 continue
             consumed.add(key)
+            if key in dropped:
+                note = _with_note(note, "background class 0 dropped")
             if flip_first_conv_channels and layer.name == first_conv and variable.name == "kernel":
                 array = np.asarray(array)[:, :, ::-1, :]
                 note = (note + "; " if note else "") + "BGR<->RGB flip"
@@ -282,7 +309,8 @@ def assign_weights(model, weight_file: WeightFile, layout, *, strict=True, flip_
                 note = (note + "; " if note else "") + adapted
                 report.adapted_channels = (3, int(variable.shape[2]))
             if tuple(array.shape) != tuple(variable.shape):
-                report.mismatched.append((variable.path, tuple(variable.shape), key, tuple(array.shape)))
+                shown = f"{key} (background class 0 dropped; keep_background=True keeps it)" if key in dropped else key
+                report.mismatched.append((variable.path, tuple(variable.shape), shown, tuple(array.shape)))
                 layer_ok = False
                 continue
             layer_plan.append((variable, array, key, note))
@@ -291,6 +319,10 @@ def assign_weights(model, weight_file: WeightFile, layout, *, strict=True, flip_
         else:
             report.skipped += [(v.path, k, "layer not loaded: see missing / mis-shaped") for v, _, k, _ in layer_plan]
     report.unexpected = sorted(set(flat) - consumed)
+    if layout.optional_sources:  # e.g. aux heads the model was built without
+        optional = [key for key in report.unexpected if re.fullmatch(layout.optional_sources, key)]
+        report.skipped += [("(not in the model)", key, "optional source, unused") for key in optional]
+        report.unexpected = [key for key in report.unexpected if key not in optional]
     record = build_record(model)
     report.option_mismatches = layout.option_differences(record)
     if record is not None:

@@ -132,6 +132,17 @@ class Layout:
         scoped_options: options for one kerasnets family (`"resnet"`) or
             registry name (`"se_resnext50_32x4d"`; wins over its family), for
             a layout several networks share with different settings.
+        source_shape: for export, a function `(source key, exported array)`
+            -> the shape the publisher stores that array in, or None to keep
+            it (timm's VGG keeps fc6 as a 7x7 conv, MobileNetV3's classifier
+            as a Linear where ours is a 1x1 conv). Loading needs no such hint.
+        background_classes: a source classifier with this many outputs puts
+            a background class first (TF-slim's 1001 ImageNet classes); the
+            assign step drops it unless told to keep it (`keep_background`).
+        optional_sources: a regex; source keys it fully matches may stay
+            unused without failing a strict load (training-only heads: TF-slim's
+            ``AuxLogits`` where the model has none). The report lists them as
+            skipped.
     """
 
     name: str
@@ -141,6 +152,9 @@ class Layout:
     pair_in_order: Callable[[list[str], list[str]], dict[str, str]] | None = None
     options: dict = dataclasses.field(default_factory=dict)
     scoped_options: dict = dataclasses.field(default_factory=dict)
+    source_shape: Callable[[str, np.ndarray], tuple | None] | None = None
+    background_classes: int | None = None
+    optional_sources: str | None = None
 
     def mapping(self, names, weight_file):
         """`{our_name: source_key}` for `names` (in model order) and this file."""

@@ -171,7 +171,15 @@ def _error(kind, header, fmt, path, memory):
     return WeightFileError(f"Could not read this {fmt} file ({header['message']})", path=path)
 
 
+# ml_dtypes types (safetensors' BF16, F8_*) travel by name: their dtype.str ("<V2") says nothing.
+ML_DTYPES = ("bfloat16", "float8_e4m3fn", "float8_e5m2")
+
+
 def _numeric_dtype(text, path):
+    if text in ML_DTYPES:
+        import ml_dtypes
+
+        return np.dtype(getattr(ml_dtypes, text))
     try:
         dtype = np.dtype(text)
     except TypeError:

@@ -6,6 +6,10 @@
   ``model.load_state_dict(strict=True)``. The pickle is emitted opcode by
   opcode (protocol 2) because the globals it names (``torch._utils.
   _rebuild_tensor_v2``, ``torch.FloatStorage``) must not be imported here.
+* `save_safetensors`: a `.safetensors` file (timm / Hugging Face) in a
+  layout's torch names, which ``safetensors.torch.load_file`` and timm's
+  ``load_state_dict`` read; written here with json and numpy (8-byte aligned
+  header, tensors in the order given, ``__metadata__`` {"format": "pt"}).
 * `save_npy_weights`: a tensorflow-vgg (``name -> [W, b]``) or
   caffe-tensorflow (``name -> {"weights", "biases", ...}``) `.npy` dict.
 
@@ -15,6 +19,7 @@ beside the forward ones.
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 import zipfile
@@ -134,9 +139,81 @@ def save_torch_state_dict(model, path, layout="torchvision-vgg"):
     Returns:
         The `WeightFile` written (torch convention), for inspection.
     """
-    weight_file = export_weights(model, get_layout(layout), "torch")
+    layout = get_layout(layout)
+    weight_file = export_weights(model, layout, "torch")
+    _publisher_shapes(weight_file, layout)
     write_torch_state_dict(weight_file.flat(), os.fspath(path))
     weight_file.path, weight_file.format = os.fspath(path), "torch-zip"
+    return weight_file
+
+
+def _publisher_shapes(weight_file, layout):
+    """Reshapes exported arrays the publisher stores otherwise (`Layout.source_shape`), in place."""
+    if layout.source_shape is None:
+        return
+    for layer, params in weight_file.tensors.items():
+        for param, array in params.items():
+            shape = layout.source_shape(f"{layer}.{param}", array)
+            if shape is not None and tuple(shape) != array.shape:
+                params[param] = array.reshape(shape)
+
+
+# numpy dtype name -> safetensors dtype name (ml_dtypes' bfloat16 included).
+_SAFETENSORS_DTYPES = {
+    "bool": "BOOL", "uint8": "U8", "int8": "I8", "uint16": "U16", "int16": "I16", "uint32": "U32", "int32": "I32",
+    "uint64": "U64", "int64": "I64", "float16": "F16", "float32": "F32", "float64": "F64", "bfloat16": "BF16",
+}
+
+
+def write_safetensors(flat, path, metadata=None):
+    """Writes `{key: ndarray}` as a `.safetensors` file (`metadata`: `{str: str}`, the `__metadata__`)."""
+    header, offset = {}, 0
+    arrays = {}
+    for key, value in flat.items():
+        array = np.asarray(value)
+        if array.dtype.name not in _SAFETENSORS_DTYPES:
+            raise ValueError(f"Cannot write {key!r}: safetensors has no dtype for {array.dtype}")
+        if array.dtype.byteorder == ">":
+            array = array.astype(array.dtype.newbyteorder("<"))
+        arrays[key] = np.ascontiguousarray(array)
+        header[key] = {"dtype": _SAFETENSORS_DTYPES[array.dtype.name], "shape": list(array.shape),
+                       "data_offsets": [offset, offset + array.nbytes]}
+        offset += array.nbytes
+    if metadata:
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+            raise ValueError(f"safetensors metadata maps strings to strings. Received: {metadata!r}")
+        header = {"__metadata__": dict(metadata), **header}
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-(8 + len(text)) % 8)  # the data starts 8-byte aligned, as safetensors writes it
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text)
+        for array in arrays.values():
+            f.write(array.tobytes())
+
+
+def save_safetensors(model, path, layout, *, metadata=None):
+    """Saves `model`'s weights as a `.safetensors` file in `layout`'s (torch) names.
+
+    With a timm layout the file is what timm's ``model.safetensors`` holds:
+    ``timm.create_model(name, pretrained_cfg_overlay=dict(file=path))`` or
+    ``model.load_state_dict(safetensors.torch.load_file(path))`` takes it.
+
+    Args:
+        model: a built Keras model.
+        path: destination `.safetensors` file.
+        layout: a registered layout name (`"timm-vgg"`, `"torchvision-resnet"`,
+            `"timm-mobilenet-v3"`, ...) or `Layout`.
+        metadata: `{str: str}` for the header's `__metadata__` (default
+            `{"format": "pt"}`, which Hugging Face's loaders look for).
+
+    Returns:
+        The `WeightFile` written (torch convention), for inspection.
+    """
+    layout = get_layout(layout)
+    weight_file = export_weights(model, layout, "torch")
+    _publisher_shapes(weight_file, layout)
+    write_safetensors(weight_file.flat(), os.fspath(path), {"format": "pt"} if metadata is None else metadata)
+    weight_file.path, weight_file.format = os.fspath(path), "safetensors"
     return weight_file
 
 

@@ -6,7 +6,9 @@ Used by tests/test_fuzz_readers.py (a brief run in CI) and by
 
 from __future__ import annotations
 
+import json
 import pathlib
+import struct
 
 import numpy as np
 
@@ -57,9 +59,91 @@ def write_seeds(directory):
     keras2 = directory / "seed_keras2.h5"  # the layout tf.keras' save_weights writes, ~300 KB like the issue's
     write_keras2_like(keras2, rng)
     seeds["keras2-h5"] = keras2
+    safetensors = directory / "seed.safetensors"  # f32 over LAZY_MIN_BYTES, f16, bf16, int64 and __metadata__
+    safetensors.write_bytes(safetensors_bytes({
+        "conv1.weight": rng.normal(size=(16, 3, 3, 3)).astype("float32"),
+        "conv1.bias": rng.normal(size=16).astype("float16"),
+        "bn1.running_var": _bfloat16_bits(rng.random(16).astype("float32")),
+        "bn1.num_batches_tracked": np.array(1, "int64"),
+        "fc.weight": rng.normal(size=(128, 160)).astype("float32"),
+    }, {"format": "pt"}))
+    seeds["safetensors"] = safetensors
+    tf_v1 = directory / "seed_tf_v1.ckpt"  # a V1 TensorFlow checkpoint: a table of SavedTensorSlices
+    write_tf_v1_seed(tf_v1, rng)
+    seeds["tf-checkpoint-v1"] = tf_v1
     for name in REAL_FILES:
         if (FIXTURES / name).exists():
             seeds[name] = FIXTURES / name
+    return seeds
+
+
+_SAFETENSORS_DTYPES = {"float32": "F32", "float16": "F16", "int64": "I64", "uint16": "BF16"}
+
+
+def _bfloat16_bits(array):
+    """float32 -> bfloat16 as raw uint16 (the top half of each float), written as BF16 by `safetensors_bytes`."""
+    return (np.ascontiguousarray(array, "<f4").view("<u4") >> 16).astype("<u2")
+
+
+def safetensors_bytes(arrays, metadata=None):
+    """A `.safetensors` file's bytes, written here independently of weights_io (uint16 arrays go as BF16)."""
+    header, offset = ({"__metadata__": metadata} if metadata else {}), 0
+    for key, array in arrays.items():
+        header[key] = {"dtype": _SAFETENSORS_DTYPES[array.dtype.name], "shape": list(array.shape),
+                       "data_offsets": [offset, offset + array.nbytes]}
+        offset += array.nbytes
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + b"".join(np.ascontiguousarray(a).tobytes() for a in arrays.values())
+
+
+def _raw_safetensors(header, data=b"", length=None):
+    text = header if isinstance(header, bytes) else json.dumps(header).encode()
+    return struct.pack("<Q", len(text) if length is None else length) + text + data
+
+
+def _entry(dtype="F32", shape=(2,), offsets=(0, 8)):
+    return {"dtype": dtype, "shape": list(shape), "data_offsets": list(offsets)}
+
+
+def safetensors_hostile():
+    """Malformed `.safetensors` files, {case: bytes}: each must raise WeightFileError (the package refuses
+    all but "duplicate names", where its last entry wins)."""
+    f = _raw_safetensors
+    return {
+        "header longer than the file": f({"a.w": _entry()}, bytes(8), length=10_000),
+        "header length near 2**64": f({"a.w": _entry()}, bytes(8), length=2**64 - 1),
+        "not JSON": f(b"{this is not json", bytes(8)),
+        "JSON but a list": f(b"[1, 2, 3]"),
+        "not UTF-8": f(b'{"\xff": 1}'),
+        "entry not an object": f({"a.w": [1, 2]}),
+        "entry without data_offsets": f({"a.w": {"dtype": "F32", "shape": [2]}}, bytes(8)),
+        "unknown dtype": f({"a.w": _entry(dtype="F31")}, bytes(8)),
+        "negative dimension": f({"a.w": _entry(shape=(-2,))}, bytes(8)),
+        "shape product overflows": f({"a.w": _entry(shape=(2**32, 2**32, 2**32, 2**32))}, bytes(8)),
+        "shape that wraps to the right size in 64 bits": f({"a.w": _entry(shape=(2**62 + 2,))}, bytes(8)),
+        "shape disagrees with data_offsets": f({"a.w": _entry(shape=(3,))}, bytes(8)),
+        "overlapping offsets": f({"a.w": _entry(offsets=(0, 8)), "b.w": _entry(offsets=(4, 12))}, bytes(12)),
+        "end before begin": f({"a.w": _entry(shape=(0,), offsets=(8, 0))}, bytes(8)),
+        "gap between tensors": f({"a.w": _entry(offsets=(0, 8)), "b.w": _entry(offsets=(12, 20))}, bytes(20)),
+        "offsets past the file": f({"a.w": _entry(offsets=(0, 8)), "b.w": _entry(offsets=(8, 16))}, bytes(8)),
+        "bytes left over": f({"a.w": _entry()}, bytes(16)),
+        "truncated data": f({"a.w": _entry(shape=(4,), offsets=(0, 16))}, bytes(10)),
+        "metadata not strings": f({"__metadata__": {"epoch": 3}, "a.w": _entry()}, bytes(8)),
+        "offsets not integers": f({"a.w": _entry(offsets=(0.0, 8.0))}, bytes(8)),
+        "duplicate names": f(b'{"a.w": ' + json.dumps(_entry()).encode() + b', "a.w": '
+                             + json.dumps(_entry()).encode() + b"}", bytes(8)),
+    }
+
+
+def write_hostile_seeds(directory):
+    """The malformed `.safetensors` files as seeds for the long run: {name: path}."""
+    directory = pathlib.Path(directory)
+    seeds = {}
+    for i, (case, data) in enumerate(sorted(safetensors_hostile().items())):
+        path = directory / f"hostile_{i:02d}.safetensors"
+        path.write_bytes(data)
+        seeds[f"safetensors-hostile: {case}"] = path
     return seeds
 
 
@@ -204,3 +288,95 @@ def mutate(data, edits, truncate):
     if truncate is not None and buf:
         buf = buf[: truncate % (len(buf) + 1)]
     return bytes(buf)
+
+
+# --- TensorFlow checkpoints: a minimal table and protobuf writer (seeds and hostile cases) ---------------------
+
+def pb_varint(value):
+    """A protobuf varint of a non-negative integer (negative ones as 10-byte two's complement)."""
+    value &= (1 << 64) - 1
+    out = bytearray()
+    while True:
+        out.append((value & 0x7F) | (0x80 if value > 0x7F else 0))
+        value >>= 7
+        if not value:
+            return bytes(out)
+
+
+def pb_field(number, value, wire=None):
+    """One protobuf field: an int (varint), bytes (length-delimited) or (wire, raw bytes)."""
+    if isinstance(value, tuple):
+        wire, raw = value
+        return pb_varint(number << 3 | wire) + raw
+    if isinstance(value, int):
+        return pb_varint(number << 3) + pb_varint(value)
+    return pb_varint(number << 3 | 2) + pb_varint(len(value)) + bytes(value)
+
+
+def pb_shape(shape):
+    return b"".join(pb_field(2, pb_field(1, d)) for d in shape)
+
+
+def _masked_crc(data):
+    import google_crc32c
+
+    crc = google_crc32c.value(bytes(data))
+    return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def _table_block(entries):
+    import struct
+
+    body = b"".join(pb_varint(0) + pb_varint(len(k)) + pb_varint(len(v)) + k + v for k, v in entries)
+    return body + struct.pack("<II", 0, 1)
+
+
+def table_bytes(entries, index_handles=None):
+    """A LevelDB-style table as TensorFlow writes it (uncompressed, crc32c trailers) holding `entries`.
+
+    `index_handles` replaces the index's handles (hostile cases: loops, offsets past the file).
+    """
+    import struct
+
+    out = bytearray()
+
+    def put(block):
+        offset = len(out)
+        out.extend(block + b"\x00" + struct.pack("<I", _masked_crc(block + b"\x00")))
+        return offset, len(block)
+
+    data = put(_table_block(sorted(entries)))
+    meta = put(_table_block([]))
+    handles = index_handles or [data]
+    last = max(k for k, _ in entries) if entries else b""
+    index = put(_table_block([(last + bytes([i]) * (i > 0), pb_varint(o) + pb_varint(s))
+                              for i, (o, s) in enumerate(handles)]))
+    handles_raw = pb_varint(meta[0]) + pb_varint(meta[1]) + pb_varint(index[0]) + pb_varint(index[1])
+    out.extend(handles_raw.ljust(40, b"\x00") + struct.pack("<Q", 0xDB4775248B80FB57))
+    return bytes(out)
+
+
+def write_tf_v1_seed(path, rng):
+    """A V1 checkpoint (SavedTensorSlices) of a float32 kernel, split in two slices, and a float64 bias."""
+    from weights_io.readers.tf_checkpoint import slice_key
+
+    kernel = rng.normal(size=(3, 3, 2, 4)).astype("float32")
+    bias = rng.normal(size=4)
+    full = lambda rank: b"".join(pb_field(1, b"") for _ in range(rank))  # noqa: E731
+    halves = [((0, -1), (0, -1), (0, 1), (0, -1)), ((0, -1), (0, -1), (1, 1), (0, -1))]
+    extent = lambda e: pb_field(1, (pb_field(1, e[0]) if e[0] else b"") + (pb_field(2, e[1]) if e[1] >= 0 else b""))  # noqa: E731
+    meta = (pb_field(1, pb_field(1, b"net/conv1/weights") + pb_field(2, pb_shape(kernel.shape)) + pb_field(3, 1)
+                     + b"".join(pb_field(4, b"".join(extent(e) for e in h)) for h in halves))
+            + pb_field(1, pb_field(1, b"net/conv1/biases") + pb_field(2, pb_shape(bias.shape)) + pb_field(3, 2)
+                       + pb_field(4, full(1))))
+    entries = [(b"", pb_field(1, meta))]
+    for h in halves:
+        part = kernel[:, :, h[2][0]:h[2][0] + 1, :]
+        tensor = pb_field(1, 1) + pb_field(2, pb_shape(part.shape)) + pb_field(5, part.astype("<f4").tobytes())
+        saved = pb_field(1, b"net/conv1/weights") + pb_field(2, b"".join(extent(e) for e in h)) + pb_field(3, tensor)
+        entries.append((slice_key("net/conv1/weights", h), pb_field(2, saved)))
+    tensor = pb_field(1, 2) + pb_field(2, pb_shape(bias.shape)) + pb_field(6, bias.astype("<f8").tobytes())
+    saved = pb_field(1, b"net/conv1/biases") + pb_field(2, full(1)) + pb_field(3, tensor)
+    entries.append((slice_key("net/conv1/biases", ((0, -1),)), pb_field(2, saved)))
+    pathlib.Path(path).write_bytes(table_bytes(entries))
+    return kernel, bias

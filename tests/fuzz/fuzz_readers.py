@@ -23,7 +23,8 @@ import tempfile
 import time
 
 from tests.fuzz.corpus import (
-    mutate, read_and_touch, structured_mutation, write_issue_seeds, write_large_seeds, write_seeds,
+    mutate, read_and_touch, structured_mutation, write_hostile_seeds, write_issue_seeds, write_large_seeds,
+    write_seeds,
 )
 
 # What a refusal by the reader process's limits says (weights_io.sandbox).
@@ -85,12 +86,13 @@ class Harness:
 
 
 def run(examples, seed=0, *, large_mb=0, issue_files=True, keep=None, read_seconds=10.0, watchdog_seconds=120.0,
-        log=None):
+        log=None, hostile=False):
     """Reads `examples` mutated files; returns (counts {(seed name, kind, outcome): n}, failures).
 
     With `issue_files`, the seeds include a tf-keras `.h5` and its two damaged forms
     that hang libhdf5 (where tf-keras is installed): their reads end at the reader
-    process's limit ("contained").
+    process's limit ("contained"). With `hostile`, the malformed `.safetensors` files
+    (`corpus.safetensors_hostile`) are seeds too.
     """
     rng = random.Random(seed)
     counts = collections.Counter()
@@ -102,6 +104,8 @@ def run(examples, seed=0, *, large_mb=0, issue_files=True, keep=None, read_secon
             seeds.update(write_large_seeds(tmp, large_mb))
         if issue_files:
             seeds.update(write_issue_seeds(tmp))
+        if hostile:
+            seeds.update(write_hostile_seeds(tmp))
         originals = {name: pathlib.Path(path).read_bytes() for name, path in seeds.items()}
         target = pathlib.Path(tmp) / "case"
         try:
@@ -141,7 +145,7 @@ def main(argv=None):
     parser.add_argument("--read-seconds", type=float, default=10.0, help="the reader process's base time limit")
     args = parser.parse_args(argv)
     counts, failures = run(args.examples, args.seed, large_mb=args.large_mb, keep=args.keep,
-                           read_seconds=args.read_seconds, log=print)
+                           read_seconds=args.read_seconds, log=print, hostile=True)
     totals = collections.Counter()
     for (name, kind, outcome), n in sorted(counts.items()):
         print(f"{name:28s} {kind:12s} {outcome:10s} {n}")

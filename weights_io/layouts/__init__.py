@@ -97,6 +97,12 @@ KERAS_APPLICATIONS_OPTIONS = {
     "densenet": {"bn_epsilon": 1.001e-5, "conv_bias": False},
     "mobilenet_v3": {"padding": "keras"},
 }
+# ResNetV2 (pre-activation) is family "resnet" with its own settings (kerasnets.resnet.KERAS_APPLICATIONS_V2).
+KERAS_APPLICATIONS_OPTIONS.update({
+    f"resnet{depth}_v2": {"stride_placement": "v1.5", "stride_block": "last", "conv_bias": False,
+                          "bn_epsilon": 1.001e-5, "padding": "torch", "stem_pool": "padded"}
+    for depth in (50, 101, 152)
+})
 
 KERAS_APPLICATIONS = register_layout(
     Layout(
@@ -179,6 +185,7 @@ def detect_layout(names, weight_file):
 
 
 # Family modules register their layouts on import; add yours to this tuple.
-_FAMILY_MODULES = ("vgg", "resnet", "densenet", "mobilenet_v3", "fsrcnn", "inception", "gan", "unet")
+_FAMILY_MODULES = ("vgg", "resnet", "densenet", "mobilenet_v3", "fsrcnn", "inception", "gan", "unet", "slim_resnet",
+                   "slim_inception")
 for _module in _FAMILY_MODULES:
     importlib.import_module(f"weights_io.layouts.{_module}")

@@ -27,6 +27,18 @@ Cadene's pretrainedmodels bninception (ported from Caffe): flat Caffe names,
 ``inception_3a_double_3x3_1`` / ``_bn``, ..., ``last_linear``: ours without
 the ``_conv`` suffix and with ``inception_3a`` for ``inception3a``.
 
+timm inception_v3 has torchvision's keys (no ``AuxLogits``: timm builds none;
+build ours with ``variant="torchvision", aux_logits=False``) and timm
+inception_v4 Cadene's: their layouts above serve timm's files too.
+
+timm inception_resnet_v2 (Cadene's port of TF-slim): ``conv2d_1a`` ..
+``conv2d_4a``, ``mixed_5b``, ``repeat`` (10 Block35), ``mixed_6a``,
+``repeat_1`` (20 Block17), ``mixed_7a``, ``repeat_2`` (9 Block8), ``block8``
+(the last, linear one), ``conv2d_7b``, ``classif``; a branch of one unit is
+``branch{b}``, a longer one ``branch{b}.{j}`` (j counts pools), the
+residual projection ``conv2d``. Its BatchNorms have a gamma (keras' and
+TF-slim's none): ``bn_scale=True``.
+
 keras.applications InceptionV3 / InceptionResNetV2 name their conv units by
 a session-global counter (``conv2d_17``), so no name layout can address
 them; their files load by order (layout ``keras-order`` in __init__.py).
@@ -34,6 +46,9 @@ them; their files load by order (layout ``keras-order`` in __init__.py).
 
 from __future__ import annotations
 
+import re
+
+from weights_io.core import Layout
 from weights_io.layouts import register_layout, rule_layout
 
 _GOOGLENET_UNITS = {
@@ -138,5 +153,54 @@ register_layout(
         "inception_3a_double_3x3_1(_bn), ..., last_linear; build_inception_v2(variant='cadene').",
         first_conv="conv1_7x7_s2_conv",
         options={"variant": "cadene"},
+    )
+)
+
+
+_TIMM_IRV2_STEM = {"conv1a": "conv2d_1a", "conv2a": "conv2d_2a", "conv2b": "conv2d_2b", "conv3b": "conv2d_3b",
+                   "conv4a": "conv2d_4a", "conv_7b": "conv2d_7b"}
+_TIMM_IRV2_REPEATS = {"block35": "repeat", "block17": "repeat_1", "block8": "repeat_2"}
+_IRV2_UNIT = re.compile(r"(mixed_5b|mixed_6a|mixed_7a|block(?:35|17|8)_\d+)(?:_mixed)?_branch(\d)_(\d)_(conv|bn)")
+_IRV2_BLOCK = re.compile(r"(block(?:35|17|8))_(\d+)")
+
+
+def _timm_inception_resnet_v2(names):
+    present = set(names)
+    last_block8 = max((int(m.group(1)) for m in map(re.compile(r"block8_(\d+)_conv").fullmatch, names) if m),
+                      default=0)
+
+    def module(block):
+        match = _IRV2_BLOCK.fullmatch(block)
+        if match is None:
+            return block  # mixed_5b, mixed_6a, mixed_7a
+        kind, i = match.group(1), int(match.group(2))
+        return "block8" if kind == "block8" and i == last_block8 else f"{_TIMM_IRV2_REPEATS[kind]}.{i - 1}"
+
+    mapping = {"predictions": "classif"}
+    for ours in names:
+        stem = re.fullmatch(r"(conv1a|conv2a|conv2b|conv3b|conv4a)_(conv|bn)", ours)
+        if stem:
+            mapping[ours] = f"{_TIMM_IRV2_STEM[stem.group(1)]}.{stem.group(2)}"
+        elif ours in ("conv_7b", "conv_7b_bn"):
+            mapping[ours] = "conv2d_7b." + ("bn" if ours.endswith("_bn") else "conv")
+        elif _IRV2_BLOCK.fullmatch(ours[:-len("_conv")] if ours.endswith("_conv") else ""):
+            mapping[ours] = f"{module(ours[:-len('_conv')])}.conv2d"  # the residual 1x1 projection
+        elif match := _IRV2_UNIT.fullmatch(ours):
+            block, branch, j, part = match.groups()
+            prefix = ours[: ours.index(f"branch{branch}_")]
+            single = j == "0" and f"{prefix}branch{branch}_1_conv" not in present
+            unit = f"branch{branch}" if single else f"branch{branch}.{j}"
+            mapping[ours] = f"{module(block)}.{unit}.{part}"
+    return {ours: theirs for ours, theirs in mapping.items() if ours in present}
+
+
+register_layout(
+    Layout(
+        name="timm-inception-resnet-v2",
+        map_names=_timm_inception_resnet_v2,
+        description="timm inception_resnet_v2 (Cadene's names): conv2d_1a..conv2d_4a, mixed_5b, repeat.i, mixed_6a, "
+        "repeat_1.i, mixed_7a, repeat_2.i, block8, conv2d_7b, classif (build with bn_scale=True).",
+        first_conv="conv1a_conv",
+        options={"bn_scale": True, "bn_epsilon": 1e-3},
     )
 )

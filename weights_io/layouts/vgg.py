@@ -37,8 +37,8 @@ register_layout(
 _CONV = re.compile(r"block(\d+)_conv(\d+)(_bn)?")
 
 
-def _torchvision_vgg(names):
-    """features.<i> counts conv (+bn) + relu per conv and one pool per block."""
+def _torchvision_vgg(names, heads=("classifier.0", "classifier.3", "classifier.6")):
+    """features.<i> counts conv (+bn) + relu per conv and one pool per block; `heads` names fc1, fc2, predictions."""
     mapping, index, block = {}, 0, None
     for name in names:
         match = _CONV.fullmatch(name)
@@ -53,7 +53,7 @@ def _torchvision_vgg(names):
         block = match.group(1)
         mapping[name] = f"features.{index}"
         index += 2  # conv + relu
-    mapping.update({"fc1": "classifier.0", "fc2": "classifier.3", "predictions": "classifier.6"})
+    mapping.update(zip(("fc1", "fc2", "predictions"), heads))
     return {k: v for k, v in mapping.items() if k in names}
 
 
@@ -78,5 +78,36 @@ register_layout(
         description="torchvision alexnet: features.{0,3,6,8,10}, classifier.{1,4,6}.",
         first_conv="conv1",
         options={"variant": "torchvision"},
+    )
+)
+
+
+# timm's VGG keeps torchvision's `features` but runs fc6/fc7 as convolutions (ConvMlp) and
+# pools before its Linear head; the weights are the same numbers in other shapes.
+_TIMM_VGG_HEADS = ("pre_logits.fc1", "pre_logits.fc2", "head.fc")
+_TIMM_VGG_KERNELS = {"pre_logits.fc1.weight": 7, "pre_logits.fc2.weight": 1}
+
+
+def _timm_vgg_shape(key, array):
+    """timm's shapes: fc1 a 7x7 conv (out, C, 7, 7), fc2 a 1x1 conv, head.fc a Linear (out, in)."""
+    out = array.shape[0] if array.ndim else 0
+    if key in _TIMM_VGG_KERNELS:
+        k = _TIMM_VGG_KERNELS[key]
+        return (out, array.size // (out * k * k), k, k)
+    if key == "head.fc.weight":
+        return (out, array.size // out)
+    return None
+
+
+register_layout(
+    Layout(
+        name="timm-vgg",
+        map_names=lambda names: _torchvision_vgg(names, _TIMM_VGG_HEADS),
+        description="timm vgg11..vgg19(_bn) (model.safetensors): features.<i> as torchvision, "
+        "pre_logits.fc1 (7x7 conv) / pre_logits.fc2 (1x1 conv), head.fc; fits a plain or fully_convolutional build "
+        "at 224x224 (timm average-pools smaller maps up to 7x7 first).",
+        first_conv="block1_conv1",
+        options={"bn_epsilon": 1e-5},
+        source_shape=_timm_vgg_shape,
     )
 )

@@ -27,14 +27,30 @@ def register_reader(fmt):
 
 
 def detect_format(path):
-    """Names the format of the file at `path` from its magic bytes."""
+    """Names the format of the file at `path` from its magic bytes.
+
+    A TensorFlow checkpoint may also be named by its prefix (no such file, only
+    `prefix.index`) or a folder whose `checkpoint` file names the latest one.
+    """
     path = os.fspath(path)
+    from weights_io.readers.tf_checkpoint import resolve as resolve_checkpoint
+
+    checkpoint = resolve_checkpoint(path)
+    if checkpoint is not None and checkpoint[0] is not None:
+        return checkpoint[0]
+    if checkpoint is not None and not os.path.isfile(path):
+        raise WeightFileError(f"A damaged TensorFlow checkpoint (its table at {checkpoint[1]} is unreadable)",
+                              path=path)
     if not os.path.isfile(path):
         raise WeightFileError("No such weight file", path=path)
     with open(path, "rb") as f:
         head = f.read(128)
     if not head:
         raise WeightFileError("The weight file is empty (0 bytes)", path=path)
+    from weights_io.readers.safetensors import header_length
+
+    if header_length(head) is not None:  # a plausible length, then '{'
+        return "safetensors"
     if head.startswith(b"\x93NUMPY"):
         return "npy"
     if head.startswith(b"MATLAB 7.3"):
@@ -93,6 +109,11 @@ def read_weights(path, format=None, *, mmap=False, trusted=False):
         A `WeightFile`.
     """
     fmt = format or detect_format(path)
+    if fmt in ("tf-checkpoint", "tf-checkpoint-v1"):
+        from weights_io.readers.tf_checkpoint import resolve as resolve_checkpoint
+
+        # a prefix or folder names no file: the sandbox sizes and maps the data shard (V2) or the file (V1)
+        path = (resolve_checkpoint(path) or (None, path))[1]
     if fmt not in READERS:
         raise WeightFileError(
             f"No reader for format {fmt!r}; supported: {sorted(READERS)}", path=os.fspath(path)
@@ -114,6 +135,6 @@ def read_weights(path, format=None, *, mmap=False, trusted=False):
 
 
 # Format modules register their readers on import; add yours to this tuple.
-_FORMAT_MODULES = ("npy", "torch", "keras_h5", "mat")
+_FORMAT_MODULES = ("npy", "torch", "keras_h5", "mat", "safetensors", "tf_checkpoint")
 for _module in _FORMAT_MODULES:
     importlib.import_module(f"weights_io.readers.{_module}")

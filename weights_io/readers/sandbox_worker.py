@@ -29,6 +29,7 @@ try:
 except ImportError:  # not on Windows: the watchdog alone
     resource = None
 
+_ML_DTYPES = ("bfloat16", "float8_e4m3fn", "float8_e5m2")  # as weights_io.sandbox.ML_DTYPES
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../weights_io
 
 
@@ -95,13 +96,15 @@ class _Encoder:
     def array(self, array):
         import numpy as np
 
-        if array.dtype.kind not in "biufc":
+        # ml_dtypes' bfloat16 / float8 (safetensors) have no dtype.str numpy can parse back: sent by name
+        dtype = array.dtype.name if array.dtype.name in _ML_DTYPES else array.dtype.str
+        if array.dtype.kind not in "biufc" and dtype not in _ML_DTYPES:
             return {"repr": repr(array)[:200]}
         offset = _file_offset(array)
         if offset is not None and 0 <= offset < self.size:
-            return {"span": [offset, array.dtype.str, list(array.shape), list(array.strides)]}
+            return {"span": [offset, dtype, list(array.shape), list(array.strides)]}
         self.blobs.append(np.ascontiguousarray(array).tobytes())
-        return {"blob": [len(self.blobs) - 1, array.dtype.str, list(array.shape)]}
+        return {"blob": [len(self.blobs) - 1, dtype, list(array.shape)]}
 
     def value(self, value, depth=0):
         import numpy as np
