@@ -13,6 +13,11 @@ them:
   where the paper has 5x5, ceil-mode max pools, maxpool4 2x2, dropout 0.2;
   aux heads = adaptive avgpool 4x4 -> BN conv 128 -> FC 1024 -> dropout 0.7
   -> FC classes. 6,624,904 parameters without aux heads.
+* ``"slim"``: TF-slim's ``inception_v1`` (its checkpoints load through
+  weights_io layout ``tf-slim-inception-v1``): BN without gamma (eps 1e-3)
+  after every bias-free conv, the 3x3 "5x5" branch, TF 'SAME' convs and
+  max pools (maxpool4 2x2), no LRN, dropout 0.2 (keep 0.8); slim builds no
+  aux heads (ours are the paper's, untrained by any slim checkpoint).
 
 With `aux_logits=True` the model returns ``[main, aux1, aux2]`` (aux1 on
 4a, aux2 on 4d). Train it with `compile_with_aux` (loss weights 1, 0.3,
@@ -90,6 +95,7 @@ VARIANTS = {
     # torch_padding: conv1 pads 3 on every side; keras 'same' would pad 2/3 at stride 2.
     "torchvision": Variant(ConvStyle(bn_scale=True, bn_epsilon=1e-3, torch_padding=True), 3, "ceil", 2, False, 0.2,
                            "adaptive4"),
+    "slim": Variant(ConvStyle(bn_scale=False, bn_epsilon=1e-3), 3, "same", 2, False, 0.2, "avg5s3"),
 }
 # Caffe's LRN (alpha divided by the window size).
 CAFFE_LRN = dict(size=5, alpha=1e-4, beta=0.75, bias=1.0, convention="caffe")
@@ -141,12 +147,13 @@ def build_googlenet(include_top=True, weights=None, input_shape=None, input_tens
         include_top, weights, input_shape, input_tensor, pooling, classes,
             classifier_activation, name: as in keras.applications.
         variant: `"torchvision"` (default; BN, weight-compatible with
-            torchvision) or `"paper"` (the 2014 network with LRN and 5x5).
+            torchvision), `"paper"` (the 2014 network with LRN and 5x5) or
+            `"slim"` (TF-slim's inception_v1: BN without gamma, TF padding).
         aux_logits: add the two auxiliary classifiers (on 4a and 4d); the
             model then returns `[main, aux1, aux2]`.
         transform_input: prepend torchvision's input transform (only with
             variant="torchvision", as its pretrained weights expect).
-        dropout: rate before `predictions` (paper 0.4, torchvision 0.2).
+        dropout: rate before `predictions` (paper 0.4, torchvision and slim 0.2).
         aux_dropout: rate inside the aux heads (0.7).
 
     Returns:

@@ -337,8 +337,10 @@ def build_inception_v3(include_top=True, weights=None, input_shape=None, input_t
     Args:
         include_top, weights, input_shape, input_tensor, pooling, classes,
             classifier_activation, name: as in keras.applications.
-        variant: `"keras"` (default; keras.applications InceptionV3,
-            23,851,784 weights counting BN moving stats) or `"torchvision"`
+        variant: `"keras"` (default; keras.applications InceptionV3, a
+            port of TF-slim's inception_v3, whose checkpoints load through
+            layout ``tf-slim-inception-v3``; 23,851,784 weights counting BN
+            moving stats) or `"torchvision"`
             (BN with gamma, eps 1e-3, torch average-pool padding; 23,834,568
             parameters without aux).
         aux_logits: add the auxiliary classifier on mixed7 (17x17x768); the
@@ -526,7 +528,8 @@ V4_BODY = (  # (block name, table, repeats)
 )
 
 
-@register_model("inception_v4", family="inception", input_shape=(299, 299, 3), option_defaults={"bn_epsilon": 1e-3},
+@register_model("inception_v4", family="inception", input_shape=(299, 299, 3),
+                option_defaults={"bn_epsilon": 1e-3, "bn_scale": True},
                 reference="Szegedy et al. 2016 Fig. 9; timm inception_v4 (42,679,816 params)")
 def build_inception_v4(include_top=True, weights=None, input_shape=None, input_tensor=None, pooling=None,
                        classes=1000, classifier_activation="softmax", name=None, **options):
@@ -537,13 +540,17 @@ def build_inception_v4(include_top=True, weights=None, input_shape=None, input_t
             classifier_activation, name: as in keras.applications.
         dropout: rate before `predictions` (0.2, TF-slim's keep 0.8).
         bn_epsilon: BN epsilon (1e-3).
+        bn_scale: BN with a learnt gamma: True as timm and Cadene (whose
+            port of TF-slim's weights set it to one), False as TF-slim's
+            own inception_v4 checkpoints.
 
     Returns:
         A `keras.Model`.
     """
-    check_options(options, ("dropout", "bn_epsilon"), "inception_v4")
+    check_options(options, ("dropout", "bn_epsilon", "bn_scale"), "inception_v4")
     dropout = check_rate(options.get("dropout", 0.2), "dropout")
-    style = ConvStyle(bn_scale=True, bn_epsilon=check_epsilon(options.get("bn_epsilon", 1e-3)))
+    style = ConvStyle(bn_scale=check_bool(options.get("bn_scale", True), "bn_scale"),
+                      bn_epsilon=check_epsilon(options.get("bn_epsilon", 1e-3)))
     model_name = name or "inception_v4"
     check_common_args(include_top=include_top, weights=weights, pooling=pooling, classes=classes,
                       classifier_activation=classifier_activation)

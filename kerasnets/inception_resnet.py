@@ -131,10 +131,14 @@ VARIANTS = {
 def _build(variant_name, include_top, weights, input_shape, input_tensor, pooling, classes, classifier_activation,
            name, options):
     model_name = name or f"inception_resnet_{variant_name}"
-    check_options(options, ("dropout", "bn_epsilon"), model_name, arguments=STANDARD_ARGUMENTS)
+    check_options(options, ("dropout", "bn_epsilon", "bn_scale"), model_name, arguments=STANDARD_ARGUMENTS)
     variant = VARIANTS[variant_name]
     dropout = check_rate(options.get("dropout", variant.dropout), "dropout")
-    style = dataclasses.replace(variant.style, bn_epsilon=check_epsilon(options.get("bn_epsilon", 1e-3)))
+    bn_scale = options.get("bn_scale", variant.style.bn_scale)
+    if not isinstance(bn_scale, bool):
+        raise ValueError(f"`bn_scale` must be True or False. Received: bn_scale={bn_scale!r}")
+    style = dataclasses.replace(variant.style, bn_epsilon=check_epsilon(options.get("bn_epsilon", 1e-3)),
+                                bn_scale=bn_scale)
     check_common_args(include_top=include_top, weights=weights, pooling=pooling, classes=classes,
                       classifier_activation=classifier_activation)
     shape = resolve_input_shape(input_shape, default_shape=(299, 299, 3), min_size=75, model_name=model_name)
@@ -161,6 +165,7 @@ def _build(variant_name, include_top, weights, input_shape, input_tensor, poolin
 
 
 @register_model("inception_resnet_v1", family="inception", input_shape=(299, 299, 3),
+                option_defaults={"bn_scale": True},
                 reference="Szegedy et al. 2016 Fig. 14-20; FaceNet Inception-ResNet-v1 blocks (computed)")
 def build_inception_resnet_v1(include_top=True, weights=None, input_shape=None, input_tensor=None, pooling=None,
                               classes=1000, classifier_activation="softmax", name=None, **options):
@@ -171,6 +176,7 @@ def build_inception_resnet_v1(include_top=True, weights=None, input_shape=None, 
             classifier_activation, name: as in keras.applications.
         dropout: rate before `predictions` (0.2).
         bn_epsilon: BN epsilon (1e-3).
+        bn_scale: BN with a learnt gamma (True).
 
     Returns:
         A `keras.Model`.
@@ -180,7 +186,7 @@ def build_inception_resnet_v1(include_top=True, weights=None, input_shape=None, 
 
 
 @register_model("inception_resnet_v2", family="inception", input_shape=(299, 299, 3),
-                reference="keras.applications InceptionResNetV2")
+                reference="keras.applications InceptionResNetV2", option_defaults={"bn_scale": False})
 def build_inception_resnet_v2(include_top=True, weights=None, input_shape=None, input_tensor=None, pooling=None,
                               classes=1000, classifier_activation="softmax", name=None, **options):
     """Inception-ResNet v2, as keras.applications builds it.
@@ -190,6 +196,8 @@ def build_inception_resnet_v2(include_top=True, weights=None, input_shape=None, 
             classifier_activation, name: as in keras.applications.
         dropout: rate before `predictions` (0, as keras).
         bn_epsilon: BN epsilon (1e-3).
+        bn_scale: BN with a learnt gamma: False as keras.applications (and
+            TF-slim), True for timm's inception_resnet_v2 weights.
 
     Returns:
         A `keras.Model`.

@@ -40,7 +40,7 @@ three places, each an option here:
 keras quirks kept: the stem is 16 wide whatever `alpha`; the head width is
 scaled only for ``alpha > 1``; ``minimalistic`` (3x3 kernels, ReLU, no SE);
 dropout 0.2 before ``logits``; BN epsilon 1e-3, momentum 0.999 (torchvision
-uses the same epsilon).
+uses the same epsilon; timm 1e-5: ``bn_epsilon=1e-5``).
 
 ``features=True`` (with ``include_top=False``, ``pooling=None``) returns
 ``[C1..C5]``: the last block output at strides 2, 4, 8, 16 (the stem for
@@ -101,7 +101,8 @@ MOBILENET_V3_BLOCKS = {
 }
 LAST_POINT_FILTERS = {"large": 1280, "small": 1024}
 
-MOBILENET_V3_OPTIONS = ("alpha", "minimalistic", "dropout_rate", "include_preprocessing", "padding", "features")
+MOBILENET_V3_OPTIONS = ("alpha", "minimalistic", "dropout_rate", "include_preprocessing", "padding", "features",
+                        "bn_epsilon")
 
 
 def make_divisible(value, divisor=8, min_value=None):
@@ -135,11 +136,11 @@ def squeeze_excite(x, channels, *, prefix):
     return keras.layers.Multiply(name=f"{prefix}squeeze_excite_mul")([x, s])
 
 
-def _bn(x, name):
-    return keras.layers.BatchNormalization(epsilon=1e-3, momentum=0.999, name=name)(x)
+def _bn(x, name, epsilon=1e-3):
+    return keras.layers.BatchNormalization(epsilon=epsilon, momentum=0.999, name=name)(x)
 
 
-def inverted_residual(x, expansion, filters, *, kernel, stride, se, activation, padding, name):
+def inverted_residual(x, expansion, filters, *, kernel, stride, se, activation, padding, name, bn_epsilon=1e-3):
     """Expand 1x1 -> depthwise kxk -> (SE) -> project 1x1, + input when shapes allow.
 
     `expansion` is a ratio of the input width, as keras.applications computes
@@ -149,24 +150,27 @@ def inverted_residual(x, expansion, filters, *, kernel, stride, se, activation, 
     expanded = make_divisible(in_filters * expansion)
     if expanded != in_filters:
         x = keras.layers.Conv2D(expanded, 1, use_bias=False, name=f"{name}expand")(x)
-        x = _activation(_bn(x, f"{name}expand_bn"), activation, f"{name}expand_act")
+        x = _activation(_bn(x, f"{name}expand_bn", bn_epsilon), activation, f"{name}expand_act")
     if stride == 2:
         x = keras.layers.ZeroPadding2D(_strided_padding(x, kernel, padding), name=f"{name}depthwise_pad")(x)
     x = keras.layers.DepthwiseConv2D(
         kernel, strides=stride, padding="same" if stride == 1 else "valid", use_bias=False, name=f"{name}depthwise"
     )(x)
-    x = _activation(_bn(x, f"{name}depthwise_bn"), activation, f"{name}depthwise_act")
+    x = _activation(_bn(x, f"{name}depthwise_bn", bn_epsilon), activation, f"{name}depthwise_act")
     if se:
         x = squeeze_excite(x, expanded, prefix=name)
     x = keras.layers.Conv2D(filters, 1, use_bias=False, name=f"{name}project")(x)
-    x = _bn(x, f"{name}project_bn")
+    x = _bn(x, f"{name}project_bn", bn_epsilon)
     if stride == 1 and in_filters == filters:
         x = keras.layers.Add(name=f"{name}add")([shortcut, x])
     return x
 
 
-def _check(size, alpha, minimalistic, dropout_rate, include_preprocessing, padding, features, include_top, pooling):
+def _check(size, alpha, minimalistic, dropout_rate, include_preprocessing, padding, features, include_top, pooling,
+           bn_epsilon=1e-3):
     check_choice(size, tuple(MOBILENET_V3_BLOCKS), "size")
+    if isinstance(bn_epsilon, bool) or not isinstance(bn_epsilon, (int, float)) or bn_epsilon <= 0:
+        raise ValueError(f"`bn_epsilon` must be a positive number. Received: bn_epsilon={bn_epsilon!r}")
     check_choice(padding, PADDINGS, "padding")
     if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or alpha <= 0:
         raise ValueError(f"`alpha` must be a positive number (width multiplier). Received: alpha={alpha!r}")
@@ -195,6 +199,7 @@ def build_mobilenet_v3(
     include_preprocessing=True,
     padding="keras",
     features=False,
+    bn_epsilon=1e-3,
 ):
     """Builds MobileNetV3; see the module docstring for layer names and the keras/torchvision differences.
 
@@ -212,6 +217,8 @@ def build_mobilenet_v3(
             and the strided depthwise convs, for torchvision weights).
         features: return [C1..C5] (strides 2..32); needs
             ``include_top=False`` and ``pooling=None``.
+        bn_epsilon: BatchNorm epsilon: 1e-3 (keras, torchvision) or 1e-5
+            (timm's mobilenetv3_*_100 weights).
 
     Returns:
         A `keras.Model` (with a list of 5 outputs when `features=True`).
@@ -221,7 +228,8 @@ def build_mobilenet_v3(
         include_top=include_top, weights=weights, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation,
     )
-    _check(size, alpha, minimalistic, dropout_rate, include_preprocessing, padding, features, include_top, pooling)
+    _check(size, alpha, minimalistic, dropout_rate, include_preprocessing, padding, features, include_top, pooling,
+           bn_epsilon)
     shape = resolve_input_shape(input_shape, default_shape=DEFAULT_SHAPE, min_size=32, model_name=model_name)
     inputs = make_inputs(shape, input_tensor)
     head_activation = "relu" if minimalistic else "hard_swish"
@@ -234,7 +242,7 @@ def build_mobilenet_v3(
     x = keras.layers.Conv2D(
         STEM_FILTERS, 3, strides=2, padding="valid" if padding == "torch" else "same", use_bias=False, name="conv"
     )(x)
-    x = _activation(_bn(x, "conv_bn"), head_activation, "conv_act")
+    x = _activation(_bn(x, "conv_bn", bn_epsilon), head_activation, "conv_act")
     taps, stride = {2: x}, 2
     in_nominal = STEM_FILTERS
     for i, (kernel, expanded, out, se, activation, block_stride) in enumerate(MOBILENET_V3_BLOCKS[size]):
@@ -243,12 +251,13 @@ def build_mobilenet_v3(
         x = inverted_residual(
             x, expanded / in_nominal, make_divisible(out * alpha), kernel=kernel, stride=block_stride, se=se,
             activation=activation, padding=padding, name=f"expanded_conv_{i}_" if i else "expanded_conv_",
+            bn_epsilon=bn_epsilon,
         )
         in_nominal = out
         stride *= block_stride
         taps[stride] = x
     x = keras.layers.Conv2D(make_divisible(x.shape[-1] * 6), 1, use_bias=False, name="conv_1")(x)
-    x = _activation(_bn(x, "conv_1_bn"), head_activation, "conv_1_act")
+    x = _activation(_bn(x, "conv_1_bn", bn_epsilon), head_activation, "conv_1_act")
 
     if features:
         outputs = [taps[s] for s in (2, 4, 8, 16)] + [x]

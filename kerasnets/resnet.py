@@ -37,6 +37,29 @@ input size. ``CADENE_SENET`` holds the options those SE-ResNets need::
 
     build_se_resnet50(**CADENE_SENET["se_resnet50"])
 
+ResNet v2 (He et al. 2016, pre-activation; ``block="preact_bottleneck"``,
+``build_resnet50_v2/101_v2/152_v2``) follows keras.applications'
+``ResNet50V2``: the stem conv has a bias and no BN/ReLU; block ``b`` is
+``_preact_bn``/``_preact_relu`` (shared by the residual branch and a
+projection shortcut ``_0_conv`` with bias), ``_1_conv``/``_1_bn``/``_1_relu``,
+``_2_conv``/``_2_bn``/``_2_relu``, ``_3_conv`` (bias, no BN), ``_out`` (the
+addition, no ReLU); the head starts with ``post_bn``, ``post_relu``. Its
+defaults are keras.applications' (stride in the last block of stages 2-4,
+epsilon 1.001e-5), so ``build_resnet50_v2()`` is ``ResNet50V2``.
+
+``stride_block="last"`` (keras' ResNetV2, TF-slim's resnet_v1/resnet_v2)
+downsamples in the last block of stages 2-4 instead of the first block of
+stages 3-5; that block's shortcut is then ``_0_pool``, a 1x1/2 max-pool.
+``TF_SLIM`` holds the options of TF-slim's ``nets.resnet_v1`` and
+``nets.resnet_v2`` (stride on the 3x3 of the last block, no conv biases under
+BN, epsilon 1e-5, stem max-pool TF 'SAME')::
+
+    build_resnet50(**TF_SLIM)      # tf_slim.nets.resnet_v1.resnet_v1_50
+    build_resnet50_v2(**TF_SLIM)   # tf_slim.nets.resnet_v2.resnet_v2_50
+
+slim's ``conv2d_same`` pads a strided k x k conv by (k-1)//2 before and the
+rest after: symmetric for odd k, which is ``padding="torch"``.
+
 ``features=True`` (with ``include_top=False``, ``pooling=None``) returns a
 model whose outputs are the stage outputs ``[C1, C2, C3, C4, C5]`` at strides
 2, 4, 8, 16, 32: ``conv1_relu`` and ``conv{2..5}_block{last}_out``, the
@@ -65,13 +88,22 @@ from kerasnets.layers import SqueezeExcitation
 DEFAULT_SHAPE = (224, 224, 3)
 STAGE_FILTERS = (64, 128, 256, 512)
 STAGE_STRIDES = (1, 2, 2, 2)
-EXPANSION = {"basic": 1, "bottleneck": 4}
+EXPANSION = {"basic": 1, "bottleneck": 4, "preact_bottleneck": 4}
 STRIDE_PLACEMENTS = ("v1.5", "v1")
+STRIDE_BLOCKS = ("first", "last")
 PADDINGS = ("torch", "keras")
-STEM_POOLS = ("padded", "ceil")
+STEM_POOLS = ("padded", "ceil", "tf_same")
 
 KERAS_APPLICATIONS = dict(stride_placement="v1", conv_bias=True, bn_epsilon=1.001e-5, padding="keras")
 """Options that make `build_resnet50/101/152` equal keras.applications' ResNet."""
+
+KERAS_APPLICATIONS_V2 = dict(stride_placement="v1.5", stride_block="last", conv_bias=False, bn_epsilon=1.001e-5,
+                             padding="torch", stem_pool="padded")
+"""keras.applications.ResNet50V2/101V2/152V2's options: the defaults of `build_resnet50_v2/101_v2/152_v2`."""
+
+TF_SLIM = dict(stride_placement="v1.5", stride_block="last", conv_bias=False, bn_epsilon=1e-5, padding="torch",
+               stem_pool="tf_same")
+"""Options that make `build_resnet50/101/152` equal tf_slim.nets.resnet_v1 and `build_resnet50_v2/...` resnet_v2."""
 
 # Cadene's SEResNetBottleneck strides its first 1x1 (Caffe's SE-ResNet); SEResNeXtBottleneck its 3x3.
 CADENE_SENET = {
@@ -94,6 +126,9 @@ RESNET_VARIANTS = {
     "se_resnet101": dict(block="bottleneck", blocks=(3, 4, 23, 3), se_ratio=16),
     "se_resnet152": dict(block="bottleneck", blocks=(3, 8, 36, 3), se_ratio=16),
     "se_resnext50_32x4d": dict(block="bottleneck", blocks=(3, 4, 6, 3), groups=32, width_per_group=4, se_ratio=16),
+    "resnet50_v2": dict(block="preact_bottleneck", blocks=(3, 4, 6, 3), stride_block="last", bn_epsilon=1.001e-5),
+    "resnet101_v2": dict(block="preact_bottleneck", blocks=(3, 4, 23, 3), stride_block="last", bn_epsilon=1.001e-5),
+    "resnet152_v2": dict(block="preact_bottleneck", blocks=(3, 8, 36, 3), stride_block="last", bn_epsilon=1.001e-5),
 }
 
 _REFERENCES = {
@@ -104,11 +139,14 @@ _REFERENCES = {
     "se_resnet101": "timm seresnet101",
     "se_resnet152": "timm seresnet152",
     "se_resnext50_32x4d": "timm seresnext50_32x4d",
+    "resnet50_v2": "keras.applications.ResNet50V2 / tf_slim resnet_v2_50 (TF_SLIM options)",
+    "resnet101_v2": "keras.applications.ResNet101V2 / tf_slim resnet_v2_101 (TF_SLIM options)",
+    "resnet152_v2": "keras.applications.ResNet152V2 / tf_slim resnet_v2_152 (TF_SLIM options)",
 }
 
 RESNET_OPTIONS = (
-    "stride_placement", "conv_bias", "bn_epsilon", "padding", "stem_pool", "groups", "width_per_group", "se_ratio",
-    "features",
+    "stride_placement", "stride_block", "conv_bias", "bn_epsilon", "padding", "stem_pool", "groups", "width_per_group",
+    "se_ratio", "features",
 )
 
 
@@ -149,9 +187,16 @@ def _finish_block(x, shortcut, *, name, opts):
 
 
 def _shortcut(x, out_filters, *, stride, name, opts):
-    if stride == 1 and x.shape[-1] == out_filters:
-        return x
+    if x.shape[-1] == out_filters:
+        return _subsample(x, stride, name)
     return conv_bn(x, out_filters, 1, stride=stride, relu=False, name=f"{name}_0", opts=opts)
+
+
+def _subsample(x, stride, name):
+    """The identity, or a 1x1 max-pool taking every `stride`-th pixel (TF-slim's `subsample`)."""
+    if stride == 1:
+        return x
+    return keras.layers.MaxPooling2D(1, strides=stride, name=f"{name}_0_pool")(x)
 
 
 def basic_block(x, filters, *, stride, name, opts):
@@ -173,15 +218,43 @@ def bottleneck_block(x, filters, *, stride, name, opts):
     return _finish_block(x, shortcut, name=name, opts=opts)
 
 
-BLOCKS = {"basic": basic_block, "bottleneck": bottleneck_block}
+def preact_bottleneck_block(x, filters, *, stride, name, opts):
+    """ResNet v2: BN-ReLU ``_preact`` -> 1x1 -> 3x3 -> 1x1 x4 (bias, no BN), added to the shortcut, no ReLU.
+
+    A projection shortcut (``_0_conv``, with bias) reads the pre-activation,
+    an identity or subsampling one the block's input (keras' block2, slim's
+    bottleneck_v2).
+    """
+    width = int(filters * opts.width_per_group / 64) * opts.groups
+    first_stride, mid_stride = (stride, 1) if opts.stride_placement == "v1" else (1, stride)
+    preact = keras.layers.BatchNormalization(epsilon=opts.bn_epsilon, name=f"{name}_preact_bn")(x)
+    preact = keras.layers.Activation("relu", name=f"{name}_preact_relu")(preact)
+    if x.shape[-1] == 4 * filters:
+        shortcut = _subsample(x, stride, name)
+    else:
+        shortcut = keras.layers.Conv2D(4 * filters, 1, strides=stride, name=f"{name}_0_conv")(preact)
+    x = conv_bn(preact, width, 1, stride=first_stride, name=f"{name}_1", opts=opts)
+    x = conv_bn(x, width, 3, stride=mid_stride, groups=opts.groups, name=f"{name}_2", opts=opts)
+    x = keras.layers.Conv2D(4 * filters, 1, name=f"{name}_3_conv")(x)
+    if opts.se_ratio:
+        x = SqueezeExcitation(ratio=opts.se_ratio, name=f"{name}_se")(x)
+    return keras.layers.Add(name=f"{name}_out")([shortcut, x])
+
+
+BLOCKS = {"basic": basic_block, "bottleneck": bottleneck_block, "preact_bottleneck": preact_bottleneck_block}
+PREACT_BLOCKS = ("preact_bottleneck",)
 
 
 def stem_max_pool(x, style):
     """The 3x3/2 max-pool after the stem, as ``pool1_pad`` + ``pool1_pool``.
 
-    Zero padding stands in for torch's -inf padding: the pool reads ReLU
-    outputs (>= 0), so a padded zero never wins over a real value.
+    Zero padding stands in for torch's -inf padding where the pool reads ReLU
+    outputs (>= 0): a padded zero never wins over a real value. ``"tf_same"``
+    is TF's 'SAME' max-pool (TF-slim): padding that never wins, at an even
+    size only after, so the layer is ``pool1_pool`` alone.
     """
+    if style == "tf_same":
+        return keras.layers.MaxPooling2D(3, strides=2, padding="same", name="pool1_pool")(x)
     if style == "ceil":
         height, width = x.shape[1:3]
         if height is None or width is None:
@@ -196,8 +269,14 @@ def stem_max_pool(x, style):
     return keras.layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
 
 
-def _check_options(block, blocks, opts, stem_pool, features, include_top, pooling):
+def _check_options(block, blocks, opts, stem_pool, stride_block, features, include_top, pooling):
     check_choice(block, tuple(BLOCKS), "block")
+    check_choice(stride_block, STRIDE_BLOCKS, "stride_block")
+    if features and (stride_block != "first" or block in PREACT_BLOCKS):
+        raise ValueError(
+            "`features=True` taps the stage outputs at strides 2..32, which needs stride_block='first' and a "
+            f"post-activation block. Received: block={block!r}, stride_block={stride_block!r}"
+        )
     if not (isinstance(blocks, (tuple, list)) and len(blocks) == 4
             and all(isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in blocks)):
         raise ValueError(f"`blocks` must be 4 positive integers (blocks per stage). Received: blocks={blocks!r}")
@@ -240,6 +319,7 @@ def build_resnet(
     bn_epsilon=1e-5,
     padding="torch",
     stem_pool="padded",
+    stride_block="first",
     groups=1,
     width_per_group=64,
     se_ratio=None,
@@ -249,7 +329,8 @@ def build_resnet(
 
     Args:
         blocks: blocks per stage (conv2..conv5), e.g. (3, 4, 6, 3).
-        block: ``"basic"`` (two 3x3) or ``"bottleneck"`` (1x1-3x3-1x1, x4).
+        block: ``"basic"`` (two 3x3), ``"bottleneck"`` (1x1-3x3-1x1, x4) or
+            ``"preact_bottleneck"`` (ResNet v2: BN-ReLU before each conv).
         include_top, weights, input_shape, input_tensor, pooling, classes,
             classifier_activation, name: as in keras.applications.
         stride_placement: ``"v1.5"`` (torchvision, timm: stride on the 3x3)
@@ -262,7 +343,11 @@ def build_resnet(
         stem_pool: the stem's 3x3/2 max-pool: ``"padded"`` (torchvision,
             timm, keras.applications: one zero row/column on every side) or
             ``"ceil"`` (Caffe SENets, Cadene's pretrainedmodels: torch
-            ``ceil_mode=True``, no padding; needs a fixed input size).
+            ``ceil_mode=True``, no padding; needs a fixed input size) or
+            ``"tf_same"`` (TF-slim: TF 'SAME', at an even size padded after).
+        stride_block: which block of a stage downsamples: ``"first"``
+            (torchvision, keras' ResNet: stages 3-5) or ``"last"`` (keras'
+            ResNetV2, TF-slim: stages 2-4, the shortcut a 1x1/2 max-pool).
         groups: groups of the bottleneck 3x3 conv (ResNeXt cardinality).
         width_per_group: bottleneck width per group; the 3x3 conv has
             ``int(filters * width_per_group / 64) * groups`` channels.
@@ -280,25 +365,39 @@ def build_resnet(
         include_top=include_top, weights=weights, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation,
     )
-    _check_options(block, blocks, opts, stem_pool, features, include_top, pooling)
+    _check_options(block, blocks, opts, stem_pool, stride_block, features, include_top, pooling)
     shape = resolve_input_shape(input_shape, default_shape=DEFAULT_SHAPE, min_size=32, model_name=model_name)
     inputs = make_inputs(shape, input_tensor)
+    preact = block in PREACT_BLOCKS
 
     x = keras.layers.ZeroPadding2D(3, name="conv1_pad")(inputs)
-    x = keras.layers.Conv2D(64, 7, strides=2, use_bias=conv_bias, name="conv1_conv")(x)
-    x = keras.layers.BatchNormalization(epsilon=bn_epsilon, name="conv1_bn")(x)
-    x = keras.layers.Activation("relu", name="conv1_relu")(x)
+    # v2's stem conv feeds the first block's pre-activation BN, no BN of its own: it keeps its bias
+    x = keras.layers.Conv2D(64, 7, strides=2, use_bias=conv_bias or preact, name="conv1_conv")(x)
+    if not preact:
+        x = keras.layers.BatchNormalization(epsilon=bn_epsilon, name="conv1_bn")(x)
+        x = keras.layers.Activation("relu", name="conv1_relu")(x)
     taps = [x]
     x = stem_max_pool(x, stem_pool)
     block_fn = BLOCKS[block]
-    for stage, (count, filters, stride) in enumerate(zip(blocks, STAGE_FILTERS, STAGE_STRIDES), start=2):
+    for stage, (count, filters) in enumerate(zip(blocks, STAGE_FILTERS), start=2):
         for b in range(1, count + 1):
-            x = block_fn(x, filters, stride=stride if b == 1 else 1, name=f"conv{stage}_block{b}", opts=opts)
+            x = block_fn(x, filters, stride=_block_stride(stage, b, count, stride_block),
+                         name=f"conv{stage}_block{b}", opts=opts)
         taps.append(x)
+    if preact:
+        x = keras.layers.BatchNormalization(epsilon=bn_epsilon, name="post_bn")(x)
+        x = keras.layers.Activation("relu", name="post_relu")(x)
 
     outputs = features_or_head(x, taps, features=features, include_top=include_top, pooling=pooling,
                                classes=classes, classifier_activation=classifier_activation)
     return finish_model(inputs, outputs, input_tensor=input_tensor, name=model_name, weights=weights)
+
+
+def _block_stride(stage, b, count, stride_block):
+    """Block `b` of `count` in `stage` (2..5): stride 2 opens stages 3-5, or closes stages 2-4 ("last")."""
+    if stride_block == "first":
+        return STAGE_STRIDES[stage - 2] if b == 1 else 1
+    return STAGE_STRIDES[stage - 1] if b == count and stage < 5 else 1
 
 
 def _register(key):
@@ -320,3 +419,6 @@ build_se_resnet50 = _register("se_resnet50")
 build_se_resnet101 = _register("se_resnet101")
 build_se_resnet152 = _register("se_resnet152")
 build_se_resnext50_32x4d = _register("se_resnext50_32x4d")
+build_resnet50_v2 = _register("resnet50_v2")
+build_resnet101_v2 = _register("resnet101_v2")
+build_resnet152_v2 = _register("resnet152_v2")
