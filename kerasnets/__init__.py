@@ -47,6 +47,9 @@ from kerasnets.resnet import (
     build_resnet50,
     build_resnet101,
     build_resnet152,
+    build_resnet50_v2,
+    build_resnet101_v2,
+    build_resnet152_v2,
     build_resnext50_32x4d,
     build_resnext101_32x8d,
     build_se_resnet50,
@@ -70,4 +73,14 @@ __version__ = "0.1.0"
 
 __all__ = [name for name in dir() if name.startswith("build") or name in (
     "available_models", "model_spec", "register_model", "layers", "shapes", "parameter_count", "presets",
-    "imagenet")]
+    "imagenet")] + ["from_weights"]
+
+
+def __getattr__(name):
+    # kerasnets.from_weights comes from kerasnets.identify on first use, so that
+    # `python -m kerasnets.identify --refresh` does not run a module already imported
+    if name == "from_weights":
+        from kerasnets.identify import from_weights
+
+        return from_weights
+    raise AttributeError(f"module 'kerasnets' has no attribute {name!r}")

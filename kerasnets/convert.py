@@ -46,7 +46,7 @@ def _file_classes(model, weight_file, layout):
     return int(bias[0]) if bias and len(bias) == 1 else None
 
 
-def build_for_weights(name, path, *, source=None, strict=True, progress=None, **options):
+def build_for_weights(name, path, *, source=None, strict=True, progress=None, weight_file=None, **options):
     """Builds registered model `name` as the file's publisher built it, and loads the file (all or nothing).
 
     The options the file's layout implies (BN epsilon, padding style, stride
@@ -60,12 +60,13 @@ def build_for_weights(name, path, *, source=None, strict=True, progress=None, **
         source: the layout name, or None to detect it from the file's names.
         strict: see `weights_io.load_weights`.
         progress: None or a `(done, total)` bytes callback.
+        weight_file: the file already read (`weights_io.read_weights(path, mmap=True)`).
         **options: builder arguments (`input_shape`, `include_top`, ...).
 
     Returns:
         `(model, report)`: the loaded `keras.Model` and the `weights_io.Report`.
     """
-    weight_file = weights_io.read_weights(path, mmap=True)
+    weight_file = weight_file or weights_io.read_weights(path, mmap=True)
 
     def layout_for(model):
         return get_layout(source) if source else choose_layout([l.name for l in weighted_layers(model)], weight_file)

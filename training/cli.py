@@ -96,10 +96,41 @@ def cmd_list(args):
     return 0
 
 
+def _weights_summary(path):
+    """`summary --weights FILE`: what the file is, which network it holds, what it carries."""
+    import numpy as np
+
+    import weights_io
+    from kerasnets.identify import rank_models
+
+    weight_file = weights_io.read_weights(path, mmap=True)
+    arrays = [a for params in weight_file.tensors.values() for a in params.values()]
+    print(f"File: {path}")
+    print(f"Format: {weight_file.format} ({weight_file.convention} convention)")
+    print(f"Tensors: {len(arrays)} in {len(weight_file.tensors)} layers; "
+          f"{sum(int(np.prod(np.shape(a))) for a in arrays):,} numbers")
+    matches = rank_models(weight_file)
+    if matches and matches[0].complete:
+        print(f"Network: {matches[0].name} ({matches[0].layout} layout"
+              + (", without its classifier)" if matches[0].headless and matches[0].unmapped else ")"))
+    else:
+        print("Network: none of the registered models takes the whole file; closest:")
+        for match in matches[:3]:
+            print(f"  {match.describe()}")
+    for key, value in weight_file.metadata.items():
+        text = str(value)
+        print(f"Metadata {key}: {text[:200]}{'...' if len(text) > 200 else ''}")
+    return 0
+
+
 def cmd_summary(args):
     from kerasnets import build, parameter_count
     from kerasnets.summary import format_table, layer_table
 
+    if args.weights:
+        return _weights_summary(args.weights)
+    if not args.name:
+        raise ValueError("summary needs a model name or --weights FILE. Received: neither")
     options = _options(args.option)
     if args.input_shape:
         options["input_shape"] = tuple(args.input_shape)
@@ -166,14 +197,38 @@ def cmd_convert(args):
         save(model, args.dst)
         print(f"saved {args.dst} ({args.weights})")
         return 0
-    if not args.src or not args.arch:
-        raise ValueError("convert needs --arch and --from, or --weights <preset>. Received: neither")
+    args.src = args.src or args.file
+    if not args.src:
+        raise ValueError("convert needs a weight file (FILE or --from), or --weights <preset>. Received: neither")
+    if not args.arch:  # the file says which network it holds
+        return _convert_recognised(args)
     report = convert(args.arch, args.src, args.dst, source=args.source, strict=not args.no_strict,
                      progress=False if args.quiet else ("auto" if not args.progress else True),
                      **_options(args.option))
     print(report)
     if report.suggested_call:
         print(f"built as {report.suggested_call}")
+    print(f"saved {args.dst}")
+    return 0
+
+
+def _convert_recognised(args):
+    from kerasnets.convert import progress_line
+    from kerasnets.identify import from_weights
+
+    if not args.dst.endswith((".weights.h5", ".keras", ".h5")):
+        raise ValueError(f"--out must end with .keras, .h5 or .weights.h5. Received: {args.dst!r}")
+    model = from_weights(args.src, source=args.source, strict=not args.no_strict,
+                         progress=progress_line() if args.progress else None, **_options(args.option))
+    print(model.weights_report)
+    from weights_io.core import build_record
+
+    record = build_record(model)
+    print(f"recognised {record.model if record else model.name}: {record.call() if record else ''}")
+    if args.dst.endswith(".weights.h5"):
+        model.save_weights(args.dst)
+    else:
+        model.save(args.dst)
     print(f"saved {args.dst}")
     return 0
 
@@ -269,7 +324,9 @@ def build_parser():
 
     p = sub.add_parser("summary", help="layer table of one model",
                        description="Layer table (output shapes, parameters), optionally receptive fields.")
-    p.add_argument("name", help="model name, e.g. vgg16 (see kerasnets list)")
+    p.add_argument("name", nargs="?", help="model name, e.g. vgg16 (see kerasnets list)")
+    p.add_argument("--weights", metavar="FILE", help="summarise a weight file instead: format, the network it "
+                   "holds (recognised by kerasnets.from_weights), tensors, metadata")
     p.add_argument("--receptive-field", action="store_true", help="add each layer's receptive field in pixels")
     p.add_argument("--input-shape", type=int, nargs=3, metavar=("H", "W", "C"), help="input shape, channels last")
     p.add_argument("--option", type=_parse_option, action="append", metavar="KEY=VALUE",
@@ -330,11 +387,13 @@ def build_parser():
                        description="Build --arch as the publisher of --from built it (the builder options its "
                        "layout implies and its class count, unless --option names them), load --from through "
                        "weights_io (format and layout detected, all or nothing), print the report, save --to.")
-    p.add_argument("--arch", help="model name, e.g. resnet50")
-    p.add_argument("--from", dest="src", help="source weights (.pth/.npy/.npz/.mat/.h5)")
+    p.add_argument("file", nargs="?", help="weight file; without --model its network is recognised from it "
+                   "(kerasnets.from_weights)")
+    p.add_argument("--model", "--arch", dest="arch", help="model name, e.g. resnet50 (default: recognised)")
+    p.add_argument("--from", dest="src", help="source weights (.pth/.npy/.npz/.mat/.h5/.safetensors/checkpoint)")
     p.add_argument("--weights", metavar="PRESET", help="a weights preset instead of --arch/--from "
                    "(see `kerasnets weights list`)")
-    p.add_argument("--to", dest="dst", required=True, help="output .h5, .keras or .weights.h5")
+    p.add_argument("--out", "--to", dest="dst", required=True, help="output .h5, .keras or .weights.h5")
     p.add_argument("--source", help="source layout (default: detected), e.g. torchvision-resnet")
     p.add_argument("--no-strict", action="store_true", help="load what fits, report the rest")
     p.add_argument("--progress", action="store_true", help="always draw the loading progress line (default: on a "
