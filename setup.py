@@ -32,7 +32,8 @@ setup(
         "test": TEST,
         # Cadene: SE-ResNet, BN-Inception, Inception v4; tf-keras writes Keras 2 files as keras.applications' hosted ones
         "oracle": ["torch==2.14.1", "torchvision==0.29.1", "pretrainedmodels==0.7.4", "tf-keras==2.21.*",
-                   "timm==1.0.31", "safetensors>=0.8"],  # timm: tests/oracle/test_timm.py
+                   "timm==1.0.31", "safetensors>=0.8",  # timm: tests/oracle/test_timm.py
+                   "tf-slim==1.1.0"],  # TF-slim's nets: tests/oracle/test_slim_*.py
         "backends": ["jax==0.10.2", "jaxlib==0.10.2"],  # + torch from "oracle": tests/backends
         # keras' ONNX export goes through tf2onnx; the TFLite check uses tf.lite's interpreter
         "export": ["onnx>=1.17", "onnxruntime>=1.20", "tf2onnx>=1.17"],
