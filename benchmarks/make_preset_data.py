@@ -381,11 +381,122 @@ def milesial_rows():
     } for scale in ("0.5", "1.0")]
 
 
+# ---------------------------------------------------------------- TF-slim archives and timm on the hub
+
+IMAGENET_CLASSES = {"name": "imagenet", "count": 1000, "file": "imagenet_classes.txt"}
+
+def _layout_options(layout, model, extra=None):
+    """The builder options `layout` implies for `model`, those its builder takes."""
+    import inspect
+
+    import kerasnets
+    import weights_io
+
+    spec = kerasnets.model_spec(model)
+    implied = weights_io.get_layout(layout).implied_options(spec.family, model)
+    params = inspect.signature(spec.builder).parameters
+    has_kwargs = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    opts = {k: v for k, v in implied.items() if k in params or has_kwargs}
+    opts.update(extra or {})
+    return opts
+
+def _head_of(rows, model, default=("predictions",)):
+    for r in rows:
+        if r["model"] == model and r["task"] == "classification":
+            return list(r["head"])
+    return list(default)
+
+SLIM_TF = {"mode": "tf", "color": "RGB", "scale": 1 / 255, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
+SLIM_VGG = {"mode": "matconvnet", "color": "RGB", "scale": 1.0, "mean": [123.68, 116.78, 103.94], "std": None}
+SLIM_README = "tensorflow/models research/slim README (single centre crop)"
+# (registry model, slim name, archive date, checkpoint member, layout, preprocessing, size, top1, top5, extra options)
+SLIM = [
+    ("googlenet", "inception_v1", "2016_08_28", "inception_v1.ckpt", "tf-slim-inception-v1", SLIM_TF, 224, 69.8, 89.6),
+    ("inception_v3", "inception_v3", "2016_08_28", "inception_v3.ckpt", "tf-slim-inception-v3", SLIM_TF, 299, 78.0, 93.9),
+    ("inception_v4", "inception_v4", "2016_09_09", "inception_v4.ckpt", "tf-slim-inception-v4", SLIM_TF, 299, 80.2, 95.2),
+    ("inception_resnet_v2", "inception_resnet_v2", "2016_08_30", "inception_resnet_v2_2016_08_30.ckpt",
+     "tf-slim-inception-resnet-v2", SLIM_TF, 299, 80.4, 95.3),
+    ("resnet50", "resnet_v1_50", "2016_08_28", "resnet_v1_50.ckpt", "tf-slim-resnet-v1", SLIM_VGG, 224, 75.2, 92.2),
+    ("resnet101", "resnet_v1_101", "2016_08_28", "resnet_v1_101.ckpt", "tf-slim-resnet-v1", SLIM_VGG, 224, 76.4, 92.9),
+    ("resnet152", "resnet_v1_152", "2016_08_28", "resnet_v1_152.ckpt", "tf-slim-resnet-v1", SLIM_VGG, 224, 76.8, 93.2),
+    ("resnet50_v2", "resnet_v2_50", "2017_04_14", "resnet_v2_50.ckpt", "tf-slim-resnet-v2", SLIM_TF, 299, 75.6, 92.8),
+    ("resnet101_v2", "resnet_v2_101", "2017_04_14", "resnet_v2_101.ckpt", "tf-slim-resnet-v2", SLIM_TF, 299, 77.0, 93.7),
+    ("resnet152_v2", "resnet_v2_152", "2017_04_14", "resnet_v2_152.ckpt", "tf-slim-resnet-v2", SLIM_TF, 299, 77.8, 94.1),
+    ("vgg16", "vgg_16", "2016_08_28", "vgg_16.ckpt", "tf-slim-vgg", SLIM_VGG, 224, 71.5, 89.8),
+    ("vgg19", "vgg_19", "2016_08_28", "vgg_19.ckpt", "tf-slim-vgg", SLIM_VGG, 224, 71.1, 89.8),
+]
+def slim_rows(rows):
+    """TF-slim model zoo archives (tar.gz of a checkpoint), no published hash: first use pins one."""
+    import weights_io
+
+    new = []
+    for model, slim, date, ckpt, layout, prep, size, top1, top5 in SLIM:
+        archive = f"{slim}_{date}.tar.gz"
+        background = weights_io.get_layout(layout).background_classes is not None and not slim.startswith(("vgg", "resnet_v1"))
+        inception = prep["mode"] == "tf"
+        new.append({
+            "name": f"{model}.tf_slim", "model": model, "options": _layout_options(layout, model), "task": "classification",
+            "publisher": f"TF-slim model zoo {slim} ({archive}; {'1001 classes, background first' if background else '1000 classes'})",
+            "url": f"http://download.tensorflow.org/models/{archive}", "manual_download": False,
+            "file_name": archive, "file_size_mb": None, "hash": None, "format": "tf-checkpoint", "layout": layout,
+            "key_renames": [], "head": ["predictions"] if model == "googlenet" else _head_of(rows, model),
+            "preprocessing": {**prep, "input_size": [size, size],
+                              # slim's inception_preprocessing: central 87.5% crop, bilinear resize to the size;
+                              # vgg_preprocessing: shorter side to 256, central crop
+                              "resize": round(size / 0.875) if inception else 256, "crop": size, "interpolation": "bilinear"},
+            "classes": dict(IMAGENET_CLASSES), "accuracy": {"top1": top1, "top5": top5, "source": SLIM_README},
+            "default": False, "aliases": [], "archive": {"type": "tar.gz", "checkpoint": ckpt},
+        })
+    return new
+
+TIMM_TORCH = {"mode": "torch", "color": "RGB", "scale": 1 / 255, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+TIMM_INCEPTION = {**SLIM_TF}
+RESULTS = "timm results/results-imagenet.csv (huggingface/pytorch-image-models aa4b585), img_size {size}"
+# (registry model, timm tag, layout, preprocessing, size, crop_pct, interpolation, top1, top5, extra options)
+TIMM = [
+    ("resnet50", "resnet50.a1_in1k", "torchvision-resnet", TIMM_TORCH, 224, 0.95, "bicubic", 80.382, 94.598),
+    ("resnet50", "resnet50.tv_in1k", "torchvision-resnet", TIMM_TORCH, 224, 0.875, "bilinear", 76.156, 92.866),
+    ("resnext50_32x4d", "resnext50_32x4d.a1h_in1k", "torchvision-resnet", TIMM_TORCH, 224, 0.95, "bicubic", 81.140, 95.320),
+    ("se_resnet50", "seresnet50.a1_in1k", "torchvision-resnet", TIMM_TORCH, 224, 0.95, "bicubic", 80.012, 94.704),
+    ("densenet121", "densenet121.tv_in1k", "torchvision-densenet", TIMM_TORCH, 224, 0.875, "bicubic", 74.750, 92.158),
+    ("inception_v3", "inception_v3.tv_in1k", "torchvision-inception-v3", TIMM_INCEPTION, 299, 0.875, "bicubic", 77.472, 93.468),
+    ("inception_v4", "inception_v4.tf_in1k", "cadene-inception-v4", TIMM_INCEPTION, 299, 0.875, "bicubic", 80.144, 94.982),
+    ("inception_resnet_v2", "inception_resnet_v2.tf_in1k", "timm-inception-resnet-v2", TIMM_INCEPTION, 299, 0.8975, "bicubic", 80.434, 95.312),
+    ("mobilenet_v3_large", "mobilenetv3_large_100.ra_in1k", "timm-mobilenet-v3", TIMM_TORCH, 224, 0.875, "bicubic", 75.784, 92.528),
+    ("mobilenet_v3_small", "mobilenetv3_small_100.lamb_in1k", "timm-mobilenet-v3", TIMM_TORCH, 224, 0.875, "bicubic", 67.636, 87.638),
+    ("vgg16", "vgg16.tv_in1k", "timm-vgg", TIMM_TORCH, 224, 0.875, "bilinear", 71.594, 90.398),
+    ("vgg16_bn", "vgg16_bn.tv_in1k", "timm-vgg", TIMM_TORCH, 224, 0.875, "bilinear", 73.354, 91.490),
+    ("vgg19", "vgg19.tv_in1k", "timm-vgg", TIMM_TORCH, 224, 0.875, "bilinear", 72.400, 90.878),
+    ("vgg19_bn", "vgg19_bn.tv_in1k", "timm-vgg", TIMM_TORCH, 224, 0.875, "bilinear", 74.230, 91.848),
+]
+def timm_rows(rows):
+    """timm's model.safetensors on the Hugging Face hub (revision \"main\": no commit hash could be looked up offline;
+    the first-use sha256 still pins the file)."""
+    new = []
+    for model, tag, layout, prep, size, crop_pct, interp, top1, top5 in TIMM:
+        repo = f"timm/{tag}"
+        new.append({
+            "name": f"{model}.timm_{tag.split('.', 1)[1]}", "model": model, "options": _layout_options(layout, model),
+            "task": "classification", "publisher": f"timm {tag} (Hugging Face hub {repo}, timm 1.0.31 pretrained_cfg)",
+            "url": f"https://huggingface.co/{repo}/resolve/main/model.safetensors", "manual_download": False,
+            "file_name": f"{tag}.safetensors", "file_size_mb": None, "hash": None, "format": "safetensors",
+            "layout": layout, "key_renames": [], "head": _head_of(rows, model),
+            "preprocessing": {**prep, "input_size": [size, size], "resize": int(size / crop_pct), "crop": size,
+                              "interpolation": interp},
+            "classes": dict(IMAGENET_CLASSES), "accuracy": {"top1": top1, "top5": top5, "source": RESULTS.format(size=size)},
+            "default": False, "aliases": [],
+            # no commit hash could be looked up offline: "main" (the TOFU sha256 still pins the file on first use)
+            "hub": {"repo_id": repo, "filename": "model.safetensors", "revision": "main"},
+        })
+    return new
+
+
 def main():
     from torchvision.models._meta import _IMAGENET_CATEGORIES
 
     rows = (torchvision_rows() + keras_rows() + vgg_file_rows() + cadene_rows() + fsrcnn_rows()
             + junyanz_rows() + junyanz_pix2pix_rows() + milesial_rows())
+    rows += slim_rows(rows) + timm_rows(rows)
     # "imagenet" = the builder's default preset: one whose options are the builder's defaults.
     # torchvision's DEFAULT, except where the builder's default options are keras.applications'.
     defaults = {row["model"]: row["name"] for row in rows if row["default"] and row["task"] == "classification"}

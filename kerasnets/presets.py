@@ -20,6 +20,17 @@ Loading a preset (`load_preset`, or any builder's ``weights=``):
    result saved atomically to the cache; then loaded into the caller's model
    by layer name, dropping the classifier when ``include_top=False``.
 
+Two kinds of source need more than a URL:
+
+* ``archive`` rows (TF-slim's model zoo ``.tar.gz``): the archive is the
+  hashed source file; at conversion only its checkpoint members are extracted,
+  through `kerasnets.archives.extract_checkpoint` (no absolute paths, ``..``,
+  links, devices or FIFOs, size limits), into a temporary folder removed after.
+* ``hub`` rows (timm's ``model.safetensors`` on the Hugging Face hub):
+  ``huggingface_hub.hf_hub_download(repo_id, filename, revision)``, which keeps
+  the file in its own cache (``$HF_HUB_CACHE``, else ``$HF_HOME/hub``) and talks
+  to ``$HF_ENDPOINT``; both are read at each call, not at import.
+
 Offline with no file, the error names the file, where to put it, its URL and
 hash. A preset never falls back to random weights.
 """
@@ -75,6 +86,10 @@ class Preset:
     # Full-match patterns of source keys the publisher's own loader deletes (old torch saved
     # InstanceNorm running statistics that junyanz's CycleGAN code removes before loading).
     drop_keys: tuple = ()
+    # TF-slim zoo archives: {"type": "tar.gz", "checkpoint": "<name>.ckpt"}, the member(s) to extract.
+    archive: dict | None = None
+    # Hugging Face hub files: {"repo_id": "timm/<tag>", "filename": "model.safetensors", "revision": "main"}.
+    hub: dict | None = None
 
     @property
     def num_classes(self):
@@ -217,6 +232,9 @@ def _unavailable(preset, reason):
     hash_text = f"{how} {expected}" if expected else "none published (trusted on first use)"
     how_to = ("download it by hand from the page (not a direct link)" if preset.manual_download
               else "download it")
+    if preset.hub:
+        reason += (f" (Hugging Face hub repo {preset.hub['repo_id']!r}, file {preset.hub['filename']!r}, revision "
+                   f"{preset.hub['revision']!r}; endpoint $HF_ENDPOINT, cache $HF_HOME/hub)")
     return PresetUnavailableError(
         f"Weights for preset {preset.name!r} are not available: {reason}. {how_to.capitalize()}: "
         f"{preset.url}\n  file name: {preset.file_name}\n  put it at: {where}\n  (or pass weights_file=<path>, "
@@ -249,6 +267,33 @@ def _download(preset, target):
     return target
 
 
+def _hub_cache_dir():
+    """huggingface_hub's cache folder from the environment now (its constants are frozen at its import)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    if os.environ.get("HF_HOME"):
+        return os.path.join(os.environ["HF_HOME"], "hub")
+    return None  # huggingface_hub's default, ~/.cache/huggingface/hub
+
+
+def _from_hub(preset, download):
+    """The preset's file through `huggingface_hub.hf_hub_download` (from its cache only unless `download`)."""
+    try:
+        from huggingface_hub import hf_hub_download
+    except ImportError as err:
+        raise _unavailable(preset, "downloading from the Hugging Face hub needs `pip install huggingface_hub`") from err
+    hub = preset.hub
+    try:
+        path = hf_hub_download(repo_id=hub["repo_id"], filename=hub["filename"], revision=hub["revision"],
+                               cache_dir=_hub_cache_dir(), endpoint=os.environ.get("HF_ENDPOINT") or None,
+                               local_files_only=not download)
+    except Exception as err:  # huggingface_hub raises its own HTTP, offline and not-found errors; all mean "not here"
+        what = "downloading is off and it is not in the hub cache" if not download else "the download failed"
+        raise _unavailable(preset, f"{what} ({type(err).__name__}: {err})") from err
+    verify_file(path, preset)
+    return path
+
+
 def locate_source(preset, weights_file=None, download=True):
     """The path of a verified source file for `preset`.
 
@@ -274,9 +319,12 @@ def locate_source(preset, weights_file=None, download=True):
         path = os.path.join(user_dir, preset.file_name)
         verify_file(path, preset)
         return path
+    offline = not download or os.environ.get("KERASNETS_OFFLINE", "") not in ("", "0")
+    if preset.hub:
+        return _from_hub(preset, download=not offline)
     if preset.manual_download or not preset.url:
         raise _unavailable(preset, "it has no direct download link and no local copy was found")
-    if not download or os.environ.get("KERASNETS_OFFLINE", "") not in ("", "0"):
+    if offline:
         raise _unavailable(preset, "it is not in the cache and downloading is off (download=False or KERASNETS_OFFLINE)")
     os.makedirs(os.path.dirname(cached), exist_ok=True)
     return _download(preset, cached)
@@ -323,7 +371,18 @@ def convert_source_into(model, preset, path):
     """
     from weights_io import read_weights
 
-    return convert_weight_file_into(model, preset, read_weights(path, mmap=True))
+    if not preset.archive:
+        return convert_weight_file_into(model, preset, read_weights(path, mmap=True))
+    import tempfile
+
+    from kerasnets.archives import extract_checkpoint
+
+    work = os.path.join(home(), "weights")
+    os.makedirs(work, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{preset.name}-", dir=work) as folder:
+        checkpoint = extract_checkpoint(path, folder, preset.archive["checkpoint"])
+        # read into memory (no mmap): the extracted files go when the folder does
+        return convert_weight_file_into(model, preset, read_weights(checkpoint))
 
 
 def convert_weight_file_into(model, preset, weight_file):
