@@ -46,7 +46,8 @@ def _file_classes(model, weight_file, layout):
     return int(bias[0]) if bias and len(bias) == 1 else None
 
 
-def build_for_weights(name, path, *, source=None, strict=True, progress=None, weight_file=None, **options):
+def build_for_weights(name, path, *, source=None, strict=True, progress=None, weight_file=None, keep_background=False,
+                      **options):
     """Builds registered model `name` as the file's publisher built it, and loads the file (all or nothing).
 
     The options the file's layout implies (BN epsilon, padding style, stride
@@ -61,6 +62,8 @@ def build_for_weights(name, path, *, source=None, strict=True, progress=None, we
         strict: see `weights_io.load_weights`.
         progress: None or a `(done, total)` bytes callback.
         weight_file: the file already read (`weights_io.read_weights(path, mmap=True)`).
+        keep_background: keep class 0 of a TF-slim 1001-class classifier
+            (default: a 1000-class model, as keras.applications' ports).
         **options: builder arguments (`input_shape`, `include_top`, ...).
 
     Returns:
@@ -77,12 +80,15 @@ def build_for_weights(name, path, *, source=None, strict=True, progress=None, we
     changes = {key: theirs for key, _, theirs in layout.option_differences(record) if key not in options}
     if record is not None and record.options.get("include_top") and "classes" not in options:
         classes = _file_classes(model, weight_file, layout)
+        if classes is not None and classes == layout.background_classes and not keep_background:
+            classes -= 1
         if classes is not None and classes != record.options.get("classes"):
             changes["classes"] = classes
     if changes:
         model = build(name, **options, **changes)
         layout = layout_for(model)
-    report = weights_io.assign_weights(model, weight_file, layout, strict=strict, release=True, progress=progress)
+    report = weights_io.assign_weights(model, weight_file, layout, strict=strict, release=True, progress=progress,
+                                       keep_background=keep_background)
     return model, report
 
 

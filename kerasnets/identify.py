@@ -179,7 +179,7 @@ def identify(path, model=None, *, weight_file=None):
     return matches[0]
 
 
-def from_weights(path, model=None, *, source=None, strict=True, progress=None, **options):
+def from_weights(path, model=None, *, source=None, strict=True, progress=None, keep_background=False, **options):
     """Builds the network a weight file holds, as its publisher built it, and loads the file (all or nothing).
 
         model = kerasnets.from_weights("resnet50-0676ba61.pth")          # torchvision's file
@@ -199,6 +199,8 @@ def from_weights(path, model=None, *, source=None, strict=True, progress=None, *
         source: the layout name; None to detect it.
         strict: see `weights_io.load_weights`.
         progress: None or a `(done, total)` bytes callback.
+        keep_background: keep class 0 of a TF-slim 1001-class classifier
+            (default: dropped, a 1000-class model).
         **options: builder arguments (`classifier_activation=None` for
             logits, `input_shape`, `include_top`, ...).
 
@@ -214,7 +216,7 @@ def from_weights(path, model=None, *, source=None, strict=True, progress=None, *
         if match.headless and match.unmapped:
             options.setdefault("include_top", False)
     built, report = build_for_weights(name, path, source=source, strict=strict, progress=progress,
-                                      weight_file=weight_file, **options)
+                                      weight_file=weight_file, keep_background=keep_background, **options)
     object.__setattr__(built, "weights_report", report)  # plain attribute, as weights_io's build record
     return built
 

@@ -125,3 +125,26 @@ def test_cli_converts_and_summarises_a_file_it_recognises(tmp_path, capsys):
     assert "recognised resnet18" in capsys.readouterr().out
     loaded = load_saved_model(out)
     assert_parity(loaded.predict(batch, verbose=0), source.predict(batch, verbose=0), what="cli convert resnet18")
+
+
+def test_a_tf_slim_checkpoint_with_a_background_class(tmp_path):
+    """TF-slim's resnet_v1_50 layout, 1001 classes, a V2 checkpoint TensorFlow writes: a 1000-class model
+    built with kerasnets.resnet.TF_SLIM comes out, computing the file's logits without the background's."""
+    import tensorflow as tf
+
+    from kerasnets.resnet import TF_SLIM
+    from weights_io.assign import export_weights
+
+    source, batch = _publisher_model("resnet50", "tf-slim-resnet-v1", classes=1001, input_shape=(64, 64, 3),
+                                     classifier_activation=None, **TF_SLIM)
+    flat = export_weights(source, get_layout("tf-slim-resnet-v1"), "tf").flat()
+    names = sorted(flat)
+    prefix = str(tmp_path / "resnet_v1_50" / "model.ckpt")
+    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=[n.replace(".", "/") for n in names],
+                      shape_and_slices=[""] * len(names), tensors=[tf.constant(flat[n]) for n in names])
+    model = kerasnets.from_weights(prefix, input_shape=(64, 64, 3), classifier_activation=None)
+    record = build_record(model)
+    assert record.model == "resnet50" and record.options["classes"] == 1000
+    assert all(record.options[k] == v for k, v in TF_SLIM.items())
+    assert_parity(model.predict(batch, verbose=0), source.predict(batch, verbose=0)[:, 1:],
+                  what="from_weights slim resnet_v1_50")
