@@ -21,17 +21,16 @@ statistics), AuxLogits excepted where ours has no aux head.
 from __future__ import annotations
 
 import functools
-import sys
 
 import numpy as np
 import pytest
 
 tf = pytest.importorskip("tensorflow")
-tf_keras = pytest.importorskip("tf_keras")
-import tf_keras.src.legacy_tf_layers  # noqa: E402
-# tf-slim 1.1.0 imports the legacy layers under their tf.keras name (REFERENCE.md, "Formats, part 2").
-sys.modules.setdefault("tf_keras.legacy_tf_layers", tf_keras.src.legacy_tf_layers)
-slim = pytest.importorskip("tf_slim")
+pytest.importorskip("tf_keras")
+pytest.importorskip("tf_slim")
+from tests.oracle.slim import import_tf_slim, weight_file  # noqa: E402
+
+slim = import_tf_slim()
 
 import keras  # noqa: E402
 
@@ -39,7 +38,6 @@ import kerasnets  # noqa: E402
 import weights_io  # noqa: E402
 from tests.references import assert_parity, heal_keras  # noqa: E402
 from weights_io.assign import weighted_layers  # noqa: E402
-from weights_io.core import WeightFile  # noqa: E402
 
 from tf_slim.nets import inception_v1, inception_v3, vgg  # noqa: E402
 
@@ -297,15 +295,6 @@ def _run_slim(case, seed=0):
     return inputs, expected, values
 
 
-def _weight_file(values):
-    """What a TF checkpoint reader gives: layer = the name up to its last '/', parameter the rest."""
-    tensors = {}
-    for name, value in values.items():
-        layer, _, param = name.rpartition("/")
-        tensors.setdefault(layer, {})[param] = value
-    return WeightFile(tensors=tensors, convention="tf", format="tf-variables")
-
-
 def _count(values, exclude=None):
     return sum(int(np.prod(v.shape)) for k, v in values.items() if exclude is None or exclude not in k)
 
@@ -331,12 +320,12 @@ def test_background_class_dropped_and_loud_options():
     size = CASES["inception_v4"][1]
     inputs, expected, values = _run_slim("inception_v4")  # cached for test_slim_logits[inception_v4]
     ours = kerasnets.build_inception_v4(input_shape=(size, size, 3), classifier_activation=None, bn_scale=False)
-    weights_io.assign_weights(ours, _weight_file(values), weights_io.get_layout("tf-slim-inception-v4"))
+    weights_io.assign_weights(ours, weight_file(values), weights_io.get_layout("tf-slim-inception-v4"))
     assert_parity(keras.ops.convert_to_numpy(ours(inputs, training=False)), expected[0][:, 1:],
                   what="inception_v4 1000 classes")
     timm_like = kerasnets.build_inception_v4(input_shape=(size, size, 3))  # BN with gamma
     with pytest.raises(weights_io.WeightMismatchError, match="bn_scale"):
-        weights_io.assign_weights(timm_like, _weight_file(values), weights_io.get_layout("tf-slim-inception-v4"))
+        weights_io.assign_weights(timm_like, weight_file(values), weights_io.get_layout("tf-slim-inception-v4"))
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -348,7 +337,7 @@ def test_slim_logits(case):
     ours = builder(input_shape=(size, size, 3), classes=classes, classifier_activation=None, **options)
     aux = "AuxLogits" if not options.get("aux_logits") else None
     assert ours.count_params() == _count(values, exclude=aux), "parameter count differs from slim's variables"
-    report = weights_io.assign_weights(ours, _weight_file(values), weights_io.get_layout(layout),
+    report = weights_io.assign_weights(ours, weight_file(values), weights_io.get_layout(layout),
                                        keep_background=True)
     assert report.ok and report.applied and not report.unexpected and not report.option_mismatches
     assert all("AuxLogits" in key for _, key, _ in report.skipped)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import tempfile
 
 import numpy as np
@@ -11,8 +10,8 @@ import pytest
 import kerasnets
 import weights_io
 from kerasnets.resnet import TF_SLIM
+from tests.oracle.slim import import_tf_slim, weight_file
 from tests.references import assert_parity, heal_tf_graph
-from weights_io.core import WeightFile
 from weights_io.errors import WeightMismatchError
 
 tf = pytest.importorskip("tensorflow")
@@ -28,10 +27,7 @@ def _slim(version, depth, classes):
     key = (version, depth, classes)
     if key in _CACHE:
         return _CACHE[key]
-    import tf_keras.src.legacy_tf_layers as legacy_tf_layers
-
-    sys.modules.setdefault("tf_keras.legacy_tf_layers", legacy_tf_layers)
-    import tf_slim
+    tf_slim = import_tf_slim()
     from tf_slim.nets import resnet_v1, resnet_v2
 
     module = {"v1": resnet_v1, "v2": resnet_v2}[version]
@@ -53,15 +49,6 @@ def _slim(version, depth, classes):
     return _CACHE[key]
 
 
-def _weight_file(variables):
-    """The slim variables as a checkpoint reader gives them: layer = the name up to its last '/'."""
-    tensors = {}
-    for name, value in variables.items():
-        layer, _, param = name.rpartition("/")
-        tensors.setdefault(layer, {})[param] = value
-    return WeightFile(tensors=tensors, convention="tf", format="in-memory")
-
-
 def _ours(version, depth, classes, **options):
     name = f"resnet{depth}" if version == "v1" else f"resnet{depth}_v2"
     return kerasnets.build(name, input_shape=SHAPE, classes=classes, classifier_activation=None, **options)
@@ -71,7 +58,7 @@ def _ours(version, depth, classes, **options):
 def test_slim_parity(version, depth, classes):
     reference, variables, x, _ = _slim(version, depth, classes)
     layout = weights_io.get_layout(f"tf-slim-resnet-{version}")
-    file = _weight_file(variables)
+    file = weight_file(variables)
     ours = _ours(version, depth, 1000, **TF_SLIM)
     assert weights_io.detect_layout([w.name for w in weights_io.assign.weighted_layers(ours)], file) is layout
     report = weights_io.assign_weights(ours, file, layout)
@@ -87,8 +74,8 @@ def test_keep_background():
     layout = weights_io.get_layout("tf-slim-resnet-v2")
     ours = _ours("v2", 50, 1001, **TF_SLIM)
     with pytest.raises(WeightMismatchError, match="keep_background"):
-        weights_io.assign_weights(ours, _weight_file(variables), layout)
-    weights_io.assign_weights(ours, _weight_file(variables), layout, keep_background=True)
+        weights_io.assign_weights(ours, weight_file(variables), layout)
+    weights_io.assign_weights(ours, weight_file(variables), layout, keep_background=True)
     assert_parity(ours.predict(x, verbose=0), reference, what="slim resnet_v2_50 keep_background")
 
 
@@ -98,7 +85,7 @@ def test_wrong_options_are_loud():
     ours = _ours("v2", 50, 1000)
     before = [np.array(w) for w in ours.get_weights()[:3]]
     with pytest.raises(WeightMismatchError, match="stem_pool"):
-        weights_io.assign_weights(ours, _weight_file(variables), weights_io.get_layout("tf-slim-resnet-v2"))
+        weights_io.assign_weights(ours, weight_file(variables), weights_io.get_layout("tf-slim-resnet-v2"))
     assert all(np.array_equal(a, b) for a, b in zip(before, ours.get_weights()[:3]))
 
 
