@@ -16,8 +16,9 @@ _ROOT = pathlib.Path(__file__).resolve().parents[2]
 FIXTURES = _ROOT.parent / "shared" / "fixtures"
 if not FIXTURES.is_dir():  # a clean checkout without ../shared: the vendored copy (same bytes)
     FIXTURES = _ROOT / "tests" / "data" / "fixtures"
-# Every real file of a format we read (the Caffe files have no reader yet).
-REAL_FILES = ("npy/det1.npy", "npy/det2.npy", "pth/resnet20-12fca82f.th", "pth/dncnn_25.pth", "mat/iter1_weights.mat")
+# Every real file of a format we read (the Caffe prototxt is text, not weights).
+REAL_FILES = ("npy/det1.npy", "npy/det2.npy", "pth/resnet20-12fca82f.th", "pth/dncnn_25.pth", "mat/iter1_weights.mat",
+              "caffe/lenet_iter_10000.caffemodel")
 
 
 def write_seeds(directory):
@@ -71,6 +72,9 @@ def write_seeds(directory):
     tf_v1 = directory / "seed_tf_v1.ckpt"  # a V1 TensorFlow checkpoint: a table of SavedTensorSlices
     write_tf_v1_seed(tf_v1, rng)
     seeds["tf-checkpoint-v1"] = tf_v1
+    caffemodel = directory / "seed.caffemodel"  # a V2 Caffe NetParameter: shape.dim, legacy dims, double_data
+    write_caffe_seed(caffemodel, rng)
+    seeds["caffemodel"] = caffemodel
     for name in REAL_FILES:
         if (FIXTURES / name).exists():
             seeds[name] = FIXTURES / name
@@ -380,3 +384,29 @@ def write_tf_v1_seed(path, rng):
     entries.append((slice_key("net/conv1/biases", ((0, -1),)), pb_field(2, saved)))
     pathlib.Path(path).write_bytes(table_bytes(entries))
     return kernel, bias
+
+
+def write_caffe_seed(path, rng):
+    """A V2 `.caffemodel` (NetParameter, caffe.proto field numbers) written here independently of weights_io:
+    a grouped conv with `shape.dim` blobs, an InnerProduct with a legacy (1, 1, out, in) weight and a float64
+    bias, and a weightless ReLU. Returns {layer: [blobs as the file holds them]}."""
+    def blob(array, legacy=False):
+        data = pb_field(8, array.astype("<f8").tobytes()) if array.dtype == np.float64 else \
+            pb_field(5, array.astype("<f4").tobytes())
+        if legacy:
+            dims = (1,) * (4 - array.ndim) + array.shape
+            return b"".join(pb_field(n, d) for n, d in zip((1, 2, 3, 4), dims)) + data
+        return pb_field(7, pb_field(1, b"".join(pb_varint(d) for d in array.shape))) + data
+
+    def layer(name, kind, bottom, top, blobs):
+        return pb_field(100, pb_field(1, name.encode()) + pb_field(2, kind.encode()) + pb_field(3, bottom.encode())
+                        + pb_field(4, top.encode()) + b"".join(blobs))
+
+    arrays = {"conv1": [rng.normal(size=(4, 1, 3, 3)).astype("float32"), rng.normal(size=4).astype("float32")],
+              "fc": [rng.normal(size=(5, 36)).astype("float32"), rng.normal(size=5)]}
+    net = (pb_field(1, b"seed") + pb_field(3, b"data") + b"".join(pb_field(4, d) for d in (1, 2, 5, 5))
+           + layer("conv1", "Convolution", "data", "conv1", [pb_field(7, blob(a)) for a in arrays["conv1"]])
+           + layer("relu1", "ReLU", "conv1", "conv1", [])
+           + layer("fc", "InnerProduct", "conv1", "fc", [pb_field(7, blob(a, legacy=True)) for a in arrays["fc"]]))
+    pathlib.Path(path).write_bytes(net)
+    return arrays

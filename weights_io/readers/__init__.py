@@ -75,6 +75,10 @@ def detect_format(path):
         raise WeightFileError(f"A zip archive that is neither .npz nor a torch file (entries: {names[:5]})", path=path)
     if head[:2] == b"\x80\x02" or head[:1] == b"\x80":
         return "torch-legacy"
+    from weights_io.readers.caffe import is_caffemodel
+
+    if is_caffemodel(path):  # a protobuf has no magic: its first fields and first layer must parse as Caffe's
+        return "caffemodel"
     raise WeightFileError(f"Unrecognised weight file format (first bytes {head[:8]!r})", path=path)
 
 
@@ -135,6 +139,6 @@ def read_weights(path, format=None, *, mmap=False, trusted=False):
 
 
 # Format modules register their readers on import; add yours to this tuple.
-_FORMAT_MODULES = ("npy", "torch", "keras_h5", "mat", "safetensors", "tf_checkpoint")
+_FORMAT_MODULES = ("npy", "torch", "keras_h5", "mat", "safetensors", "tf_checkpoint", "caffe")
 for _module in _FORMAT_MODULES:
     importlib.import_module(f"weights_io.readers.{_module}")
