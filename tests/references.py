@@ -177,7 +177,8 @@ def _calibrate_in_order(model, norms, batch, rng):
     def calibrating_call(layer, own_call):
         def call(inputs, *args, **kwargs):
             x = np.asarray(inputs, np.float64)
-            axes = tuple(i for i in range(x.ndim) if i != layer.axis % x.ndim)
+            axis = layer.axis if isinstance(layer.axis, int) else list(layer.axis)[-1]  # tf_keras: [3]
+            axes = tuple(i for i in range(x.ndim) if i != axis % x.ndim)
             gamma = getattr(layer, "gamma", None)
             var = x.var(axis=axes)
             var = np.maximum(var, VARIANCE_FLOOR * np.median(var))
