@@ -6,7 +6,6 @@ import dataclasses
 import hashlib
 import http.server
 import os
-import threading
 
 import h5py
 import keras
@@ -16,6 +15,7 @@ import pytest
 import kerasnets
 from kerasnets import presets
 from tests.conftest import assert_close
+from tests.loopback import LoopbackServer
 from tests.references import assert_parity, heal_keras
 import weights_io
 from weights_io import WeightFile
@@ -29,7 +29,7 @@ def home(tmp_path, monkeypatch):
     return tmp_path / "home"
 
 
-class _Server:
+class _Server(LoopbackServer):
     """Serves `files` on 127.0.0.1; `truncate` names files cut off mid-body (connection closed)."""
 
     def __init__(self):
@@ -58,15 +58,7 @@ class _Server:
             def log_message(self, *args):
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
+        super().__init__(Handler)
 
 
 @pytest.fixture

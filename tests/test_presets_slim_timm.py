@@ -11,7 +11,6 @@ import inspect
 import io
 import os
 import tarfile
-import threading
 
 import numpy as np
 import pytest
@@ -19,6 +18,7 @@ import pytest
 import kerasnets
 from kerasnets import presets
 from kerasnets.archives import UnsafeArchiveError, extract_checkpoint
+from tests.loopback import LoopbackServer
 from tests.references import assert_parity, heal_keras
 import weights_io
 
@@ -41,7 +41,7 @@ def home(tmp_path, monkeypatch):
     return tmp_path / "home"
 
 
-class _Server:
+class _Server(LoopbackServer):
     """Serves `files` (path -> bytes) on 127.0.0.1, with GET and HEAD; a Hugging Face hub's
     ``/{repo}/resolve/{revision}/{file}`` answers with the headers `hf_hub_download` reads."""
 
@@ -79,15 +79,7 @@ class _Server:
             def log_message(self, *args):
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
+        super().__init__(Handler)
 
 
 @pytest.fixture
