@@ -6,6 +6,15 @@ import http.server
 import threading
 
 
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    """A request handler that keeps the test log free of one line per request."""
+
+    timeout = 10  # seconds: a stalled client cannot hold a test
+
+    def log_message(self, *args):
+        pass
+
+
 class LoopbackServer:
     """Serves `handler` (a BaseHTTPRequestHandler class) on 127.0.0.1 at a free port until `stop()`."""
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import http.server
 import os
 
 import h5py
@@ -15,7 +14,7 @@ import pytest
 import kerasnets
 from kerasnets import presets
 from tests.conftest import assert_close
-from tests.loopback import LoopbackServer
+from tests.loopback import LoopbackServer, QuietHandler
 from tests.references import assert_parity, heal_keras
 import weights_io
 from weights_io import WeightFile
@@ -36,9 +35,7 @@ class _Server(LoopbackServer):
         self.files, self.truncate, self.requests = {}, set(), []
         server = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            timeout = 10
-
+        class Handler(QuietHandler):
             def do_GET(self):
                 server.requests.append(self.path)
                 body = server.files.get(self.path.lstrip("/"))
@@ -54,9 +51,6 @@ class _Server(LoopbackServer):
                     self.close_connection = True
                     return
                 self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
 
         super().__init__(Handler)
 

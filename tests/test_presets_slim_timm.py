@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import http.server
 import inspect
 import io
 import os
@@ -18,7 +17,7 @@ import pytest
 import kerasnets
 from kerasnets import presets
 from kerasnets.archives import UnsafeArchiveError, extract_checkpoint
-from tests.loopback import LoopbackServer
+from tests.loopback import LoopbackServer, QuietHandler
 from tests.references import assert_parity, heal_keras
 import weights_io
 
@@ -51,9 +50,7 @@ class _Server(LoopbackServer):
         self.files, self.requests = {}, []
         server = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            timeout = 10
-
+        class Handler(QuietHandler):
             def _answer(self, with_body):
                 server.requests.append((self.command, self.path.split("?")[0]))
                 body = server.files.get(self.path.split("?")[0].lstrip("/"))
@@ -75,9 +72,6 @@ class _Server(LoopbackServer):
 
             def do_HEAD(self):
                 self._answer(False)
-
-            def log_message(self, *args):
-                pass
 
         super().__init__(Handler)
 

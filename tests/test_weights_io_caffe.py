@@ -12,6 +12,7 @@ import shutil
 import numpy as np
 import pytest
 
+from tests.fuzz.corpus import pb_field, pb_varint
 from weights_io import WeightFileError
 from weights_io.readers import detect_format, read_weights
 from weights_io.readers.caffe import layers_in_phase, read_prototxt
@@ -209,30 +210,16 @@ def _write(tmp_path, data, name="bad.caffemodel"):
     return path
 
 
-def _v(n):
-    out = bytearray()
-    while True:
-        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
-        n >>= 7
-        if not n:
-            return bytes(out)
-
-
-def _f(number, payload):
-    """A length-delimited protobuf field, encoded here by hand."""
-    return _v(number << 3 | 2) + _v(len(payload)) + payload
-
-
 def _v1_layer(blob, name=b"ip", kind=14):
-    return _f(2, _f(4, name) + _v(5 << 3) + _v(kind) + _f(6, blob))
+    return pb_field(2, pb_field(4, name) + pb_field(5, kind) + pb_field(6, blob))
 
 
 def _shape(*dims):
-    return _f(7, _f(1, b"".join(_v(d & 0xFFFFFFFFFFFFFFFF) for d in dims)))
+    return pb_field(7, pb_field(1, b"".join(pb_varint(d) for d in dims)))
 
 
 def test_v0_is_refused_by_name(tmp_path, pb):
-    v0 = _f(1, b"old") + _f(2, _f(1, _f(1, b"conv1") + _f(2, b"conv")) + _f(2, b"data"))
+    v0 = pb_field(1, b"old") + pb_field(2, pb_field(1, pb_field(1, b"conv1") + pb_field(2, b"conv")) + pb_field(2, b"data"))
     path = _write(tmp_path, v0)
     assert detect_format(path) == "caffemodel"
     for trusted in (True, False):
@@ -241,19 +228,19 @@ def test_v0_is_refused_by_name(tmp_path, pb):
 
 
 HOSTILE = {  # case: (bytes, what the error says)
-    "varint longer than 10 bytes": (_f(1, b"n") + b"\x12" + b"\xff" * 11 + b"\x01", "longer than 10 bytes"),
-    "length past the end": (_f(1, b"n") + b"\x12" + _v(1000) + b"\x22\x02ip", "runs past the end"),
-    "data count not matching the shape": (_v1_layer(_shape(2, 3) + _f(5, np.zeros(5, "<f4").tobytes())),
+    "varint longer than 10 bytes": (pb_field(1, b"n") + b"\x12" + b"\xff" * 11 + b"\x01", "longer than 10 bytes"),
+    "length past the end": (pb_field(1, b"n") + b"\x12" + pb_varint(1000) + b"\x22\x02ip", "runs past the end"),
+    "data count not matching the shape": (_v1_layer(_shape(2, 3) + pb_field(5, np.zeros(5, "<f4").tobytes())),
                                           r"shape \[2, 3\] \(6 values\) holds 5"),
-    "absurd shape": (_v1_layer(_shape(1 << 40, 1 << 40, 1 << 40) + _f(5, np.zeros(4, "<f4").tobytes())), "holds 4"),
-    "negative dimension": (_v1_layer(_shape(-4, -1) + _f(5, np.zeros(4, "<f4").tobytes())), "negative dimension"),
-    "packed data not whole floats": (_v1_layer(_shape(1) + _f(5, b"\0\0\0\0\0")), "whole number"),
-    "legacy dims past int32": (_v1_layer(_v(1 << 3) + _v(1 << 33) + _f(5, np.zeros(1, "<f4").tobytes())),
+    "absurd shape": (_v1_layer(_shape(1 << 40, 1 << 40, 1 << 40) + pb_field(5, np.zeros(4, "<f4").tobytes())), "holds 4"),
+    "negative dimension": (_v1_layer(_shape(-4, -1) + pb_field(5, np.zeros(4, "<f4").tobytes())), "negative dimension"),
+    "packed data not whole floats": (_v1_layer(_shape(1) + pb_field(5, b"\0\0\0\0\0")), "whole number"),
+    "legacy dims past int32": (_v1_layer(pb_varint(1 << 3) + pb_varint(1 << 33) + pb_field(5, np.zeros(1, "<f4").tobytes())),
                                "too large legacy"),
-    "a layer name of the wrong wire type": (_f(2, _v(4 << 3) + _v(7)), "wire type 0"),
-    "V1 and V2 layers together": (_v1_layer(_shape(1) + _f(5, b"\0" * 4)) + _f(100, _f(1, b"x") + _f(2, b"ReLU")),
+    "a layer name of the wrong wire type": (pb_field(2, pb_varint(4 << 3) + pb_varint(7)), "wire type 0"),
+    "V1 and V2 layers together": (_v1_layer(_shape(1) + pb_field(5, b"\0" * 4)) + pb_field(100, pb_field(1, b"x") + pb_field(2, b"ReLU")),
                                   "both V1"),
-    "no layers": (_f(1, b"LeNet"), "no layers"),
+    "no layers": (pb_field(1, b"LeNet"), "no layers"),
 }
 
 
