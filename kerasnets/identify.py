@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import inspect
 import json
 import math
 import os
@@ -113,8 +114,6 @@ def _is_head(missing, ours):
 
 
 def _has_head_option(name):
-    import inspect
-
     return "include_top" in inspect.signature(model_spec(name).builder).parameters
 
 
@@ -129,6 +128,7 @@ def rank_models(weight_file, names=None):
             layers = model_table_entry(build(name))
         ours = [layer for layer, _ in layers]
         counts = dict(layers)
+        head_option = _has_head_option(name)
         for layout in LAYOUTS.values():
             if layout.pair_in_order is not None:
                 continue
@@ -142,7 +142,7 @@ def rank_models(weight_file, names=None):
             missing = [our for our in ours if our not in placed]
             matches.append(Match(name=name, layout=layout.name, placed=len(set(placed.values())),
                                  file_layers=len(sources), unmapped=len(missing), size_mismatches=mismatches,
-                                 headless=_is_head(missing, ours) and _has_head_option(name)))
+                                 headless=head_option and _is_head(missing, ours)))
     return sorted(matches, key=Match.key)
 
 
@@ -213,7 +213,7 @@ def from_weights(path, model=None, *, source=None, strict=True, progress=None, k
     else:
         match = identify(path, model, weight_file=weight_file)
         name = match.name
-        if match.headless and match.unmapped:
+        if match.headless:
             options.setdefault("include_top", False)
     built, report = build_for_weights(name, path, source=source, strict=strict, progress=progress,
                                       weight_file=weight_file, keep_background=keep_background, **options)

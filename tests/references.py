@@ -80,6 +80,16 @@ def assert_parity(ours, reference, *, rtol=RTOL, min_dependence=MIN_INPUT_DEPEND
     return error, dependence
 
 
+def _statistics_of(rng, x, axes, gamma):
+    """Perturbed (mean, var, gamma) for a BN whose input at inference is `x` (float64), channels off `axes`.
+
+    A channel nearly constant over the batch gets its variance floored (VARIANCE_FLOOR x the median).
+    """
+    var = x.var(axis=axes)
+    var = np.maximum(var, VARIANCE_FLOOR * np.median(var))
+    return _perturbed_statistics(rng, x.mean(axis=axes), var, gamma)
+
+
 def _perturbed_statistics(rng, mean, var, gamma):
     """Calibrated (mean, var, gamma) -> perturbed, with a few tiny-variance channels."""
     c = mean.shape
@@ -180,10 +190,7 @@ def _calibrate_in_order(model, norms, batch, rng):
             axis = layer.axis if isinstance(layer.axis, int) else list(layer.axis)[-1]  # tf_keras: [3]
             axes = tuple(i for i in range(x.ndim) if i != axis % x.ndim)
             gamma = getattr(layer, "gamma", None)
-            var = x.var(axis=axes)
-            var = np.maximum(var, VARIANCE_FLOOR * np.median(var))
-            mean, var, new_gamma = _perturbed_statistics(
-                rng, x.mean(axis=axes), var, None if gamma is None else np.asarray(gamma, np.float64))
+            mean, var, new_gamma = _statistics_of(rng, x, axes, None if gamma is None else np.asarray(gamma, np.float64))
             layer.moving_mean.assign(mean.astype("float32"))
             layer.moving_variance.assign(var.astype("float32"))
             if gamma is not None:
@@ -355,12 +362,9 @@ def heal_tf_graph(session, inputs, batch, scope="", seed=0):
         variable.load(value.astype("float32"), session)
     for op in norms:
         x = np.asarray(session.run(op.inputs[0], {inputs: np.asarray(batch, "float32")}), np.float64)
-        axes = tuple(range(x.ndim - 1))
-        var = x.var(axis=axes)
-        var = np.maximum(var, VARIANCE_FLOOR * np.median(var))
         gamma = variables.get(f"{owners[op]}/gamma")
-        mean, var, new_gamma = _perturbed_statistics(
-            rng, x.mean(axis=axes), var, None if gamma is None else np.asarray(session.run(gamma), np.float64))
+        mean, var, new_gamma = _statistics_of(rng, x, tuple(range(x.ndim - 1)),
+                                              None if gamma is None else np.asarray(session.run(gamma), np.float64))
         variables[f"{owners[op]}/moving_mean"].load(mean.astype("float32"), session)
         variables[f"{owners[op]}/moving_variance"].load(var.astype("float32"), session)
         if gamma is not None:

@@ -112,7 +112,7 @@ def _weights_summary(path):
     matches = rank_models(weight_file)
     if matches and matches[0].complete:
         print(f"Network: {matches[0].name} ({matches[0].layout} layout"
-              + (", without its classifier)" if matches[0].headless and matches[0].unmapped else ")"))
+              + (", without its classifier)" if matches[0].headless else ")"))
     else:
         print("Network: none of the registered models takes the whole file; closest:")
         for match in matches[:3]:
