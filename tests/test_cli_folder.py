@@ -130,15 +130,13 @@ def test_killed_folder_run_resumes_to_the_uninterrupted_losses(photo_folder, tmp
 def test_train_flags_reach_fit(photo_folder, tmp_path, capsys, monkeypatch):
     """--seed, --run-dir, --no-resume, --schedule, --steps-per-execution and --precision do what they say.
 
-    CPU float16 is slow, not wrong: with `_gpu_available` faked, mixed_float16 really builds the network
-    under that policy (inside `fit`), and the saved inference model keeps it.
+    CPU float16 is slow, not wrong: with a tensor-core GPU faked, mixed_float16 really builds the network
+    under that policy (inside `fit`), the classifier computes in float32, and the saved inference model
+    keeps both.
     """
     import keras
 
-    from training import folder
-
-    monkeypatch.setattr(folder, "_gpu_available", lambda: True)
-    monkeypatch.setattr("training.fit._gpu_available", lambda: True)
+    monkeypatch.setattr("training.precision.gpu_capabilities", lambda: [(8, 0)])
     run = tmp_path / "run"
     args = ["train", "--model", "lenet5", "--data", str(photo_folder), "--epochs", "2", "--batch-size", "8",
             "--image-size", "32", "--run-dir", str(run), "--seed", "3", "--schedule", "cosine",
@@ -150,8 +148,9 @@ def test_train_flags_reach_fit(photo_folder, tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "Finished 2 epoch(s)" in out and "curves:" in out and (run / "history.png").exists()
     saved = keras.models.load_model(run / "final.keras", compile=False)
-    policies = {layer.dtype_policy.name for layer in saved.get_layer("lenet5").layers if layer.weights}
-    assert policies == {"mixed_float16"}
+    policies = {layer.name: layer.dtype_policy.name for layer in saved.get_layer("lenet5").layers if layer.weights}
+    assert policies.pop("predictions") == "float32"
+    assert set(policies.values()) == {"mixed_float16"}
     assert [int(row.split(",")[0]) for row in (run / "log.csv").read_text().splitlines()[1:]] == [0, 1]
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from training.precision import choose_precision, float32_head
+
 LENET_SIZE = 32
 
 
@@ -45,7 +47,8 @@ def digit_augmentation():
     )
 
 
-def train_lenet5_digits(output="lenet5.h5", epochs=25, batch_size=32, learning_rate=1e-3, seed=0, verbose=1):
+def train_lenet5_digits(output="lenet5.h5", epochs=25, batch_size=32, learning_rate=1e-3, seed=0, verbose=1,
+                        precision="auto"):
     """Trains LeNet-5 on the digits, prints held-out accuracy, saves the model.
 
     Args:
@@ -55,18 +58,27 @@ def train_lenet5_digits(output="lenet5.h5", epochs=25, batch_size=32, learning_r
         learning_rate: Adam's step size.
         seed: seeds the split, the initialisation and the shuffling.
         verbose: Keras' progress bar (1), one line per epoch (2) or silence (0).
+        precision: "auto", "float32", "mixed_float16" or "mixed_bfloat16" (`training.precision`).
 
     Returns:
-        dict with `test_accuracy`, `test_loss`, `history` and `path`.
+        dict with `test_accuracy`, `test_loss`, `history`, `path` and `precision` (the policy used).
     """
     from kerasnets import build_lenet5
     from kerasnets.saving import save_model_atomically
 
     keras.utils.set_random_seed(seed)
     (x_train, y_train), (x_test, y_test) = load_digits_32(seed=seed)
-    model = build_lenet5(classes=10)
-    inputs = keras.Input(model.input_shape[1:])
-    trainer = keras.Model(inputs, model(digit_augmentation()(inputs)), name="lenet5_augmented")
+    policy, _ = choose_precision(precision)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        model = build_lenet5(classes=10)
+        inputs = keras.Input(model.input_shape[1:])
+        trainer = keras.Model(inputs, model(digit_augmentation()(inputs)), name="lenet5_augmented")
+    finally:
+        keras.config.set_dtype_policy(previous)
+    if policy != "float32":
+        float32_head(trainer)
     metrics_args = dict(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     trainer.compile(optimizer=keras.optimizers.Adam(learning_rate), **metrics_args)
     model.compile(optimizer=trainer.optimizer, **metrics_args)  # the saved model reloads compiled
@@ -75,7 +87,7 @@ def train_lenet5_digits(output="lenet5.h5", epochs=25, batch_size=32, learning_r
     )
     test_loss, test_accuracy = model.evaluate(x_test, y_test, verbose=0)
     if verbose:
-        print(f"held-out accuracy: {test_accuracy:.4f} ({len(x_test)} images), loss {test_loss:.4f}")
+        print(f"held-out accuracy: {test_accuracy:.4f} ({len(x_test)} images), loss {test_loss:.4f}, {policy}")
     path = save_model_atomically(model, output)
     if verbose:
         print(f"saved {path}; reopen with keras.models.load_model({path!r})")
@@ -84,5 +96,6 @@ def train_lenet5_digits(output="lenet5.h5", epochs=25, batch_size=32, learning_r
         "test_loss": float(test_loss),
         "history": history.history,
         "path": path,
+        "precision": policy,
         "predictions": np.argmax(model.predict(x_test, verbose=0), axis=-1),
     }

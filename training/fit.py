@@ -37,7 +37,8 @@ from training.arrays import EpochShuffledArrays
 from training.callbacks import (
     SCHEDULES, AtomicCheckpoint, ResumableBackup, lr_schedule_callback, read_resume_state, truncate_log,
 )
-from training.strategies import _gpu_available, _null_scope, is_chief, make_strategy
+from training.precision import choose_precision, float32_head
+from training.strategies import _null_scope, is_chief, make_strategy
 
 
 def _is_array_input(train, fit_kwargs):
@@ -104,6 +105,7 @@ def fit(
     tensorboard="auto",
     callbacks=(),
     jit_compile="auto",
+    precision="auto",
     mixed_precision=False,
     steps_per_execution=1,
     strategy=None,
@@ -114,7 +116,7 @@ def fit(
 
     Args:
         model: a `keras.Model`, or a zero-argument function returning one (needed for
-            `mixed_precision`, and the cheapest way with a `strategy`: the model is
+            mixed precision, and the cheapest way with a `strategy`: the model is
             then built inside the strategy's scope; a given model is cloned into it).
         train: training data: a `tf.data.Dataset` of (images, integer labels) batches,
             or anything `keras.Model.fit` accepts as `x` (then pass `y` in fit_kwargs).
@@ -145,9 +147,13 @@ def fit(
         callbacks: extra Keras callbacks.
         jit_compile: XLA compilation, passed to compile(): True, False or "auto"
             (Keras decides; on TF it uses XLA when every layer supports it).
-        mixed_precision: True for the "mixed_float16" policy on GPU (float16 compute,
-            float32 variables, loss scaling). Ignored with a warning on a machine
-            without a GPU, where float16 is slower; never on by default.
+        precision: "auto" (default), "float32", "mixed_float16" or "mixed_bfloat16"
+            (`training.precision.choose_precision`): "auto" trains in float16 on a GPU
+            with tensor cores and in bfloat16 on a CPU with AVX512_BF16 or AMX, else in
+            float32. Mixed precision builds `model` (a function) under the policy; the
+            classifier's logits and the loss stay float32. "auto" with a built model
+            keeps float32.
+        mixed_precision: True is `precision="mixed_float16"` (the older switch).
         steps_per_execution: batches per compiled call (fewer Python round trips;
             progress bars and callbacks update every that many steps).
         strategy: None, "mirrored" (all local GPUs), "multiworker" (the cluster in
@@ -158,7 +164,8 @@ def fit(
     Returns:
         dict: `model` (trained), `saved_model` (`model` or its `save_model` part), `history`
         ({metric: per-epoch list}; all epochs when a log exists, resumed ones included),
-        `best_epoch`, `best_value`, `monitor` and `paths`.
+        `best_epoch`, `best_value`, `monitor`, `paths`, and `precision` (the policy trained under)
+        with `precision_reason`.
     """
     strategy = make_strategy(strategy)
     if schedule not in SCHEDULES:
@@ -168,13 +175,15 @@ def fit(
     bad_formats = set(save_formats) - {"keras", "h5"}
     if bad_formats:
         raise ValueError(f"`save_formats` may hold 'keras' and 'h5'. Received: save_formats={save_formats!r}")
-    if mixed_precision and not _gpu_available():
-        warnings.warn("mixed_precision=True ignored: no GPU, and float16 on CPU is slower than float32.",
-                      stacklevel=2)
-        mixed_precision = False
-    if mixed_precision and isinstance(model, keras.Model):
-        raise ValueError("mixed_precision=True needs `model` as a function that builds it, so its layers "
-                         "are created under the mixed_float16 policy.")
+    if mixed_precision:
+        precision = "mixed_float16"
+    asked = precision
+    policy, precision_reason = choose_precision(precision)
+    if policy != "float32" and isinstance(model, keras.Model):
+        if asked != "auto":
+            raise ValueError(f"precision={policy!r} needs `model` as a function that builds it, so its layers "
+                             f"are created under the {policy} policy.")
+        policy, precision_reason = "float32", "a built model keeps its float32 layers (pass a build function)"
 
     chief = is_chief()
     run_dir = output_dir
@@ -185,8 +194,8 @@ def fit(
     scope = strategy.scope() if strategy is not None else _null_scope()
     with scope:
         previous_policy = keras.config.dtype_policy()
-        if mixed_precision:
-            keras.config.set_dtype_policy("mixed_float16")
+        if policy != "float32":
+            keras.config.set_dtype_policy(policy)
         try:
             if isinstance(model, keras.Model):
                 if strategy is not None:
@@ -197,6 +206,8 @@ def fit(
                 model = model()
         finally:
             keras.config.set_dtype_policy(previous_policy)
+        if policy != "float32":
+            float32_head(model)
         num_classes = int(model.outputs[0].shape[-1])
         if compile:
             optimizer = optimizer or keras.optimizers.Adam(learning_rate)
@@ -294,4 +305,5 @@ def fit(
         if lock is not None:
             lock.release()
     return {"model": model, "saved_model": saved, "history": result_history, "best_epoch": best_epoch,
-            "best_value": best_value, "monitor": monitor, "paths": paths}
+            "best_value": best_value, "monitor": monitor, "paths": paths, "precision": policy,
+            "precision_reason": precision_reason}

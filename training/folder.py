@@ -18,7 +18,7 @@ import os
 import keras
 
 from training.fit import fit
-from training.strategies import _gpu_available, is_chief
+from training.strategies import is_chief
 from training.transfer import replace_classifier, set_transfer_mode
 
 HEAD = "predictions"
@@ -216,12 +216,11 @@ def train_on_folder(model_name, data_dir, *, weights=None, strict=True, options=
         )
         return with_augmentation(built["inference"], augmentation)
 
-    # fit builds the network itself only for mixed precision (its layers must be made under the policy);
-    # either way it saves the inference model inside what it trained (the trained model itself without augmentation)
-    model = trainer if fit_options.get("mixed_precision") and _gpu_available() else trainer()
+    # fit builds the network itself: under the precision policy it chooses, inside a strategy's scope;
+    # it saves the inference model inside what it trained (the trained model itself without augmentation)
     if learning_rate is None:
         learning_rate = 1e-4 if weights else 1e-3
-    result = fit(model, data.train, data.val, epochs, output_dir=output_dir, learning_rate=learning_rate,
+    result = fit(trainer, data.train, data.val, epochs, output_dir=output_dir, learning_rate=learning_rate,
                  schedule=schedule, verbose=verbose, save_model=lambda trained: built["inference"], **fit_options)
     report = built["report"]
     paths = dict(result["paths"], class_indices=data.class_indices_path)
