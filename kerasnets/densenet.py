@@ -43,6 +43,7 @@ from kerasnets.builder_utils import (
     register_variant,
     resolve_input_shape,
 )
+from kerasnets.layers.batch_norm import BatchNormalization
 
 DEFAULT_SHAPE = (224, 224, 3)
 
@@ -64,7 +65,7 @@ DENSENET_OPTIONS = ("bn_size", "compression", "conv_bias", "bn_epsilon", "featur
 
 
 def _bn_relu(x, *, name, epsilon):
-    x = keras.layers.BatchNormalization(epsilon=epsilon, name=f"{name}_bn")(x)
+    x = BatchNormalization(epsilon=epsilon, name=f"{name}_bn")(x)
     return keras.layers.Activation("relu", name=f"{name}_relu")(x)
 
 
@@ -172,7 +173,7 @@ def build_densenet(
             taps.append(x)
             x = transition(x, name=f"pool{stage}", compression=compression, conv_bias=conv_bias,
                            bn_epsilon=bn_epsilon)
-    x = keras.layers.BatchNormalization(epsilon=bn_epsilon, name="bn")(x)
+    x = BatchNormalization(epsilon=bn_epsilon, name="bn")(x)
     x = keras.layers.Activation("relu", name="relu")(x)
     taps.append(x)
 

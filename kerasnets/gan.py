@@ -40,6 +40,7 @@ import math
 import keras
 
 from kerasnets.builder_utils import check_choice, check_options, finish_model, make_inputs, resolve_input_shape
+from kerasnets.layers.batch_norm import BatchNormalization
 from kerasnets.fsrcnn import torch_conv_transpose
 from kerasnets.layers import InstanceNormalization, ReflectionPadding2D
 from kerasnets.registry import register_model
@@ -53,10 +54,10 @@ def _norm(x, norm, name, *, torch_bn=False):
     if norm == "instance":
         return InstanceNormalization(name=name)(x)
     if torch_bn:
-        return keras.layers.BatchNormalization(
+        return BatchNormalization(
             epsilon=1e-5, momentum=0.9, gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02), name=name
         )(x)
-    return keras.layers.BatchNormalization(name=name)(x)
+    return BatchNormalization(name=name)(x)
 
 
 def _torch_conv(x, filters, kernel_size, *, stride, padding, use_bias, name, pad_name=None):

@@ -44,6 +44,7 @@ from kerasnets.builder_utils import (
     make_inputs,
     resolve_input_shape,
 )
+from kerasnets.layers.batch_norm import BatchNormalization
 from kerasnets.registry import register_model
 
 
@@ -125,7 +126,7 @@ def conv_unit(x, conv, *, style, name, activation="relu"):
     x = keras.layers.Conv2D(conv.filters, conv.kernel, strides=conv.stride, padding=padding,
                             use_bias=style.conv_bias or not style.batch_norm, name=f"{name}_conv")(x)
     if style.batch_norm:
-        x = keras.layers.BatchNormalization(epsilon=style.bn_epsilon, scale=style.bn_scale, name=f"{name}_bn")(x)
+        x = BatchNormalization(epsilon=style.bn_epsilon, scale=style.bn_scale, name=f"{name}_bn")(x)
     if activation:
         x = keras.layers.Activation(activation, name=f"{name}_relu")(x)
     return x

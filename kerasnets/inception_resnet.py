@@ -38,6 +38,7 @@ from kerasnets.builder_utils import (
     make_inputs,
     resolve_input_shape,
 )
+from kerasnets.layers.batch_norm import BatchNormalization
 from kerasnets.inception import (
     SLIM_STEM,
     Conv,
@@ -157,7 +158,7 @@ def _build(variant_name, include_top, weights, input_shape, input_tensor, poolin
             x = inception_module(x, reduction_table, style=style, name=reduction)
     if variant.final_conv:
         x = keras.layers.Conv2D(variant.final_conv, 1, use_bias=False, name="conv_7b")(x)
-        x = keras.layers.BatchNormalization(epsilon=style.bn_epsilon, scale=style.bn_scale, name="conv_7b_bn")(x)
+        x = BatchNormalization(epsilon=style.bn_epsilon, scale=style.bn_scale, name="conv_7b_bn")(x)
         x = keras.layers.Activation("relu", name="conv_7b_ac")(x)
     x = classifier_head(x, include_top=include_top, pooling=pooling, classes=classes,
                         classifier_activation=classifier_activation, dropout=dropout)

@@ -61,6 +61,7 @@ from kerasnets.builder_utils import (
     register_variant,
     resolve_input_shape,
 )
+from kerasnets.layers.batch_norm import BatchNormalization
 
 DEFAULT_SHAPE = (224, 224, 3)
 STEM_FILTERS = 16
@@ -137,7 +138,7 @@ def squeeze_excite(x, channels, *, prefix):
 
 
 def _bn(x, name, epsilon=1e-3):
-    return keras.layers.BatchNormalization(epsilon=epsilon, momentum=0.999, name=name)(x)
+    return BatchNormalization(epsilon=epsilon, momentum=0.999, name=name)(x)
 
 
 def inverted_residual(x, expansion, filters, *, kernel, stride, se, activation, padding, name, bn_epsilon=1e-3):

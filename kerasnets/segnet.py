@@ -16,6 +16,7 @@ from __future__ import annotations
 import keras
 
 from kerasnets.builder_utils import check_choice, check_options, finish_model, make_inputs, resolve_input_shape
+from kerasnets.layers.batch_norm import BatchNormalization
 from kerasnets.layers import MaxPoolingWithArgmax2D, MaxUnpooling2D
 from kerasnets.registry import register_model
 from kerasnets.vgg import VGG_BLOCKS, VGG_WIDTHS
@@ -25,7 +26,7 @@ ENCODERS = {"vgg16_bn": VGG_BLOCKS["vgg16"], "vgg19_bn": VGG_BLOCKS["vgg19"]}
 
 def conv_bn_relu(x, filters, *, name, bn_epsilon):
     x = keras.layers.Conv2D(filters, 3, padding="same", name=name)(x)
-    x = keras.layers.BatchNormalization(epsilon=bn_epsilon, momentum=0.9, name=f"{name}_bn")(x)
+    x = BatchNormalization(epsilon=bn_epsilon, momentum=0.9, name=f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 

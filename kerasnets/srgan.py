@@ -22,6 +22,7 @@ import math
 import keras
 
 from kerasnets.builder_utils import check_choice, check_options, finish_model, make_inputs, resolve_input_shape
+from kerasnets.layers.batch_norm import BatchNormalization
 from kerasnets.layers import PixelShuffle
 from kerasnets.layers.resampling import CHANNEL_ORDERS
 from kerasnets.registry import register_model
@@ -36,7 +37,7 @@ def _prelu(name):
 
 
 def _bn(name):
-    return keras.layers.BatchNormalization(epsilon=1e-5, momentum=0.9, name=name)
+    return BatchNormalization(epsilon=1e-5, momentum=0.9, name=name)
 
 
 def residual_block(x, filters, *, name):

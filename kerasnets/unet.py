@@ -21,6 +21,7 @@ from __future__ import annotations
 import keras
 
 from kerasnets.builder_utils import check_choice, check_options, finish_model, make_inputs, resolve_input_shape
+from kerasnets.layers.batch_norm import BatchNormalization
 from kerasnets.registry import register_model
 
 PADDINGS = ("valid", "same")
@@ -38,7 +39,7 @@ def conv_block(x, filters, *, padding, name, batch_norm=False, bn_epsilon=1e-5):
             # the BN's shift makes a conv bias redundant; milesial's Pytorch-UNet has none
             x = keras.layers.Conv2D(filters, 3, padding=padding, use_bias=False, kernel_initializer="he_normal",
                                     name=conv)(x)
-            x = keras.layers.BatchNormalization(epsilon=bn_epsilon, momentum=0.9, name=f"{conv}_bn")(x)
+            x = BatchNormalization(epsilon=bn_epsilon, momentum=0.9, name=f"{conv}_bn")(x)
             x = keras.layers.ReLU(name=f"{conv}_relu")(x)
         else:
             x = keras.layers.Conv2D(filters, 3, padding=padding, activation="relu", kernel_initializer="he_normal",

@@ -24,6 +24,7 @@ from kerasnets.builder_utils import (
     register_variant,
     resolve_input_shape,
 )
+from kerasnets.layers.batch_norm import BatchNormalization
 
 # Convolutions per block; every block doubles the width up to 512.
 VGG_BLOCKS = {
@@ -45,7 +46,7 @@ def vgg_features(x, blocks, *, batch_norm=False, bn_epsilon=1e-5):
             name = f"block{b}_conv{c}"
             if batch_norm:
                 x = keras.layers.Conv2D(width, 3, padding="same", name=name)(x)
-                x = keras.layers.BatchNormalization(epsilon=bn_epsilon, momentum=0.9, name=f"{name}_bn")(x)
+                x = BatchNormalization(epsilon=bn_epsilon, momentum=0.9, name=f"{name}_bn")(x)
                 x = keras.layers.ReLU(name=f"{name}_relu")(x)
             else:
                 x = keras.layers.Conv2D(width, 3, padding="same", activation="relu", name=name)(x)
