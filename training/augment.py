@@ -46,20 +46,24 @@ def random_resized_crop_flip(image_size=224, scale=(0.08, 1.0), ratio=(3 / 4, 4 
     `transform(image, seed)` draws from a stateless seed (shape (2,) int64)
     instead of TensorFlow's global random state: `make_dataset` passes one per
     (epoch, image), so a resumed run crops exactly as an uninterrupted one.
+    `transform.crop_window(shape, seed)` draws the box from the image's shape
+    alone and `transform.from_crop(pixels, flip_draw)` finishes it, so that a
+    pipeline can decode just the box of a JPEG (`data.decode_crop`).
     """
     import tensorflow as tf
 
     out_h, out_w = _size(image_size)
     log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
 
-    def transform(image, seed=None):
+    def window(shape, seed=None):
+        """The crop box for an image of `shape` (H, W): (top, left, height, width, flip draw in [0, 1))."""
         if seed is None:
             uniform = tf.random.uniform
         else:
             seeds = iter(tf.unstack(tf.random.experimental.stateless_split(seed, 5)))
             uniform = lambda shape, lo, hi, dtype=tf.float32: tf.random.stateless_uniform(  # noqa: E731
                 shape, next(seeds), lo, hi, dtype)
-        shape = tf.shape(image)
+        shape = tf.cast(shape[:2], tf.int32)
         height, width = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
         area = height * width
         target = area * uniform([attempts], scale[0], scale[1])
@@ -77,13 +81,30 @@ def random_resized_crop_flip(image_size=224, scale=(0.08, 1.0), ratio=(3 / 4, 4 
         top_max, left_max = shape[0] - crop_h, shape[1] - crop_w
         top = tf.where(any_fit, uniform([], 0, top_max + 1, tf.int32), top_max // 2)
         left = tf.where(any_fit, uniform([], 0, left_max + 1, tf.int32), left_max // 2)
-        crop = tf.image.crop_to_bounding_box(image, top, left, crop_h, crop_w)
-        crop = tf.image.resize(tf.cast(crop, tf.float32), (out_h, out_w), method="bilinear", antialias=True)
+        return top, left, crop_h, crop_w, uniform([], 0.0, 1.0)
+
+    def from_crop(crop, flip_draw, box=None):
+        """Cropped pixels -> the output: resized, flipped when the draw says so. `box` (top, left, height,
+        width; floats in `crop`'s pixels) resizes that part of `crop` only: a box decoded at reduced
+        scale keeps its exact, fractional position."""
+        crop = tf.cast(crop, tf.float32)
+        if box is None:
+            crop = tf.image.resize(crop, (out_h, out_w), method="bilinear", antialias=True)
+        else:  # what tf.image.resize runs, with the box's offset and scale
+            scale = tf.stack([out_h / box[2], out_w / box[3]])
+            crop = tf.raw_ops.ScaleAndTranslate(
+                images=crop[None], size=[out_h, out_w], scale=scale, translation=-tf.stack(box[:2]) * scale,
+                kernel_type="triangle", antialias=True)[0]
         if flip:
-            crop = tf.where(uniform([], 0.0, 1.0) < 0.5, tf.reverse(crop, [1]), crop)
+            crop = tf.where(flip_draw < 0.5, tf.reverse(crop, [1]), crop)
         return tf.clip_by_value(crop, 0.0, 255.0)
 
+    def transform(image, seed=None):
+        top, left, crop_h, crop_w, flip_draw = window(tf.shape(image), seed)
+        return from_crop(tf.image.crop_to_bounding_box(image, top, left, crop_h, crop_w), flip_draw)
+
     transform.takes_seed = True
+    transform.crop_window, transform.from_crop, transform.output_size = window, from_crop, (out_h, out_w)
     return transform
 
 
