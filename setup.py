@@ -33,7 +33,8 @@ setup(
         # Cadene: SE-ResNet, BN-Inception, Inception v4; tf-keras writes Keras 2 files as keras.applications' hosted ones
         "oracle": ["torch==2.14.1", "torchvision==0.29.1", "pretrainedmodels==0.7.4", "tf-keras==2.21.*",
                    "timm==1.0.31", "safetensors>=0.8",  # timm: tests/oracle/test_timm.py
-                   "tf-slim==1.1.0"],  # TF-slim's nets: tests/oracle/test_slim_*.py
+                   "tf-slim==1.1.0",  # TF-slim's nets: tests/oracle/test_slim_*.py
+                   "opencv-python-headless==4.14.0.94"],  # Caffe nets (OpenCV 5 dropped them): tests/oracle/test_caffe_opencv.py
         "backends": ["jax==0.10.2", "jaxlib==0.10.2"],  # + torch from "oracle": tests/backends
         # keras' ONNX export goes through tf2onnx; the TFLite check uses tf.lite's interpreter
         "export": ["onnx>=1.17", "onnxruntime>=1.20", "tf2onnx>=1.17"],

@@ -73,7 +73,7 @@ __version__ = "0.1.0"
 
 __all__ = [name for name in dir() if name.startswith("build") or name in (
     "available_models", "model_spec", "register_model", "layers", "shapes", "parameter_count", "presets",
-    "imagenet")] + ["from_weights"]
+    "imagenet")] + ["from_weights", "from_caffe"]
 
 
 def __getattr__(name):
@@ -83,4 +83,8 @@ def __getattr__(name):
         from kerasnets.identify import from_weights
 
         return from_weights
+    if name == "from_caffe":
+        from kerasnets.caffe import from_caffe
+
+        return from_caffe
     raise AttributeError(f"module 'kerasnets' has no attribute {name!r}")

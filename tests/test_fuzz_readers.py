@@ -4,13 +4,15 @@ Property: any byte string that reaches a reader either reads as a WeightFile
 or raises WeightFileError naming the file. No other exception type, no hang.
 """
 
+import re
+
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.fuzz.corpus import mutate, read_and_touch, safetensors_hostile, write_seeds
+from tests.fuzz.corpus import mutate, prototxt_hostile, read_and_touch, safetensors_hostile, write_seeds
 from weights_io import WeightFile, WeightFileError, read_weights
 
 
@@ -90,3 +92,44 @@ def test_structured_damage_seeded_run(tmp_path):
         assert "contained" in outcomes  # the hanging files end at the reader process's limit
     assert {"flip", "field4", "field8", "cut", "duplicate", "zero-header", "edits"} <= kinds
 
+
+
+@pytest.fixture
+def nothing_built(monkeypatch):
+    import keras
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a Keras model was being built")
+
+    monkeypatch.setattr(keras, "Input", refuse)
+
+
+@pytest.mark.parametrize("case", sorted(prototxt_hostile()))
+def test_hostile_prototxt(case, tmp_path, nothing_built):
+    """Each hostile net description ends in WeightFileError (unreadable) or a ValueError naming what is wrong,
+    before any layer is built."""
+    from kerasnets.caffe import from_caffe
+
+    path = tmp_path / "net.prototxt"
+    text, says = prototxt_hostile()[case]
+    path.write_bytes(text.encode("utf-8", "surrogateescape"))
+    with pytest.raises(ValueError, match=re.escape(says)):  # WeightFileError is a ValueError
+        from_caffe(path)
+
+
+@settings(max_examples=150, deadline=5000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edits=st.lists(st.tuples(st.integers(min_value=0, max_value=10**6), st.sampled_from(b'{}:"-019 \n#<>a')),
+                      max_size=6),
+       truncate=st.one_of(st.none(), st.integers(min_value=0, max_value=10**6)))
+def test_mutated_lenet_prototxt_plans_or_raises_value_error(case_path, edits, truncate):
+    """LeNet's prototxt, damaged: reading and planning it succeed or raise ValueError, nothing else."""
+    from tests.conftest import VENDORED_FIXTURES
+    from kerasnets.caffe_plan import plan
+    from weights_io.readers.caffe import read_prototxt
+
+    text = (VENDORED_FIXTURES / "caffe" / "lenet.prototxt").read_bytes()
+    case_path.write_bytes(mutate(text, edits, truncate))
+    try:
+        plan(read_prototxt(case_path))
+    except ValueError:
+        pass

@@ -4,6 +4,7 @@
     kerasnets list                       # every model: family, input, parameters
     kerasnets summary vgg16 --receptive-field
     kerasnets convert --arch vgg16 --from vgg16.npy --to vgg16.h5
+    kerasnets convert deploy.prototxt --weights net.caffemodel --out net.keras
     kerasnets train --model resnet34 --data flower_photos/ --weights resnet34.pth --epochs 3
     kerasnets train fsrcnn --train-file train.h5 --eval-file eval.h5 --scale 3
     kerasnets prepare --images-dir photos/ --output train.h5 --scale 3
@@ -109,6 +110,8 @@ def _weights_summary(path):
     print(f"Format: {weight_file.format} ({weight_file.convention} convention)")
     print(f"Tensors: {len(arrays)} in {len(weight_file.tensors)} layers; "
           f"{sum(int(np.prod(np.shape(a))) for a in arrays):,} numbers")
+    if weight_file.format == "caffemodel":
+        print(_caffe_layer_table(weight_file))
     matches = rank_models(weight_file)
     if matches and matches[0].complete:
         print(f"Network: {matches[0].name} ({matches[0].layout} layout"
@@ -121,6 +124,21 @@ def _weights_summary(path):
         text = str(value)
         print(f"Metadata {key}: {text[:200]}{'...' if len(text) > 200 else ''}")
     return 0
+
+
+def _caffe_layer_table(weight_file):
+    """Every layer of a caffemodel in file order: name, type, blob shapes (Caffe's axes), parameters."""
+    import numpy as np
+
+    from kerasnets.summary import format_table
+
+    rows, total = [], 0
+    for name, kind in weight_file.metadata["layer_types"].items():
+        blobs = list(weight_file.tensors.get(name, {}).values())
+        count = sum(int(np.prod(np.shape(b))) for b in blobs)
+        total += count
+        rows.append([name, kind, ", ".join("x".join(map(str, np.shape(b))) for b in blobs) or "-", f"{count:,}"])
+    return format_table(["layer", "type", "blobs", "params"], rows) + f"\nParameters: {total:,}"
 
 
 def cmd_summary(args):
@@ -164,7 +182,7 @@ def cmd_train(args):
 
         result = train_lenet5_digits(output=args.output or "lenet5.h5", epochs=args.epochs or 25,
                                      batch_size=args.batch_size or 32, learning_rate=args.learning_rate or 1e-3,
-                                     seed=args.seed)
+                                     seed=args.seed, precision=args.precision)
         return 0 if result["test_accuracy"] > 0 else 1
     from training.folder import train_on_folder
     from weights_io import WeightMismatchError
@@ -177,7 +195,7 @@ def cmd_train(args):
             last_n=args.last_n, preprocessing=args.preprocessing, learning_rate=args.learning_rate,
             augmentation=None if args.augmentation == "none" else "default", val_dir=args.val_data,
             validation_split=args.validation_split, schedule=args.schedule, seed=args.seed,
-            resume=args.resume, strategy=args.strategy, mixed_precision=args.precision == "mixed_float16",
+            resume=args.resume, strategy=args.strategy, precision=args.precision,
             jit_compile={"auto": "auto", "on": True, "off": False}[args.jit_compile],
             steps_per_execution=args.steps_per_execution,
         )
@@ -189,6 +207,8 @@ def cmd_train(args):
 def cmd_convert(args):
     from kerasnets.convert import convert
 
+    if (args.file or args.src or "").endswith(".prototxt"):
+        return _convert_caffe(args, args.file or args.src)
     if args.weights:  # a preset: no --from; its options and weights, saved as --to
         from kerasnets.saving import save_model_atomically, save_weights_atomically
 
@@ -208,6 +228,26 @@ def cmd_convert(args):
     print(report)
     if report.suggested_call:
         print(f"built as {report.suggested_call}")
+    print(f"saved {args.dst}")
+    return 0
+
+
+def _convert_caffe(args, prototxt):
+    """`convert deploy.prototxt --weights net.caffemodel --out net.keras`: kerasnets.from_caffe, saved."""
+    from kerasnets.caffe import from_caffe
+    from kerasnets.saving import save_model_atomically, save_weights_atomically
+
+    if not args.dst.endswith((".weights.h5", ".keras", ".h5")):
+        raise ValueError(f"--out must end with .keras, .h5 or .weights.h5. Received: {args.dst!r}")
+    try:
+        model = from_caffe(prototxt, args.weights, strict=not args.no_strict, **_options(args.option))
+    except TypeError as err:  # an --option from_caffe does not take
+        raise ValueError(f"--option: {err}") from None
+    save = save_weights_atomically if args.dst.endswith(".weights.h5") else save_model_atomically
+    save(model, args.dst)
+    loaded = f"blobs of {args.weights}" if args.weights else "no weights (freshly initialised)"
+    print(f"built {model.name} from {prototxt}: {len(model.layers)} layers, {model.count_params():,} parameters, "
+          f"{loaded}")
     print(f"saved {args.dst}")
     return 0
 
@@ -373,8 +413,9 @@ def build_parser():
     g = p.add_argument_group("speed and distribution")
     g.add_argument("--strategy", choices=["mirrored", "multiworker"],
                    help="tf.distribute strategy (multiworker reads TF_CONFIG); default one device")
-    g.add_argument("--precision", default="float32", choices=["float32", "mixed_float16"],
-                   help="mixed_float16: float16 compute, float32 weights (GPU only; ignored with a warning on CPU)")
+    g.add_argument("--precision", default="auto", choices=["auto", "float32", "mixed_float16", "mixed_bfloat16"],
+                   help="auto (default): float16 on a GPU with tensor cores, bfloat16 on a CPU with AVX512_BF16 or "
+                   "AMX, else float32; logits and loss stay float32 (mixed_float16 without a GPU: float32 and a warning)")
     g.add_argument("--jit-compile", default="auto", choices=["auto", "on", "off"], help="XLA compilation")
     g.add_argument("--steps-per-execution", type=int, default=1, help="batches per compiled call")
     g = p.add_argument_group("fsrcnn")
@@ -388,11 +429,12 @@ def build_parser():
                        "layout implies and its class count, unless --option names them), load --from through "
                        "weights_io (format and layout detected, all or nothing), print the report, save --to.")
     p.add_argument("file", nargs="?", help="weight file; without --model its network is recognised from it "
-                   "(kerasnets.from_weights)")
+                   "(kerasnets.from_weights). A Caffe .prototxt is built as it stands (kerasnets.from_caffe), "
+                   "its .caffemodel given by --weights")
     p.add_argument("--model", "--arch", dest="arch", help="model name, e.g. resnet50 (default: recognised)")
     p.add_argument("--from", dest="src", help="source weights (.pth/.npy/.npz/.mat/.h5/.safetensors/checkpoint)")
     p.add_argument("--weights", metavar="PRESET", help="a weights preset instead of --arch/--from "
-                   "(see `kerasnets weights list`)")
+                   "(see `kerasnets weights list`); with a .prototxt FILE, its .caffemodel")
     p.add_argument("--out", "--to", dest="dst", required=True, help="output .h5, .keras or .weights.h5")
     p.add_argument("--source", help="source layout (default: detected), e.g. torchvision-resnet")
     p.add_argument("--no-strict", action="store_true", help="load what fits, report the rest")

@@ -410,3 +410,65 @@ def write_caffe_seed(path, rng):
            + layer("fc", "InnerProduct", "conv1", "fc", [pb_field(7, blob(a, legacy=True)) for a in arrays["fc"]]))
     pathlib.Path(path).write_bytes(net)
     return arrays
+
+
+# --- Caffe prototxt: hostile net descriptions (each must end in WeightFileError or ValueError, nothing built) ----
+
+_CONV = ('layer {{ name: "{name}" type: "Convolution" bottom: "{bottom}" top: "{top}" '
+         'convolution_param {{ {params} }} }}')
+
+
+def prototxt_hostile():
+    """{case: (prototxt text, what the error says)} of nets `kerasnets.from_caffe` must refuse before building
+    anything: WeightFileError for text that does not parse, ValueError naming the fault for the rest."""
+    head = 'name: "hostile" input: "data" input_dim: 1 input_dim: 3 input_dim: 8 input_dim: 8\n'
+
+    def conv(params="num_output: 4 kernel_size: 3", name="conv", bottom="data", top=None):
+        return _CONV.format(name=name, bottom=bottom, top=top or name, params=params)
+
+    def one(kind, param):
+        return head + f'layer {{ name: "x" type: "{kind}" bottom: "data" top: "x" {param} }}'
+
+    dims = head.replace("input_dim: 3", "input_dim: 1048576").replace("input_dim: 8", "input_dim: 65536")
+    return {
+        "bottom-before-its-top": (head + 'layer { name: "relu" type: "ReLU" bottom: "conv" top: "conv" }\n'
+                                  + conv(), "bottom 'conv' names no earlier top"),
+        "cycle": (head + conv(name="a", bottom="b") + conv(name="b", bottom="a"), "bottom 'b' names no earlier top"),
+        "self-cycle": (head + conv(name="a", bottom="a"), "bottom 'a' names no earlier top"),
+        "two-writers-of-one-top": (head + conv(name="a", top="x") + conv(name="b", top="x"),
+                                   "top 'x' is already produced"),
+        "no-bottom": (head + 'layer { name: "relu" type: "ReLU" top: "relu" }', "has no bottom"),
+        "unknown-type": (one("Python", ""), "unsupported type 'Python'"),
+        "unknown-v1-enum": (head + 'layers { name: "x" type: 999 bottom: "data" top: "x" }',
+                            "unsupported type '999'"),
+        "no-input": (conv(), "declares no input"),
+        "negative-input-dim": (head.replace("input_dim: 8", "input_dim: -8", 1) + conv(), "dimension must be in"),
+        "huge-input-dim": (head.replace("input_dim: 8", f"input_dim: {10**12}", 1) + conv(), "dimension must be in"),
+        "huge-input-count": (dims + conv(), "at most 2147483648 values"),
+        "input-rank-3": ('input: "data" input_shape { dim: 1 dim: 3 dim: 8 }\n' + conv(), "needs a 2-D or 4-D shape"),
+        "huge-num-output": (head + conv(f"num_output: {10**12} kernel_size: 3"), "`num_output` must be in"),
+        "negative-kernel": (head + conv("num_output: 4 kernel_size: -3"), "`kernel_size` must be in"),
+        "kernel-past-input": (head + conv("num_output: 4 kernel_size: 99"), "output would be empty"),
+        "zero-stride": (head + conv("num_output: 4 kernel_size: 3 stride: 0"), "`stride` must be in"),
+        "three-d-kernel": (head + conv("num_output: 4 kernel_size: 3 kernel_size: 3 kernel_size: 3"),
+                           "only 2-D geometry"),
+        "group-not-dividing": (head + conv("num_output: 4 kernel_size: 3 group: 2"), "`group` must divide"),
+        "text-for-a-number": (head + conv('num_output: "four" kernel_size: 3'), "`num_output` must be an integer"),
+        "message-for-a-number": (head + conv("num_output { a: 1 } kernel_size: 3"),
+                                 "`num_output` must be an integer"),
+        "pool-pad-past-kernel": (one("Pooling", "pooling_param { pool: MAX kernel_size: 2 pad: 2 }"),
+                                 "pad < kernel"),
+        "pool-unknown-enum": (one("Pooling", "pooling_param { pool: MEDIAN kernel_size: 2 }"),
+                              "`pool` must be one of"),
+        "eltwise-shapes-differ": (head + conv() + 'layer { name: "e" type: "Eltwise" bottom: "data" bottom: "conv" '
+                                                  'top: "e" }', "all bottoms must have one shape"),
+        "reshape-wrong-count": (one("Reshape", "reshape_param { shape { dim: 0 dim: 5 dim: -1 } }"),
+                                "cannot reshape"),
+        "even-lrn": (one("LRN", "lrn_param { local_size: 4 }"), "odd local_size"),
+        "batch-statistics": (one("BatchNorm", "batch_norm_param { use_global_stats: false }"),
+                             "use_global_stats: false"),
+        "train-data-layer": (head + 'layer { name: "mnist" type: "Data" top: "x" }', "convert the deploy prototxt"),
+        "deep-nesting": (head + "layer { " + "a { " * 200 + "}" * 200 + " }", "nested deeper than"),
+        "unterminated": (head + 'layer { name: "conv" type: "Convolution"', "Malformed prototxt"),
+        "binary-garbage": ("\x00\x01\x02layer {\xff", "Malformed prototxt"),
+    }

@@ -8,7 +8,9 @@ process) inside a long-lived harness process with a watchdog of its own: an
 input that crashes or hangs the harness, or raises anything but a
 `WeightFileError`, is a failure, and its bytes are kept. Refusals that came
 from the reader process's limits (a parser that looped, crashed or ran out of
-memory) are counted apart, as "contained".
+memory) are counted apart, as "contained". The hostile Caffe prototxts of the
+corpus (`corpus.prototxt_hostile`) follow: each must end in a ValueError naming
+its fault before `kerasnets.from_caffe` builds anything.
 """
 
 from __future__ import annotations
@@ -136,6 +138,27 @@ def run(examples, seed=0, *, large_mb=0, issue_files=True, keep=None, read_secon
     return counts, failures
 
 
+def refuse_prototxts(directory):
+    """Runs `kerasnets.from_caffe` on every hostile prototxt of the corpus; returns the cases that did not
+    end in a ValueError (WeightFileError included) saying what the corpus expects, with what happened."""
+    from kerasnets.caffe import from_caffe
+    from tests.fuzz.corpus import prototxt_hostile
+
+    wrong = []
+    for case, (text, says) in sorted(prototxt_hostile().items()):
+        path = pathlib.Path(directory) / f"{case}.prototxt"
+        path.write_bytes(text.encode("utf-8", "surrogateescape"))
+        try:
+            from_caffe(path)
+            wrong.append((case, "built a model"))
+        except ValueError as err:
+            if says not in str(err):
+                wrong.append((case, str(err)))
+        except Exception as err:  # noqa: BLE001 - any other exception is the finding
+            wrong.append((case, f"{type(err).__name__}: {err}"))
+    return wrong
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=2000)
@@ -154,7 +177,15 @@ def main(argv=None):
     print(f"{len(failures)} failures (crash, hang or stray exception)")
     for failure in failures[:20]:
         print("  ", failure)
-    return 1 if failures else 0
+    from tests.fuzz.corpus import prototxt_hostile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        wrong = refuse_prototxts(tmp)
+    print(f"{len(prototxt_hostile())} hostile prototxts: {len(prototxt_hostile()) - len(wrong)} refused before "
+          f"building, {len(wrong)} otherwise")
+    for case in wrong:
+        print("  ", case)
+    return 1 if failures or wrong else 0
 
 
 if __name__ == "__main__":
