@@ -12,8 +12,9 @@ has been touched.
 
 The worker answers with arrays' places in the file (offset, dtype, shape,
 strides), which this process checks against the file's size and maps itself,
-and sends only what it had to decode (compressed or chunked datasets, MATLAB
-v5 arrays) as raw bytes. Nothing is pickled between the two. The worker stays
+and writes only what it had to decode (compressed or chunked datasets, MATLAB
+v5 arrays) to a blob file this process created in shared memory, checked and
+mapped the same way. Nothing is pickled between the two. The worker stays
 up between reads (about 0.35 s to start), so a read costs an exchange of
 messages, not a process.
 """
@@ -29,6 +30,7 @@ import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -97,7 +99,7 @@ class _Worker:
         return out  # writable: arrays made from it are too
 
     def ask(self, request, wall_seconds):
-        """Sends one request; returns (header, blobs). Raises TimeoutError or EOFError (worker gone)."""
+        """Sends one request; returns the answer's header. Raises TimeoutError or EOFError (worker gone)."""
         if self.proc is None or self.owner != os.getpid() or self.proc.poll() is not None:
             self._start()
         deadline = time.monotonic() + wall_seconds
@@ -107,9 +109,7 @@ class _Worker:
         except (BrokenPipeError, OSError):
             raise EOFError from None
         (length,) = struct.unpack("<Q", self._read_exactly(8, deadline))
-        header = json.loads(self._read_exactly(length, deadline))
-        blobs = [self._read_exactly(size, deadline) for size in header.get("blob_sizes", [])]
-        return header, blobs
+        return json.loads(self._read_exactly(length, deadline))
 
 
 _WORKER = _Worker()
@@ -134,26 +134,50 @@ def read_in_sandbox(path, fmt, *, mmap=False):
 
     size = os.path.getsize(path)
     wall, cpu, memory = limits(size)
+    descriptor, blob_path = tempfile.mkstemp(prefix="weights_io-", suffix=".blobs", dir=_shared_memory_dir())
+    os.close(descriptor)
     request = {"path": os.path.abspath(path), "format": fmt, "mmap": bool(mmap), "cpu_seconds": cpu,
-               "memory_budget": memory}
-    with _WORKER.lock:
-        try:
-            header, blobs = _WORKER.ask(request, wall)
-        except TimeoutError:
-            _WORKER.stop()
-            raise WeightFileError(f"Reading this {fmt} file did not finish within the {wall:.0f} s wall-clock "
-                                  "limit (a damaged or crafted file can make its parser loop); the reader process "
-                                  "was stopped", path=path) from None
-        except EOFError:
-            proc = _WORKER.proc
-            code = proc.wait() if proc is not None else None
-            _WORKER.proc = None
-            raise WeightFileError(f"Could not read this {fmt} file: {_died(code, cpu)}", path=path) from None
-    error = header.get("error")
-    if error:
-        raise _error(error, header, fmt, path, memory)
+               "memory_budget": memory, "blob_path": blob_path}
+    try:
+        with _WORKER.lock:
+            header = _ask(request, wall, fmt, path, cpu)
+        error = header.get("error")
+        if error:
+            raise _error(error, header, fmt, path, memory)
+        blobs = _map_blobs(blob_path)
+    finally:
+        os.unlink(blob_path)  # a mapping keeps its pages until the arrays over it are gone
     return WeightFile(tensors=_tensors(header["tensors"], blobs, path, mmap), convention=header["convention"],
                       format=header["format"], path=path, metadata=_value(header["metadata"], blobs, None, path))
+
+
+def _shared_memory_dir():
+    """/dev/shm where it is a writable folder (Linux: memory, never disk), else the temp folder."""
+    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+
+
+def _map_blobs(blob_path):
+    """A private, writable map of the blob file (arrays made over it are writable, the file is not), or b''."""
+    with open(blob_path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            return b""
+        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+
+
+def _ask(request, wall, fmt, path, cpu):
+    """The worker's answer to `request`, or a `WeightFileError` when it timed out or died."""
+    try:
+        return _WORKER.ask(request, wall)
+    except TimeoutError:
+        _WORKER.stop()
+        raise WeightFileError(f"Reading this {fmt} file did not finish within the {wall:.0f} s wall-clock "
+                              "limit (a damaged or crafted file can make its parser loop); the reader process "
+                              "was stopped", path=path) from None
+    except EOFError:
+        proc = _WORKER.proc
+        code = proc.wait() if proc is not None else None
+        _WORKER.proc = None
+        raise WeightFileError(f"Could not read this {fmt} file: {_died(code, cpu)}", path=path) from None
 
 
 def _error(kind, header, fmt, path, memory):
@@ -206,26 +230,30 @@ class _FileMap:
 
 
 def _array(spec, blobs, file_map, path):
-    if "blob" in spec:
-        index, dtype, shape = spec["blob"]
-        dtype = _numeric_dtype(dtype, path)
-        data = blobs[index]
-        if len(data) != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
-            raise WeightFileError("The reader process sent an array of the wrong size", path=path)
-        return np.frombuffer(data, dtype).reshape(shape)
-    if "span" in spec:
+    if "blob" in spec:  # decoded by the worker, in the blob file
+        offset, dtype, shape, strides = spec["blob"]
+        return _mapped(blobs, offset, _numeric_dtype(dtype, path), shape, strides, "its blob file", path)
+    if "span" in spec:  # a view of the weight file itself
         offset, dtype, shape, strides = spec["span"]
         dtype = _numeric_dtype(dtype, path)
         if 0 in shape:
             return np.empty(shape, dtype)
-        mapping = file_map.get()
-        low = offset + sum(min(0, (n - 1) * s) for n, s in zip(shape, strides))
-        high = offset + sum(max(0, (n - 1) * s) for n, s in zip(shape, strides)) + dtype.itemsize
-        if low < 0 or high > len(mapping):  # the bytes must lie inside this file
-            raise WeightFileError(f"An array at bytes {low}..{high} lies outside the file ({len(mapping)} bytes)",
-                                  path=path)
-        return np.ndarray(tuple(shape), dtype, buffer=mapping, offset=offset, strides=tuple(strides))
+        return _mapped(file_map.get(), offset, dtype, shape, strides, "the file", path)
     raise WeightFileError("The reader process sent an array it could not describe", path=path)
+
+
+def _mapped(buffer, offset, dtype, shape, strides, where, path):
+    """The array (shape, strides) at `offset` in `buffer`, once every byte it spans is checked to lie there."""
+    if 0 in shape:
+        return np.empty(shape, dtype)
+    if any(n < 0 for n in shape) or len(strides) != len(shape):
+        raise WeightFileError(f"The reader process described an impossible array in {where}", path=path)
+    low = offset + sum(min(0, (n - 1) * s) for n, s in zip(shape, strides))
+    high = offset + sum(max(0, (n - 1) * s) for n, s in zip(shape, strides)) + dtype.itemsize
+    if low < 0 or high > len(buffer):  # the bytes must lie inside it
+        raise WeightFileError(f"An array at bytes {low}..{high} lies outside {where} ({len(buffer)} bytes)",
+                              path=path)
+    return np.ndarray(tuple(shape), dtype, buffer=buffer, offset=offset, strides=tuple(strides))
 
 
 def _tensors(rows, blobs, path, mmap):
