@@ -78,7 +78,7 @@ def _file_offset(array):
     import numpy as np
 
     address = array.__array_interface__["data"][0]
-    base, above = array, None
+    base = array
     for _ in range(32):  # views of views, memoryviews of arrays: follow the owners down
         parent = base.obj if isinstance(base, memoryview) else getattr(base, "base", None)
         if isinstance(parent, mmap.mmap):
