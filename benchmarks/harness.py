@@ -123,3 +123,92 @@ def report(title, comparisons, extra=None):
     print("BENCH " + json.dumps(payload))
     sys.stdout.flush()
     return payload
+
+
+# ------------------------------------------------------------------ targets, FLOPs, peaks
+def add_check_flag(parser):
+    parser.add_argument("--check", action="store_true",
+                        help="exit with status 1 when a ratio misses its target (the issue's numbers)")
+
+
+def missed_targets(payloads):
+    """Rows of `BENCH` payloads whose median missed their target: [(benchmark, row name)]."""
+    missed = []
+    for payload in payloads:
+        for row in payload.get("results", []):
+            verdict = row.get("meets_target", row.get("meets_targets"))
+            if verdict is False:
+                missed.append((payload.get("benchmark", "?"), row.get("name", row.get("format", "?"))))
+    return missed
+
+
+def finish(payloads, check):
+    """With `check`, exits 1 naming every missed target; otherwise returns."""
+    missed = missed_targets(payloads)
+    if check and missed:
+        for benchmark, name in missed:
+            print(f"MISSED: {benchmark}: {name}")
+        sys.exit(1)
+
+
+def forward_flops(model):
+    """Multiply-adds x 2 of one image's forward pass through the convolutions and dense layers.
+
+    Counted from the layers' shapes (batch axis excluded); normalisations, activations and pooling are
+    left out (a few percent of a CNN's arithmetic). Training costs about 3x this (forward, and the
+    gradients with respect to the inputs and to the weights).
+    """
+    import math
+
+    import keras
+
+    total = 0
+
+    def size(shape):
+        return math.prod(int(d) for d in shape[1:] if d is not None)
+
+    for layer in _all_layers(model):
+        if not layer.weights or not hasattr(layer, "output"):
+            continue
+        try:
+            out_shape, in_shape = layer.output.shape, layer.input.shape
+        except (AttributeError, ValueError):
+            continue
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
+            kh, kw = layer.kernel_size
+            total += 2 * size(out_shape) * kh * kw
+        elif isinstance(layer, keras.layers.Conv2DTranspose):
+            kh, kw = layer.kernel_size
+            total += 2 * size(in_shape) * kh * kw * layer.filters
+        elif isinstance(layer, keras.layers.Conv2D):
+            kh, kw = layer.kernel_size
+            total += 2 * size(out_shape) * kh * kw * int(in_shape[-1]) // layer.groups
+        elif isinstance(layer, keras.layers.Dense):
+            total += 2 * size(out_shape) * int(in_shape[-1])
+    return total
+
+
+def _all_layers(model):
+    import keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
+        else:
+            yield layer
+
+
+def matmul_peak(dtype="float32", n=2048, repeats=5):
+    """This machine's measured matrix-multiply throughput in FLOP/s (the best of `repeats`), through Keras."""
+    import keras
+    import numpy as np
+
+    a = keras.ops.convert_to_tensor(np.random.default_rng(0).standard_normal((n, n)), dtype)
+    best = 0.0
+    for i in range(repeats + 1):
+        start = time.perf_counter()
+        float(keras.ops.convert_to_numpy(keras.ops.sum(keras.ops.cast(keras.ops.matmul(a, a), "float32"))))
+        elapsed = time.perf_counter() - start
+        if i:  # the first call warms up
+            best = max(best, 2 * n**3 / elapsed)
+    return best

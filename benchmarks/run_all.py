@@ -16,6 +16,9 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from harness import missed_targets  # noqa: E402
 
 # script -> extra arguments for --quick
 SCRIPTS = {
@@ -32,6 +35,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", nargs="*", help="script names to run")
+    parser.add_argument("--check", action="store_true", help="exit with status 1 when any target is missed")
     args = parser.parse_args(argv)
     results, started = [], time.time()
     for script, quick_args in SCRIPTS.items():
@@ -57,6 +61,11 @@ def main(argv=None):
     with open(out, "w") as f:
         json.dump(results, f, indent=1)
     print(f"\n{len(results)} result tables in {time.time() - started:.0f} s -> {out}")
+    missed = missed_targets(results)
+    for benchmark, name in missed:
+        print(f"MISSED: {benchmark}: {name}")
+    if args.check and missed:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

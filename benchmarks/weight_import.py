@@ -29,7 +29,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import environment  # noqa: E402
+from harness import add_check_flag, environment, finish  # noqa: E402
 
 CHILD = r"""
 import os, sys, time
@@ -236,6 +236,7 @@ def main(argv=None):
                         help=f"{list(WRITERS)}, and tf-ckpt-read (reading a ResNet-50 checkpoint, no model)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workdir", default=None, help="where the 528 MB files go (default: a temp dir)")
+    add_check_flag(parser)
     args = parser.parse_args(argv)
     if "tf-ckpt-read" in args.formats:
         rows = bench_tf_checkpoint(args.rounds, args.workdir)
@@ -278,7 +279,9 @@ def main(argv=None):
             print(f"{fmt:6s} {row['file_mb']:7.0f} MB  read {row['read_s']:.2f}s  load {row['load_s']:.2f}s  "
                   f"time x{row['time_ratio_min']:.2f}/{row['time_ratio_median']:.2f}/{row['time_ratio_max']:.2f}  "
                   f"peak RSS x{row['peak_rss_ratio_median']:.2f} (max {row['peak_rss_ratio_max']:.2f})", flush=True)
-    print("BENCH " + json.dumps({"benchmark": "weight import (VGG16)", "environment": environment(), "results": rows}))
+    payload = {"benchmark": "weight import (VGG16)", "environment": environment(), "results": rows}
+    print("BENCH " + json.dumps(payload))
+    finish([payload], args.check)
 
 
 if __name__ == "__main__":
