@@ -31,6 +31,14 @@ Provenance of every fact in the table:
   trusted on first use); the test-time settings of its test.py and README
   (`--model test --no_dropout`, resnet_9blocks, instance norm, 256x256 in
   [-1, 1]); no published score.
+* Caffe rows (`caffe_rows`): BVLC model zoo files (models/bvlc_*/readme.md in
+  BVLC/caffe: caffemodel_url, sha1, center-crop top-1/top-5); the VGG_ILSVRC
+  files from the Oxford VGG very-deep page (no hash published: trusted on
+  first use); He's ResNets from KaimingHe/deep-residual-networks' README (a
+  OneDrive folder: manual download, no hash; its 1-crop top-1/top-5 errors).
+  Preprocessing "caffe" (BGR minus the per-channel ImageNet mean; BVLC's
+  AlexNet/CaffeNet and He's ResNets subtract a whole mean image, whose
+  channel means these are).
 * junyanz pix2pix rows: the names and URL pattern of
   scripts/download_pix2pix_model.sh (edges2shoes, sat2map, map2sat,
   facades_label2photo, day2night; direct links, no hash), the same
@@ -278,6 +286,53 @@ def cadene_rows():
     } for model, file_name, options, layout, mode, size, top1, top5, drop in CADENE]
 
 
+BVLC = "http://dl.caffe.berkeleyvision.org/"
+HE_ONEDRIVE = "https://onedrive.live.com/?authkey=%21AAFW2-FVoxeVRck&id=4006CBB8476FF777%2117887&cid=4006CBB8476FF777"
+VGG_CAFFE = "https://www.robots.ox.ac.uk/~vgg/software/very_deep/caffe/"
+# (preset, model, layout, url, manual, file, sha1, input size, top-1, top-5, accuracy source)
+CAFFE_FILES = [
+    ("alexnet.bvlc", "alexnet", "caffe-alexnet", BVLC + "bvlc_alexnet.caffemodel", False,
+     "bvlc_alexnet.caffemodel", "9116a64c0fbe4459d18f4bb6b56d647b63920377", 227, 57.1, 80.2, "BVLC model zoo readme"),
+    ("alexnet.bvlc_caffenet", "alexnet", "caffe-caffenet", BVLC + "bvlc_reference_caffenet.caffemodel", False,
+     "bvlc_reference_caffenet.caffemodel", "4c8d77deb20ea792f84eb5e6d0a11ca0a8660a46", 227, 57.4, 80.4,
+     "BVLC model zoo readme"),
+    ("googlenet.bvlc", "googlenet", "caffe-googlenet", BVLC + "bvlc_googlenet.caffemodel", False,
+     "bvlc_googlenet.caffemodel", "405fc5acd08a3bb12de8ee5e23a96bec22f08204", 224, 68.7, 88.9,
+     "BVLC model zoo readme"),
+    ("vgg16.caffe", "vgg16", "tensorflow-vgg", VGG_CAFFE + "VGG_ILSVRC_16_layers.caffemodel", False,
+     "VGG_ILSVRC_16_layers.caffemodel", None, 224, None, None, None),
+    ("vgg19.caffe", "vgg19", "tensorflow-vgg", VGG_CAFFE + "VGG_ILSVRC_19_layers.caffemodel", False,
+     "VGG_ILSVRC_19_layers.caffemodel", None, 224, None, None, None),
+] + [
+    (f"resnet{depth}.he_caffe", f"resnet{depth}", "caffe-resnet", HE_ONEDRIVE, True, f"ResNet-{depth}-model.caffemodel",
+     None, 224, round(100 - top1, 1), round(100 - top5, 1), "KaimingHe/deep-residual-networks README (1-crop)")
+    for depth, top1, top5 in ((50, 24.7, 7.8), (101, 23.6, 7.1), (152, 23.0, 6.7))
+]
+
+
+def caffe_rows():
+    return [{
+        "name": name, "model": model, "options": _layout_options(layout, model), "task": "classification",
+        "publisher": {"caffe-resnet": "KaimingHe/deep-residual-networks (Caffe)",
+                      "tensorflow-vgg": "Oxford VGG very deep ConvNets (Caffe, ILSVRC-2014)"}.get(
+                          layout, "BVLC Caffe model zoo"),
+        "url": url, "manual_download": manual, "file_name": file_name, "file_size_mb": None,
+        "hash": {"algorithm": "sha1", "value": sha1} if sha1 else None, "format": "caffemodel", "layout": layout,
+        "key_renames": [], "head": HEADS[kerasnets_family(model)],
+        "preprocessing": {**CAFFE, "input_size": [size, size], "resize": 256, "crop": size,
+                          "interpolation": "bilinear"},
+        "classes": IMAGENET,
+        "accuracy": {"top1": top1, "top5": top5, "source": source} if top1 else None, "default": False,
+    } for name, model, layout, url, manual, file_name, sha1, size, top1, top5, source in CAFFE_FILES]
+
+
+def kerasnets_family(model):
+    import kerasnets
+
+    family = kerasnets.model_spec(model).family
+    return "googlenet" if model == "googlenet" else family
+
+
 FSRCNN_PAGES = {
     2: ("https://www.dropbox.com/s/1k3dker6g7hz76s/fsrcnn_x2.pth?dl=0", 37.12),
     3: ("https://www.dropbox.com/s/pm1ed2nyboulz5z/fsrcnn_x3.pth?dl=0", 33.22),
@@ -495,7 +550,7 @@ def main():
     from torchvision.models._meta import _IMAGENET_CATEGORIES
 
     rows = (torchvision_rows() + keras_rows() + vgg_file_rows() + cadene_rows() + fsrcnn_rows()
-            + junyanz_rows() + junyanz_pix2pix_rows() + milesial_rows())
+            + junyanz_rows() + junyanz_pix2pix_rows() + milesial_rows() + caffe_rows())
     rows += slim_rows(rows) + timm_rows(rows)
     # "imagenet" = the builder's default preset: one whose options are the builder's defaults.
     # torchvision's DEFAULT, except where the builder's default options are keras.applications'.

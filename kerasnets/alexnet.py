@@ -7,6 +7,8 @@ follow, and the input size.
   (64-192-384-256-256, no LRN, torch's symmetric padding), 61,100,840 params.
 * ``"original"``: the paper's two-GPU net (96-256-384-384-256, groups=2 on
   conv2/4/5, LRN after conv1 and conv2, 227x227 input), 60,965,224 params.
+* ``"caffenet"``: BVLC's CaffeNet, the original net with each max-pool
+  before its LRN instead of after (same weights' shapes, other numbers).
 * ZFNet: 7x7/2 first conv, 5x5/2 second, LRN, Caffe-style ceil pooling.
 
 Layer names: ``conv1``..``conv5`` (``conv{i}_pad`` before a padded conv),
@@ -48,6 +50,7 @@ class Variant:
     lrn_after: tuple  # conv indices (1-based) followed by LRN
     pool_after: dict  # conv index -> pool padding ("valid", or "same" = Caffe ceil mode)
     input_shape: tuple
+    pool_before_lrn: bool = False  # CaffeNet's order
 
 
 PAPER_LRN = dict(size=5, alpha=1e-4, beta=0.75, bias=2.0, convention="paper")
@@ -64,6 +67,13 @@ VARIANTS = {
         lrn_after=(1, 2),
         pool_after={1: "valid", 2: "valid", 5: "valid"},
         input_shape=(227, 227, 3),
+    ),
+    "caffenet": Variant(
+        convs=(ConvSpec(96, 11, 4, 0), ConvSpec(256, 5, 1, 2, 2), ConvSpec(384, 3, 1, 1), ConvSpec(384, 3, 1, 1, 2), ConvSpec(256, 3, 1, 1, 2)),
+        lrn_after=(1, 2),
+        pool_after={1: "valid", 2: "valid", 5: "valid"},
+        input_shape=(227, 227, 3),
+        pool_before_lrn=True,
     ),
     "zfnet": Variant(
         convs=(ConvSpec(96, 7, 2, 1), ConvSpec(256, 5, 2, 0), ConvSpec(384, 3, 1, 1), ConvSpec(384, 3, 1, 1), ConvSpec(256, 3, 1, 1)),
@@ -84,10 +94,12 @@ def alexnet_features(x, variant, lrn=None):
         x = keras.layers.Conv2D(
             spec.filters, spec.kernel, strides=spec.stride, groups=spec.groups, activation="relu", name=f"conv{i}"
         )(x)
-        if i in variant.lrn_after:
-            x = LocalResponseNormalization(**lrn, name=f"lrn{i}")(x)
-        if i in variant.pool_after:
-            x = keras.layers.MaxPooling2D(3, strides=2, padding=variant.pool_after[i], name=f"pool{i}")(x)
+        steps = [step for step in ("lrn", "pool") if i in (variant.lrn_after if step == "lrn" else variant.pool_after)]
+        for step in reversed(steps) if variant.pool_before_lrn else steps:
+            if step == "lrn":
+                x = LocalResponseNormalization(**lrn, name=f"lrn{i}")(x)
+            else:
+                x = keras.layers.MaxPooling2D(3, strides=2, padding=variant.pool_after[i], name=f"pool{i}")(x)
     return x
 
 
@@ -114,7 +126,7 @@ def _build(variant_name, include_top, weights, input_shape, input_tensor, poolin
 
 
 @register_model("alexnet", family="alexnet", input_shape=VARIANTS["torchvision"].input_shape,
-                option_defaults={"variant": "torchvision"},
+                option_defaults={"variant": "torchvision", "lrn": None},
                 reference="torchvision alexnet (variant='torchvision'); Krizhevsky 2012 (variant='original')")
 def build_alexnet(include_top=True, weights=None, input_shape=None, input_tensor=None, pooling=None,
                   classes=1000, classifier_activation="softmax", name=None, **options):
@@ -123,14 +135,15 @@ def build_alexnet(include_top=True, weights=None, input_shape=None, input_tensor
     Args:
         include_top, weights, input_shape, input_tensor, pooling, classes,
             classifier_activation, name: as in keras.applications.
-        variant: `"torchvision"` (default; 224x224 input) or `"original"`
-            (the paper's grouped convs and LRN; 227x227 input).
+        variant: `"torchvision"` (default; 224x224 input), `"original"`
+            (the paper's grouped convs and LRN; 227x227 input) or
+            `"caffenet"` (BVLC CaffeNet: as original, pooling before LRN).
         dropout: rate before fc6 and fc7 (0.5).
         lrn: overrides of the LRN settings (`size`, `alpha`, `beta`, `bias`,
             `convention`; paper defaults k=2, n=5, alpha=1e-4, beta=0.75).
     """
     check_options(options, ALEXNET_OPTIONS, "alexnet")
-    variant = check_choice(options.pop("variant", "torchvision"), ("torchvision", "original"), "variant")
+    variant = check_choice(options.pop("variant", "torchvision"), ("torchvision", "original", "caffenet"), "variant")
     return _build(variant, include_top, weights, input_shape, input_tensor, pooling, classes,
                   classifier_activation, name, **options)
 

@@ -9,6 +9,9 @@ them:
   conv2 (Caffe's bvlc_googlenet: size 5, alpha 1e-4 / n, beta 0.75), real
   5x5 convs, dropout 0.4; aux heads = avgpool 5x5/3 -> 1x1 conv 128 -> FC
   1024 -> dropout 0.7 -> FC classes.
+* ``"caffe"``: the paper's net as BVLC's bvlc_googlenet computes it:
+  conv1's padding 3 on every side (Caffe pads symmetrically) and Caffe's
+  ceil-mode max pools; equal to ``"paper"`` in its weights.
 * ``"torchvision"``: BN (eps 1e-3) after every bias-free conv, a 3x3 conv
   where the paper has 5x5, ceil-mode max pools, maxpool4 2x2, dropout 0.2;
   aux heads = adaptive avgpool 4x4 -> BN conv 128 -> FC 1024 -> dropout 0.7
@@ -92,6 +95,7 @@ class Variant:
 
 VARIANTS = {
     "paper": Variant(ConvStyle(batch_norm=False), 5, "same", 3, True, 0.4, "avg5s3"),
+    "caffe": Variant(ConvStyle(batch_norm=False, torch_padding=True), 5, "ceil", 3, True, 0.4, "avg5s3"),
     # torch_padding: conv1 pads 3 on every side; keras 'same' would pad 2/3 at stride 2.
     "torchvision": Variant(ConvStyle(bn_scale=True, bn_epsilon=1e-3, torch_padding=True), 3, "ceil", 2, False, 0.2,
                            "adaptive4"),
@@ -147,8 +151,9 @@ def build_googlenet(include_top=True, weights=None, input_shape=None, input_tens
         include_top, weights, input_shape, input_tensor, pooling, classes,
             classifier_activation, name: as in keras.applications.
         variant: `"torchvision"` (default; BN, weight-compatible with
-            torchvision), `"paper"` (the 2014 network with LRN and 5x5) or
-            `"slim"` (TF-slim's inception_v1: BN without gamma, TF padding).
+            torchvision), `"paper"` (the 2014 network with LRN and 5x5),
+            `"caffe"` (the paper's net with Caffe's padding and ceil pools:
+            bvlc_googlenet) or `"slim"` (TF-slim's inception_v1: BN without gamma, TF padding).
         aux_logits: add the two auxiliary classifiers (on 4a and 4d); the
             model then returns `[main, aux1, aux2]`.
         transform_input: prepend torchvision's input transform (only with

@@ -23,6 +23,7 @@ import inspect
 import json
 import math
 import os
+import re
 
 import numpy as np
 
@@ -117,32 +118,69 @@ def _has_head_option(name):
     return "include_top" in inspect.signature(model_spec(name).builder).parameters
 
 
+_PUBLISHED = {}
+
+
+def _published_table(name, layout):
+    """`[[layer, numbers]]` of model `name` built with the options `layout` implies, or None where none apply."""
+    spec = model_spec(name)
+    options = layout.implied_options(spec.family, name)
+    defaults = spec.builder.option_defaults
+    if all(key in defaults and defaults[key] == value for key, value in options.items()):
+        return None  # built as the table has it
+    key = (name, repr(sorted(options.items())))
+    if key not in _PUBLISHED:
+        try:
+            _PUBLISHED[key] = model_table_entry(build(name, **options))
+        except (TypeError, ValueError):  # options another builder of the family does not take
+            _PUBLISHED[key] = None
+    return _PUBLISHED[key]
+
+
+def _match(name, layout, layers, view, head_option):
+    """How `layers` (`[[our name, numbers]]`) of model `name` take the file `view` under `layout`, or None."""
+    # sources a layout may leave unused (training-only aux heads) count neither way
+    sources = {key for key, params in view.tensors.items()
+               if not (layout.optional_sources and params
+                       and all(re.fullmatch(layout.optional_sources, f"{key}.{p}") for p in params))}
+    ours, counts = [layer for layer, _ in layers], dict(layers)
+    placed = {our: src for our, src in layout.mapping(ours, view).items() if src in sources}
+    if not placed:
+        return None
+    mismatches = tuple(our for our, src in placed.items()
+                       if our != ours[-1] and _numbers(view.tensors[src]) != counts[our])
+    missing = [our for our in ours if our not in placed]
+    return Match(name=name, layout=layout.name, placed=len(set(placed.values())), file_layers=len(sources),
+                 unmapped=len(missing), size_mismatches=mismatches,
+                 headless=head_option and _is_head(missing, ours))
+
+
 def rank_models(weight_file, names=None):
-    """Every (registered model, layout) pair that places at least one layer, best first (`Match.key`)."""
+    """Every (registered model, layout) pair that places at least one layer, best first (`Match.key`).
+
+    Models are compared as their defaults build them (the table); where a layout places all of a file's
+    layers on a model but the defaults differ in names or sizes, the model is compared as the layout's
+    publisher builds it (GoogLeNet's Caffe variant, He's conv1 bias).
+    """
     table = weighted_layer_table()
-    sources = set(weight_file.tensors)
+    # each layout reads the file its own way (a caffemodel's Scale layers merged into their BatchNorms)
+    views = {name: layout.view(weight_file) for name, layout in LAYOUTS.items() if layout.pair_in_order is None}
     matches = []
     for name in names or sorted(table):
         layers = table.get(name)
         if layers is None:  # registered after the table was written: build it to learn its names
             layers = model_table_entry(build(name))
-        ours = [layer for layer, _ in layers]
-        counts = dict(layers)
         head_option = _has_head_option(name)
         for layout in LAYOUTS.values():
             if layout.pair_in_order is not None:
                 continue
-            mapping = layout.mapping(ours, weight_file)
-            placed = {our: src for our, src in mapping.items() if src in sources}
-            if not placed:
-                continue
-            head = ours[-1]
-            mismatches = tuple(our for our, src in placed.items()
-                               if our != head and _numbers(weight_file.tensors[src]) != counts[our])
-            missing = [our for our in ours if our not in placed]
-            matches.append(Match(name=name, layout=layout.name, placed=len(set(placed.values())),
-                                 file_layers=len(sources), unmapped=len(missing), size_mismatches=mismatches,
-                                 headless=head_option and _is_head(missing, ours)))
+            match = _match(name, layout, layers, views[layout.name], head_option)
+            if match is not None and not match.complete and match.placed == match.file_layers:
+                published = _published_table(name, layout)
+                if published is not None:
+                    match = _match(name, layout, published, views[layout.name], head_option) or match
+            if match is not None:
+                matches.append(match)
     return sorted(matches, key=Match.key)
 
 

@@ -155,7 +155,7 @@ class BlockOptions:
     """How every block of one network is built (the style options)."""
 
     stride_placement: str = "v1.5"
-    conv_bias: bool = False
+    conv_bias: bool | str = False  # "stem": the stem conv only
     bn_epsilon: float = 1e-5
     padding: str = "torch"
     groups: int = 1
@@ -171,7 +171,8 @@ def conv_bn(x, filters, kernel, *, stride=1, groups=1, relu=True, name, opts):
         x = keras.layers.ZeroPadding2D(kernel // 2, name=f"{name}_pad")(x)
         padding = "valid"
     x = keras.layers.Conv2D(
-        filters, kernel, strides=stride, padding=padding, groups=groups, use_bias=opts.conv_bias, name=f"{name}_conv"
+        filters, kernel, strides=stride, padding=padding, groups=groups, use_bias=opts.conv_bias is True,
+        name=f"{name}_conv"
     )(x)
     x = keras.layers.BatchNormalization(epsilon=opts.bn_epsilon, name=f"{name}_bn")(x)
     if relu:
@@ -283,8 +284,8 @@ def _check_options(block, blocks, opts, stem_pool, stride_block, features, inclu
     check_choice(opts.stride_placement, STRIDE_PLACEMENTS, "stride_placement")
     check_choice(opts.padding, PADDINGS, "padding")
     check_choice(stem_pool, STEM_POOLS, "stem_pool")
-    if not isinstance(opts.conv_bias, bool):
-        raise ValueError(f"`conv_bias` must be True or False. Received: conv_bias={opts.conv_bias!r}")
+    if not (isinstance(opts.conv_bias, bool) or opts.conv_bias == "stem"):
+        raise ValueError(f"`conv_bias` must be True, False or 'stem'. Received: conv_bias={opts.conv_bias!r}")
     if not isinstance(opts.bn_epsilon, (int, float)) or opts.bn_epsilon <= 0:
         raise ValueError(f"`bn_epsilon` must be a positive number. Received: bn_epsilon={opts.bn_epsilon!r}")
     for arg in ("groups", "width_per_group"):
@@ -335,7 +336,8 @@ def build_resnet(
             classifier_activation, name: as in keras.applications.
         stride_placement: ``"v1.5"`` (torchvision, timm: stride on the 3x3)
             or ``"v1"`` (paper, keras.applications: stride on the first 1x1).
-        conv_bias: biases on convolutions (keras.applications has them).
+        conv_bias: biases on convolutions (keras.applications has them);
+            ``"stem"``: on the stem conv only (He's Caffe ResNet-50).
         bn_epsilon: BatchNormalization epsilon (torch 1e-5; keras 1.001e-5).
         padding: ``"torch"`` (symmetric explicit padding before strided 3x3
             convs, so torchvision weights give identical outputs) or
@@ -372,7 +374,7 @@ def build_resnet(
 
     x = keras.layers.ZeroPadding2D(3, name="conv1_pad")(inputs)
     # v2's stem conv feeds the first block's pre-activation BN, no BN of its own: it keeps its bias
-    x = keras.layers.Conv2D(64, 7, strides=2, use_bias=conv_bias or preact, name="conv1_conv")(x)
+    x = keras.layers.Conv2D(64, 7, strides=2, use_bias=conv_bias in (True, "stem") or preact, name="conv1_conv")(x)
     if not preact:
         x = keras.layers.BatchNormalization(epsilon=bn_epsilon, name="conv1_bn")(x)
         x = keras.layers.Activation("relu", name="conv1_relu")(x)

@@ -81,7 +81,9 @@ def test_export_runs_in_its_runtime_like_keras(models, name, fmt, tmp_path):
 def test_keras_file_formats_round_trip(models, fmt, tmp_path):
     model = _model(models, "mobilenet_v3_small")
     report = deploy.export(model, tmp_path / "m", fmt)
-    assert report.path.endswith("." + fmt) and report.max_abs_diff == 0.0
+    # the file holds keras' own BatchNormalization (what kerasnets' fused layer saves as): the reloaded
+    # model computes the same to float rounding, not bit for bit
+    assert report.path.endswith("." + fmt) and report.relative_diff <= 1e-5
 
 
 def test_mismatching_artifact_is_refused(models, tmp_path, monkeypatch):

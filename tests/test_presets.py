@@ -234,7 +234,7 @@ def test_table_is_consistent():
     for p in table:
         assert p.model in registered, p.name
         assert p.layout in weights_io.LAYOUTS, p.name
-        assert p.url and (p.hash is None or p.hash["algorithm"] in ("sha256-prefix", "md5")), p.name
+        assert p.url and (p.hash is None or p.hash["algorithm"] in ("sha256-prefix", "md5", "sha1")), p.name
         if p.hash and p.hash["algorithm"] == "sha256-prefix":
             assert f"-{p.hash['value']}." in p.file_name  # torch.hub's convention: the prefix is in the name
         assert p.preprocessing["mode"] in kerasnets.imagenet.MODES or p.preprocessing["mode"] == "y"

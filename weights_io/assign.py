@@ -277,6 +277,7 @@ def assign_weights(model, weight_file: WeightFile, layout, *, strict=True, flip_
     """
     layers = weighted_layers(model)
     names = [layer.name for layer in layers]
+    read, weight_file = weight_file, layout.view(weight_file)
     mapping = layout.mapping(names, weight_file)
     flat = weight_file.flat()
     dropped = set()
@@ -335,6 +336,7 @@ def assign_weights(model, weight_file: WeightFile, layout, *, strict=True, flip_
     if release:
         flat.clear()
         weight_file.tensors.clear()
+        read.tensors.clear()
     # Smallest first, each source dropped once copied: when the largest array goes (VGG's
     # fc6, 78% of the file) every other copy is done and its file pages released.
     pending = sorted(enumerate(plan), key=lambda item: item[1][1].nbytes, reverse=True)

@@ -143,6 +143,13 @@ class Layout:
             unused without failing a strict load (training-only heads: TF-slim's
             ``AuxLogits`` where the model has none). The report lists them as
             skipped.
+        merge_sources: for a caffemodel, a function of a BatchNorm layer's
+            name giving the Scale layer that holds its gamma and beta (Caffe
+            splits what Keras' BatchNormalization holds in two layers); see
+            `weights_io.caffe_blobs`.
+        fits: None, or a predicate on the file: where it is False the layout
+            places nothing (nets whose names and shapes agree but whose
+            structure differs, told apart by a caffemodel's layer order).
     """
 
     name: str
@@ -155,9 +162,21 @@ class Layout:
     source_shape: Callable[[str, np.ndarray], tuple | None] | None = None
     background_classes: int | None = None
     optional_sources: str | None = None
+    merge_sources: Callable[[str], str | None] | None = None
+    fits: Callable[[WeightFile], bool] | None = None
+
+    def view(self, weight_file):
+        """`weight_file` as this layout reads it: a caffemodel's numbered blobs named (`caffe_blobs`)."""
+        if weight_file.format != "caffemodel":
+            return weight_file
+        from weights_io.caffe_blobs import named_blobs
+
+        return named_blobs(weight_file, self.merge_sources)
 
     def mapping(self, names, weight_file):
         """`{our_name: source_key}` for `names` (in model order) and this file."""
+        if self.fits is not None and not self.fits(weight_file):
+            return {}
         if self.pair_in_order is not None:
             return self.pair_in_order(list(names), weight_file.layer_names())
         return self.map_names(names)

@@ -32,13 +32,14 @@ def get_layout(name):
 
 
 def rule_layout(name, rules, *, description="", first_conv=None, keep_unmatched=False, options=None,
-                scoped_options=None):
+                scoped_options=None, **fields):
     """A layout from `(regex, template)` rules applied to each of our layer names.
 
     The first rule whose regex fully matches a name gives the source key, as
     `template.format(*groups)`; a template may also be a function of the match.
     Names no rule matches are absent from the source, or kept as they are with
-    `keep_unmatched=True`. `options` / `scoped_options`: see `Layout`.
+    `keep_unmatched=True`. `options` / `scoped_options` and `fields` (`merge_sources`,
+    `optional_sources`, ...): see `Layout`.
     """
     compiled = [(re.compile(pattern), template) for pattern, template in rules]
 
@@ -56,7 +57,7 @@ def rule_layout(name, rules, *, description="", first_conv=None, keep_unmatched=
         return mapping
 
     return Layout(name=name, map_names=map_names, description=description, first_conv=first_conv,
-                  options=dict(options or {}), scoped_options=dict(scoped_options or {}))
+                  options=dict(options or {}), scoped_options=dict(scoped_options or {}), **fields)
 
 
 IDENTITY = register_layout(
@@ -170,7 +171,7 @@ def detect_layout(names, weight_file):
     for layout in LAYOUTS.values():
         if layout.pair_in_order is not None or layout is KERAS_APPLICATIONS:
             continue
-        mapped = layout.map_names(names)
+        mapped = layout.mapping(names, weight_file)
         hits = len(sources & set(mapped.values()))
         score = (hits, -(len(names) - len(mapped)))
         if hits and score > best_score:
@@ -186,6 +187,6 @@ def detect_layout(names, weight_file):
 
 # Family modules register their layouts on import; add yours to this tuple.
 _FAMILY_MODULES = ("vgg", "resnet", "densenet", "mobilenet_v3", "fsrcnn", "inception", "gan", "unet", "slim_resnet",
-                   "slim_inception")
+                   "slim_inception", "caffe")
 for _module in _FAMILY_MODULES:
     importlib.import_module(f"weights_io.layouts.{_module}")

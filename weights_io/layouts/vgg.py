@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from weights_io.caffe_blobs import CAFFE_LRN, layer_before
 from weights_io.core import Layout
 from weights_io.layouts import register_layout, rule_layout
 
@@ -19,7 +20,8 @@ register_layout(
     rule_layout(
         "tensorflow-vgg",
         [(r"block(\d+)_conv(\d+)", "conv{0}_{1}"), (r"(fc1|fc2|predictions)", lambda m: _VGG_FC[m.group(1)])],
-        description="tensorflow-vgg / caffe-tensorflow / MatConvNet VGG-VD / Frossard names: conv1_1..conv5_4, fc6-fc8.",
+        description="tensorflow-vgg / caffe-tensorflow / MatConvNet VGG-VD / Frossard names and the Caffe "
+        "VGG_ILSVRC_16/19_layers: conv1_1..conv5_4, fc6-fc8.",
         first_conv="block1_conv1",
     )
 )
@@ -28,9 +30,12 @@ register_layout(
     rule_layout(
         "caffe-alexnet",
         [(r"(conv[1-5]|fc6|fc7)", "{0}"), (r"predictions", "fc8")],
-        description="Caffe / MatConvNet / caffe-tensorflow AlexNet names: conv1..conv5, fc6-fc8.",
+        description="Caffe / MatConvNet / caffe-tensorflow AlexNet names: conv1..conv5, fc6-fc8 (BVLC AlexNet; "
+        "Caffe's LRN, k=1).",
         first_conv="conv1",
-        scoped_options={"alexnet": {"variant": "original"}},
+        scoped_options={"alexnet": {"variant": "original", "lrn": CAFFE_LRN}},
+        # BVLC CaffeNet has these names and shapes, its pools before the LRNs: layout caffe-caffenet
+        fits=lambda weight_file: layer_before(weight_file, "pool1", "norm1") is not True,
     )
 )
 
