@@ -83,6 +83,7 @@ from kerasnets.builder_utils import (
     register_variant,
     resolve_input_shape,
 )
+from kerasnets.layers.batch_norm import BatchNormalization
 from kerasnets.layers import SqueezeExcitation
 
 DEFAULT_SHAPE = (224, 224, 3)
@@ -174,7 +175,7 @@ def conv_bn(x, filters, kernel, *, stride=1, groups=1, relu=True, name, opts):
         filters, kernel, strides=stride, padding=padding, groups=groups, use_bias=opts.conv_bias is True,
         name=f"{name}_conv"
     )(x)
-    x = keras.layers.BatchNormalization(epsilon=opts.bn_epsilon, name=f"{name}_bn")(x)
+    x = BatchNormalization(epsilon=opts.bn_epsilon, name=f"{name}_bn")(x)
     if relu:
         x = keras.layers.Activation("relu", name=f"{name}_relu")(x)
     return x
@@ -228,7 +229,7 @@ def preact_bottleneck_block(x, filters, *, stride, name, opts):
     """
     width = int(filters * opts.width_per_group / 64) * opts.groups
     first_stride, mid_stride = (stride, 1) if opts.stride_placement == "v1" else (1, stride)
-    preact = keras.layers.BatchNormalization(epsilon=opts.bn_epsilon, name=f"{name}_preact_bn")(x)
+    preact = BatchNormalization(epsilon=opts.bn_epsilon, name=f"{name}_preact_bn")(x)
     preact = keras.layers.Activation("relu", name=f"{name}_preact_relu")(preact)
     if x.shape[-1] == 4 * filters:
         shortcut = _subsample(x, stride, name)
@@ -376,7 +377,7 @@ def build_resnet(
     # v2's stem conv feeds the first block's pre-activation BN, no BN of its own: it keeps its bias
     x = keras.layers.Conv2D(64, 7, strides=2, use_bias=conv_bias in (True, "stem") or preact, name="conv1_conv")(x)
     if not preact:
-        x = keras.layers.BatchNormalization(epsilon=bn_epsilon, name="conv1_bn")(x)
+        x = BatchNormalization(epsilon=bn_epsilon, name="conv1_bn")(x)
         x = keras.layers.Activation("relu", name="conv1_relu")(x)
     taps = [x]
     x = stem_max_pool(x, stem_pool)
@@ -387,7 +388,7 @@ def build_resnet(
                          name=f"conv{stage}_block{b}", opts=opts)
         taps.append(x)
     if preact:
-        x = keras.layers.BatchNormalization(epsilon=bn_epsilon, name="post_bn")(x)
+        x = BatchNormalization(epsilon=bn_epsilon, name="post_bn")(x)
         x = keras.layers.Activation("relu", name="post_relu")(x)
 
     outputs = features_or_head(x, taps, features=features, include_top=include_top, pooling=pooling,
