@@ -128,6 +128,7 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=4, help="training steps per timed round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--no-precision", action="store_true", help="skip the precision='auto' training rows")
+    parser.add_argument("--no-inference", action="store_true", help="training rows only")
     parser.add_argument("--gpu-batch", type=int, default=64)
     parser.add_argument("--quick", action="store_true", help="small inputs, few rounds (minutes on 2 cores)")
     add_check_flag(parser)
@@ -180,7 +181,7 @@ def main(argv=None):
                                 "share_of_peak": rate / peak,
                                 "reference_share_of_float32_peak": row.summary()["reference_median"] * train_flops
                                 / peaks["float32"]}
-            for batch in (1, min(32, n)):
+            for batch in () if args.no_inference else (1, min(32, n)):
                 xb = x[:batch]
                 infer_rows.append(interleave(
                     f"{name} infer b{batch} {size}px", infer_fn(ours, xb), infer_fn(reference, xb),

@@ -10,8 +10,9 @@ reads the file's bytes once. Reported, interleaved over rounds:
 
     python benchmarks/weight_import.py --formats npy h5 --rounds 3
 
-`safetensors` and `tf-ckpt` (a V2 checkpoint TensorFlow's SaveV2 writes under
-the variables' Keras paths, loaded through its data shard) load the same VGG16.
+`safetensors`, `tf-ckpt` (a V2 checkpoint TensorFlow's SaveV2 writes under
+the variables' Keras paths, loaded through its data shard) and `caffemodel`
+(VGG_ILSVRC_16_layers as Caffe stores it) load the same VGG16.
 `--formats tf-ckpt-read` times reading a ResNet-50-sized V2 checkpoint alone
 (`read_weights`, no model): in this process (`trusted=True`) and through the
 reader process, whose own peak RSS growth is reported too.
@@ -130,9 +131,51 @@ def write_tf_ckpt(path, model):
                       tensors=[v.value for v in model.weights])
 
 
+def _pb_varint(value):
+    out = bytearray()
+    while True:
+        out.append((value & 0x7F) | (0x80 if value > 0x7F else 0))
+        value >>= 7
+        if not value:
+            return bytes(out)
+
+
+def _pb_bytes(number, payload):
+    return _pb_varint(number << 3 | 2) + _pb_varint(len(payload)) + payload
+
+
+def write_caffemodel(path, model):
+    """VGG_ILSVRC_16_layers as Caffe stores it (a V2 NetParameter: conv1_1..fc8, OIHW kernels, fc6 over
+    the CHW flattening), encoded here from caffe.proto's field numbers: layer 100; name 1, type 2,
+    blobs 7; BlobProto shape 7 (BlobShape dim 1, packed), data 5 (packed float)."""
+    import numpy as np
+
+    def blob(array):
+        shape = _pb_bytes(1, b"".join(_pb_varint(d) for d in array.shape))
+        return _pb_bytes(7, shape) + _pb_bytes(5, np.ascontiguousarray(array, "<f4").tobytes())
+
+    with open(path, "wb") as f:
+        f.write(_pb_bytes(1, b"VGG_ILSVRC_16_layers"))
+        for b in range(1, 6):
+            for c in range(1, 4):
+                name = f"block{b}_conv{c}"
+                if any(layer.name == name for layer in model.layers):
+                    layer = model.get_layer(name)
+                    kernel = layer.kernel.numpy().transpose(3, 2, 0, 1)  # HWIO -> OIHW
+                    body = _pb_bytes(1, f"conv{b}_{c}".encode()) + _pb_bytes(2, b"Convolution")
+                    f.write(_pb_bytes(100, body + _pb_bytes(7, blob(kernel)) + _pb_bytes(7, blob(layer.bias.numpy()))))
+        for ours, theirs in (("fc1", "fc6"), ("fc2", "fc7"), ("predictions", "fc8")):
+            layer = model.get_layer(ours)
+            kernel = layer.kernel.numpy()
+            if ours == "fc1":  # our rows run over H, W, C; Caffe's over C, H, W
+                kernel = kernel.reshape(7, 7, 512, -1).transpose(2, 0, 1, 3).reshape(25088, -1)
+            body = _pb_bytes(1, theirs.encode()) + _pb_bytes(2, b"InnerProduct")
+            f.write(_pb_bytes(100, body + _pb_bytes(7, blob(kernel.T)) + _pb_bytes(7, blob(layer.bias.numpy()))))
+
+
 WRITERS = {"npy": (".npy", write_npy), "pth": (".pth", write_pth), "mat": (".mat", write_mat),
            "h5": (".weights.h5", write_h5), "safetensors": (".safetensors", write_safetensors),
-           "tf-ckpt": (".ckpt.data-00000-of-00001", write_tf_ckpt)}
+           "tf-ckpt": (".ckpt.data-00000-of-00001", write_tf_ckpt), "caffemodel": (".caffemodel", write_caffemodel)}
 
 
 TF_CHILD = r"""
