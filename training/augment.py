@@ -83,18 +83,9 @@ def random_resized_crop_flip(image_size=224, scale=(0.08, 1.0), ratio=(3 / 4, 4 
         left = tf.where(any_fit, uniform([], 0, left_max + 1, tf.int32), left_max // 2)
         return top, left, crop_h, crop_w, uniform([], 0.0, 1.0)
 
-    def from_crop(crop, flip_draw, box=None):
-        """Cropped pixels -> the output: resized, flipped when the draw says so. `box` (top, left, height,
-        width; floats in `crop`'s pixels) resizes that part of `crop` only: a box decoded at reduced
-        scale keeps its exact, fractional position."""
-        crop = tf.cast(crop, tf.float32)
-        if box is None:
-            crop = tf.image.resize(crop, (out_h, out_w), method="bilinear", antialias=True)
-        else:  # what tf.image.resize runs, with the box's offset and scale
-            scale = tf.stack([out_h / box[2], out_w / box[3]])
-            crop = tf.raw_ops.ScaleAndTranslate(
-                images=crop[None], size=[out_h, out_w], scale=scale, translation=-tf.stack(box[:2]) * scale,
-                kernel_type="triangle", antialias=True)[0]
+    def from_crop(crop, flip_draw):
+        """The cropped pixels (any size) -> the output: resized, flipped when the draw says so."""
+        crop = tf.image.resize(tf.cast(crop, tf.float32), (out_h, out_w), method="bilinear", antialias=True)
         if flip:
             crop = tf.where(flip_draw < 0.5, tf.reverse(crop, [1]), crop)
         return tf.clip_by_value(crop, 0.0, 255.0)
