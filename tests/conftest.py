@@ -68,6 +68,44 @@ def randomize_bn_statistics(model, seed=0):
                 layer.beta.assign(rng.normal(0, 0.1, c).astype("float32"))
 
 
+# xdist (`--dist loadfile`) hands each worker one file at a time from a queue. Its default queue order,
+# most tests first, puts the heaviest few-test files (a fine-tune: 8 tests, ~5 minutes; the README table
+# check: 2 tests, ~90 s) at the end, where one of them can keep a worker busy while the other has nothing
+# left. These files go first, longest first (seconds: their slowest tests' durations summed, from a full
+# run with 2 workers before the issue-20 speed-ups); the rest follow most tests first, as xdist ordered
+# them. pytest.ini passes --no-loadscope-reorder so that xdist keeps this order.
+HEAVY_FILES_FIRST = (
+    "tests/backends/test_backends.py",  # builds the registry three times (TF, JAX, torch)
+    "tests/test_folder_finetune.py",  # ~330 s: three trainings to an accuracy bar
+    "tests/test_notebooks.py",  # ~230 s: runs every notebook
+    "tests/test_presets.py",  # ~200 s: full-size preset files
+    "tests/oracle/test_slim_resnet.py",  # ~150 s
+    "tests/test_cli_folder.py",  # ~140 s: a killed run and its resumption, in subprocesses
+    "tests/oracle/test_slim_inception_vgg.py",
+    "tests/test_resnet.py",
+    "tests/test_tables.py",  # ~90 s: builds every registered model at full size
+    "tests/test_superres.py",  # ~90 s: FSRCNN to above bicubic
+    "tests/test_fuzz_readers.py",
+    "tests/test_deploy.py",
+    "tests/test_cli.py",
+    "tests/test_training_kill.py",
+)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Heavy files first (see HEAVY_FILES_FIRST), then files with more tests first; a file's own order kept."""
+    rank = {path: i for i, path in enumerate(HEAVY_FILES_FIRST)}
+    counts = {}
+    for item in items:
+        counts[item.nodeid.split("::")[0]] = counts.get(item.nodeid.split("::")[0], 0) + 1
+
+    def key(indexed):
+        path = indexed[1].nodeid.split("::")[0]
+        return (rank.get(path, len(rank)), -counts[path], path, indexed[0])
+
+    items[:] = [item for _, item in sorted(enumerate(items), key=key)]
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: heavier tests (full-size models, training runs)")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -32,6 +32,12 @@ WORKER_TIMEOUT = 900
 MODELS = [m for m in os.environ.get("KERASNETS_BACKEND_MODELS", "").split(",") if m] or kerasnets.available_models()
 
 
+# The two workers run beside this process (and beside the other xdist worker): a second intra-op
+# thread finds no free core and spins (torch's load_weights: same wall time, twice the CPU time).
+# One thread each; the outputs compared are the same computations, summed in at most another order.
+SINGLE_THREADED = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                   "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
+
 CALIBRATION_EXTRA = 6
 SCALING_LAYERS = ("Rescaling", "Normalization", "Preprocess")
 
@@ -54,7 +60,8 @@ def _start_workers(jobdir):
         if _missing(backend):
             continue
         env = dict(os.environ, KERAS_BACKEND=backend, JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="",
-                   PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+                   PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+                   **SINGLE_THREADED)
         log = open(jobdir / f"worker.{backend}.log", "w")
         proc = subprocess.Popen([sys.executable, "-m", "tests.backends.worker", str(jobdir)], cwd=ROOT, env=env,
                                 stdout=log, stderr=subprocess.STDOUT)
