@@ -29,6 +29,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the checkout: tests.fuzz
 
 from harness import add_check_flag, environment, finish  # noqa: E402
 
@@ -131,24 +132,13 @@ def write_tf_ckpt(path, model):
                       tensors=[v.value for v in model.weights])
 
 
-def _pb_varint(value):
-    out = bytearray()
-    while True:
-        out.append((value & 0x7F) | (0x80 if value > 0x7F else 0))
-        value >>= 7
-        if not value:
-            return bytes(out)
-
-
-def _pb_bytes(number, payload):
-    return _pb_varint(number << 3 | 2) + _pb_varint(len(payload)) + payload
-
-
 def write_caffemodel(path, model):
     """VGG_ILSVRC_16_layers as Caffe stores it (a V2 NetParameter: conv1_1..fc8, OIHW kernels, fc6 over
     the CHW flattening), encoded here from caffe.proto's field numbers: layer 100; name 1, type 2,
     blobs 7; BlobProto shape 7 (BlobShape dim 1, packed), data 5 (packed float)."""
     import numpy as np
+
+    from tests.fuzz.corpus import pb_field as _pb_bytes, pb_varint as _pb_varint  # the tests' protobuf encoder
 
     def blob(array):
         shape = _pb_bytes(1, b"".join(_pb_varint(d) for d in array.shape))
