@@ -126,7 +126,8 @@ def copy_by_build_order(source, target):
     theirs, ours = weighted_layers(source), weighted_layers(target)
     assert len(theirs) == len(ours)
     for a, b in zip(theirs, ours):
-        assert type(a) is type(b) and [v.shape for v in a.weights] == [v.shape for v in b.weights], (a.name, b.name)
+        # ours may be a subclass (the fused BatchNormalization); the pairing is by class and shapes
+        assert isinstance(b, type(a)) and [v.shape for v in a.weights] == [v.shape for v in b.weights], (a.name, b.name)
     tensors = {b.name: {v.name: _np(v) for v in a.weights} for a, b in zip(theirs, ours)}
     wf = weights_io.WeightFile(tensors=tensors, convention="keras", format="keras-model")
     return weights_io.assign_weights(target, wf, weights_io.get_layout("keras"), strict=True)

@@ -115,7 +115,7 @@ class _Encoder:
             data = array = np.ascontiguousarray(array)
         offset = self.blob_end
         if data.nbytes:
-            self.blob_file.write(memoryview(data.reshape(-1)).cast("B"))
+            self.blob_file.write(data.reshape(-1).view(np.uint8))  # bytes of any dtype (bfloat16 too)
         self.blob_end += data.nbytes
         return {"blob": [offset, dtype, list(array.shape), list(array.strides)]}
 
