@@ -156,7 +156,10 @@ def check_save_load_and_fit(model, x, y, tmp_path):
     for fmt in ("keras", "h5"):
         model.save(tmp_path / f"model.{fmt}")
         restored = keras.models.load_model(tmp_path / f"model.{fmt}")
-        np.testing.assert_allclose(restored.predict(x, verbose=0), before, rtol=1e-5, atol=1e-6, err_msg=fmt)
+        # the files hold keras' own BatchNormalization (what the fused layer saves as): equal to float
+        # rounding, within 1e-5 of the output's scale
+        np.testing.assert_allclose(restored.predict(x, verbose=0), before, rtol=0,
+                                   atol=1e-5 * np.abs(before).max(), err_msg=fmt)
     restored.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     history = restored.fit(x, y, batch_size=len(x), epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
