@@ -162,13 +162,15 @@ def forward_flops(model):
 
     import keras
 
+    from weights_io.assign import weighted_layers
+
     total = 0
 
     def size(shape):
         return math.prod(int(d) for d in shape[1:] if d is not None)
 
-    for layer in _all_layers(model):
-        if not layer.weights or not hasattr(layer, "output"):
+    for layer in weighted_layers(model):
+        if not hasattr(layer, "output"):
             continue
         try:
             out_shape, in_shape = layer.output.shape, layer.input.shape
@@ -186,16 +188,6 @@ def forward_flops(model):
         elif isinstance(layer, keras.layers.Dense):
             total += 2 * size(out_shape) * int(in_shape[-1])
     return total
-
-
-def _all_layers(model):
-    import keras
-
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            yield from _all_layers(layer)
-        else:
-            yield layer
 
 
 def matmul_peak(dtype="float32", n=2048, repeats=5):

@@ -79,18 +79,9 @@ def infer_fn(model, x):
 
 def build_ours_under(policy, name, image_size, classes):
     """Our model built under a dtype policy, its classifier in float32 (as `training.fit` does)."""
-    import keras
+    from training.precision import build_under
 
-    from training.precision import float32_head
-
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(policy)
-    try:
-        ours, _ = build_pair(name, image_size, classes)
-    finally:
-        keras.config.set_dtype_policy(previous)
-    float32_head(ours)
-    return ours
+    return build_under(policy, lambda: build_pair(name, image_size, classes)[0])
 
 
 def gpu_section(args):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from training.precision import choose_precision, float32_head
+from training.precision import build_under, choose_precision
 
 LENET_SIZE = 32
 
@@ -68,17 +68,14 @@ def train_lenet5_digits(output="lenet5.h5", epochs=25, batch_size=32, learning_r
 
     keras.utils.set_random_seed(seed)
     (x_train, y_train), (x_test, y_test) = load_digits_32(seed=seed)
-    policy, _ = choose_precision(precision)
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(policy)
-    try:
+    def build_trainer():
         model = build_lenet5(classes=10)
         inputs = keras.Input(model.input_shape[1:])
-        trainer = keras.Model(inputs, model(digit_augmentation()(inputs)), name="lenet5_augmented")
-    finally:
-        keras.config.set_dtype_policy(previous)
-    if policy != "float32":
-        float32_head(trainer)
+        return keras.Model(inputs, model(digit_augmentation()(inputs)), name="lenet5_augmented")
+
+    policy, _ = choose_precision(precision)
+    trainer = build_under(policy, build_trainer)
+    model = trainer.get_layer("lenet5")
     metrics_args = dict(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     trainer.compile(optimizer=keras.optimizers.Adam(learning_rate), **metrics_args)
     model.compile(optimizer=trainer.optimizer, **metrics_args)  # the saved model reloads compiled

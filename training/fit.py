@@ -37,7 +37,7 @@ from training.arrays import EpochShuffledArrays
 from training.callbacks import (
     SCHEDULES, AtomicCheckpoint, ResumableBackup, lr_schedule_callback, read_resume_state, truncate_log,
 )
-from training.precision import choose_precision, float32_head
+from training.precision import build_under, choose_precision
 from training.strategies import _null_scope, is_chief, make_strategy
 
 
@@ -193,21 +193,13 @@ def fit(
 
     scope = strategy.scope() if strategy is not None else _null_scope()
     with scope:
-        previous_policy = keras.config.dtype_policy()
-        if policy != "float32":
-            keras.config.set_dtype_policy(policy)
-        try:
-            if isinstance(model, keras.Model):
-                if strategy is not None:
-                    clone = keras.models.clone_model(model)
-                    clone.set_weights(model.get_weights())
-                    model = clone
-            else:
-                model = model()
-        finally:
-            keras.config.set_dtype_policy(previous_policy)
-        if policy != "float32":
-            float32_head(model)
+        if isinstance(model, keras.Model):  # built already: float32 (mixed needs a build function, above)
+            if strategy is not None:
+                clone = keras.models.clone_model(model)
+                clone.set_weights(model.get_weights())
+                model = clone
+        else:
+            model = build_under(policy, model)
         num_classes = int(model.outputs[0].shape[-1])
         if compile:
             optimizer = optimizer or keras.optimizers.Adam(learning_rate)

@@ -93,6 +93,23 @@ def choose_precision(precision="auto"):
     return precision, "asked for"
 
 
+def build_under(policy, build):
+    """`build()` with Keras' global dtype policy set to `policy` (restored after), then `float32_head`.
+
+    A mixed policy must be in force while the layers are created; what `build` returns is handed back
+    with its classifier computing in float32.
+    """
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        model = build()
+    finally:
+        keras.config.set_dtype_policy(previous)
+    if policy != "float32":
+        float32_head(model)
+    return model
+
+
 def _producer(tensor):
     history = getattr(tensor, "_keras_history", None)
     return history[0] if history else None

@@ -39,12 +39,6 @@ def is_chief():
     return kind == "worker" and index == 0 and not has_chief
 
 
-def _gpu_available():
-    import tensorflow as tf
-
-    return bool(tf.config.list_physical_devices("GPU"))
-
-
 class _null_scope:
     """The scope `fit` enters when no strategy is given."""
 
