@@ -24,6 +24,9 @@ Provenance of every fact in the table:
   prefix torch.hub checks is in each file name; top-1/top-5 are the "Our
   porting" rows of its README; resize = floor(crop / 0.875), bilinear, as its
   `utils.TransformImage` does.
+* SegNet rows: the links of SegNet-Tutorial's Example_Models/segnet_model_zoo.md
+  (no hash published: null); classes and input size from the zoo's prototxts;
+  BGR 0..255 with no mean, as its test and webcam scripts feed frames.
 * FSRCNN-pytorch rows: the Dropbox pages in yjn870/FSRCNN-pytorch's README
   (pages, not direct downloads: manual), Set5 PSNR from the same README.
 * junyanz CycleGAN rows: the names and URL pattern of
@@ -326,6 +329,37 @@ def caffe_rows():
     } for name, model, layout, url, manual, file_name, sha1, size, top1, top5, source in CAFFE_FILES]
 
 
+SEGNET_ZOO = "http://mi.eng.cam.ac.uk/~agk34/resources/SegNet/"
+# SegNet-Tutorial's model zoo (Example_Models/segnet_model_zoo.md): (preset, file, classes, input size, what);
+# the class counts and input sizes are those of the zoo's inference prototxts (conv1_1_D's num_output,
+# input_dim). No hash is published: pinned on first use.
+SEGNET_FILES = [
+    ("segnet.camvid", "segnet_weights_driving_webdemo.caffemodel", 12, (360, 480),
+     "road scenes (CamVid; the SegNet web demo's 12 classes)"),
+    ("segnet.sun", "segnet_sun.caffemodel", 38, (360, 480), "indoor scenes (SUN RGB-D's 37 classes and void)"),
+    ("segnet.sun_low_resolution", "segnet_sun_low_resolution.caffemodel", 38, (224, 224),
+     "indoor scenes (SUN RGB-D's 37 classes and void) at 224x224"),
+    ("segnet.pascal", "segnet_pascal.caffemodel", 21, (224, 224), "Pascal VOC 2012 (20 classes and background)"),
+]
+
+
+def segnet_rows():
+    """caffe-segnet's VGG-16 SegNets: BGR 0..255 in, per-pixel class scores out (Caffe appends an ArgMax)."""
+    return [{
+        "name": name, "model": "segnet",
+        "options": {**_layout_options("caffe-segnet", "segnet"), "classes": classes,
+                    "input_shape": [height, width, 3]},
+        "task": "segmentation",
+        "publisher": f"SegNet-Tutorial model zoo (Kendall, Badrinarayanan, Cipolla; caffe-segnet): {what}; "
+                     "CC BY-NC 4.0",
+        "url": SEGNET_ZOO + file_name, "manual_download": False, "file_name": file_name, "file_size_mb": None,
+        "hash": None, "format": "caffemodel", "layout": "caffe-segnet", "key_renames": [], "head": ["score_conv"],
+        "preprocessing": {"mode": "segnet", "color": "BGR", "scale": 1.0, "mean": None, "std": None,
+                          "input_size": [height, width], "resize": None, "crop": None, "interpolation": "bilinear"},
+        "classes": None, "accuracy": None, "default": False,
+    } for name, file_name, classes, (height, width), what in SEGNET_FILES]
+
+
 def kerasnets_family(model):
     import kerasnets
 
@@ -550,7 +584,7 @@ def main():
     from torchvision.models._meta import _IMAGENET_CATEGORIES
 
     rows = (torchvision_rows() + keras_rows() + vgg_file_rows() + cadene_rows() + fsrcnn_rows()
-            + junyanz_rows() + junyanz_pix2pix_rows() + milesial_rows() + caffe_rows())
+            + junyanz_rows() + junyanz_pix2pix_rows() + milesial_rows() + caffe_rows() + segnet_rows())
     rows += slim_rows(rows) + timm_rows(rows)
     # "imagenet" = the builder's default preset: one whose options are the builder's defaults.
     # torchvision's DEFAULT, except where the builder's default options are keras.applications'.

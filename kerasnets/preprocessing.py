@@ -48,6 +48,11 @@ MODES = {
         weights="Caffe BN-Inception (Cadene pretrainedmodels bn_inception .pth): BGR, 0..255 minus the rounded "
         "BGR mean (104, 117, 128).",
     ),
+    "segnet": PreprocessingMode(
+        "segnet", bgr=True, scale=1.0, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), offset=0.0,
+        weights="SegNet's Caffe model zoo (caffe-segnet CamVid, SUN, Pascal): BGR, 0..255 as is (SegNet-Tutorial's "
+        "scripts feed OpenCV's BGR frames unchanged).",
+    ),
     "torch": PreprocessingMode(
         "torch", bgr=False, scale=1 / 255.0, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), offset=0.0,
         weights="torchvision and timm .pth weights (ResNet, DenseNet, MobileNetV3, VGG, AlexNet): RGB in [0, 1], "

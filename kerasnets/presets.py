@@ -437,8 +437,11 @@ def _canonical(preset, **overrides):
     return build(preset.model, **kwargs)
 
 
-def _comparable(config):
-    return {k: v for k, v in config.items() if k not in ("name", "trainable", "dtype")}
+def _comparable(config, head=False):
+    """A layer config without what may differ between two builds of one network (a head's activation:
+    `classifier_activation=None` asks for logits from the same weights)."""
+    ignored = ("name", "trainable", "dtype") + (("activation",) if head else ())
+    return {k: v for k, v in config.items() if k not in ignored}
 
 
 def check_architecture(model, preset):
@@ -465,7 +468,8 @@ def check_architecture(model, preset):
         mine = ours.get(layer.name)
         if mine is None:
             differences.append(f"layer {layer.name!r} is missing")
-        elif type(mine) is not type(layer) or _comparable(mine.get_config()) != _comparable(layer.get_config()):
+        elif type(mine) is not type(layer) or (_comparable(mine.get_config(), layer.name in preset.head)
+                                               != _comparable(layer.get_config(), layer.name in preset.head)):
             differences.append(f"layer {layer.name!r} differs")
         if len(differences) >= 3:
             break

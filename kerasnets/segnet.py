@@ -4,8 +4,10 @@ Encoder layer names are kerasnets.vgg's BN names (``block{b}_conv{c}``,
 ``block{b}_conv{c}_bn``, ``block{b}_conv{c}_relu``), so VGG-BN weights load
 through weights_io's ``torchvision-vgg`` layout (or by name from our VGG);
 pools are ``block{b}_pool`` (`MaxPoolingWithArgmax2D`: values + argmax
-indices). Decoder: ``decoder{b}_unpool`` (`MaxUnpooling2D` with block b's
-indices), ``decoder{b}_conv{c}``/``_bn``/``_relu`` mirroring the encoder
+indices; ceil mode, as Caffe pools, so any input size works: SegNet's CamVid
+and SUN nets take 360x480, whose 45x60 maps pool to 23x30 and back).
+Decoder: ``decoder{b}_unpool`` (`MaxUnpooling2D` with block b's indices,
+restoring the size block b pooled), ``decoder{b}_conv{c}``/``_bn``/``_relu`` mirroring the encoder
 (the last conv of a block narrows to the next block's width), and
 ``score_conv``, a 3x3 conv to the classes (not ``predictions``: VGG layouts map
 that name to the ImageNet classifier).
@@ -37,7 +39,8 @@ def build_segnet(input_shape=None, input_tensor=None, classes=21, classifier_act
     """SegNet: VGG-BN encoder with argmax pooling, decoder unpooling with those indices.
 
     Args:
-        input_shape: (H, W, C), H and W multiples of 32; default (224, 224, 3).
+        input_shape: (H, W, C), H and W at least 32 (any size: odd maps pool in ceil mode and unpool back
+            to their own size); default (224, 224, 3).
         input_tensor: optional Keras tensor to use as the input.
         classes: per-pixel classes.
         classifier_activation: activation of the last conv (None for logits).
@@ -57,17 +60,17 @@ def build_segnet(input_shape=None, input_tensor=None, classes=21, classifier_act
         keras.activations.get(classifier_activation)
     model_name = name or f"segnet_{encoder}"
     shape = resolve_input_shape(input_shape, default_shape=(224, 224, 3), min_size=32, model_name=model_name)
-    if any(s is not None and s % 32 for s in shape[:2]):
-        raise ValueError(f"SegNet needs height and width that are multiples of 32. Received: input_shape={shape}")
     inputs = make_inputs(shape, input_tensor)
-    x, indices = inputs, []
+    x, pooled = inputs, []  # (the map each pool took, its argmax indices)
     for b, (convs, width) in enumerate(zip(blocks, VGG_WIDTHS), start=1):
         for c in range(1, convs + 1):
             x = conv_bn_relu(x, width, name=f"block{b}_conv{c}", bn_epsilon=bn_epsilon)
-        x, argmax = MaxPoolingWithArgmax2D(2, name=f"block{b}_pool")(x)
-        indices.append(argmax)
+        before = x
+        x, argmax = MaxPoolingWithArgmax2D(2, ceil_mode=True, name=f"block{b}_pool")(x)
+        pooled.append((before, argmax))
     for b in range(len(blocks), 0, -1):
-        x = MaxUnpooling2D(2, name=f"decoder{b}_unpool")([x, indices[b - 1]])
+        before, argmax = pooled[b - 1]
+        x = MaxUnpooling2D(2, name=f"decoder{b}_unpool")([x, argmax, before])
         convs, width = blocks[b - 1], VGG_WIDTHS[b - 1]
         for c in range(1, convs + 1):
             last = c == convs

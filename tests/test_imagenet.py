@@ -23,6 +23,7 @@ def test_modes_match_their_published_formulas(images):
     matconvnet = images - np.array([123.68, 116.779, 103.939])
     np.testing.assert_allclose(preprocess_input(images, mode="matconvnet"), matconvnet, atol=1e-4)
     np.testing.assert_array_equal(preprocess_input(images, mode="raw"), images)
+    np.testing.assert_array_equal(preprocess_input(images, mode="segnet"), np.stack([b, g, r], -1))
     y = (16 + (64.738 * r + 129.057 * g + 25.064 * b) / 256) / 255  # FSRCNN-pytorch convert_rgb_to_y
     np.testing.assert_allclose(preprocess_input(images, mode="y")[..., 0], y, rtol=1e-6)
 

@@ -64,8 +64,40 @@ def test_argmax_pool_and_unpool_match_torch_definition():
     np.testing.assert_array_equal(np.take_along_axis(flat, np.asarray(indices).transpose(0, 3, 1, 2).reshape(2, 3, -1), -1),
                                   np.asarray(pooled).transpose(0, 3, 1, 2).reshape(2, 3, -1))
     assert np.count_nonzero(unpooled) == pooled.shape[1] * pooled.shape[2] * 3 * 2
-    with pytest.raises(ValueError, match="divisible"):
+    with pytest.raises(ValueError, match="ceil_mode"):
         MaxPoolingWithArgmax2D(2)(x[:, :5])
+
+
+@pytest.mark.parametrize("height, width", [(5, 7), (45, 60), (1, 2)])
+def test_ceil_mode_pools_any_size_and_unpools_back_to_it(height, width):
+    """Caffe's rounding (SegNet's 360x480 nets): partial last windows, indices into the unpadded map."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(2, height, width, 3)).astype("float32")
+    pooled, indices = MaxPoolingWithArgmax2D(2, ceil_mode=True)(x)
+    out_h, out_w = -(-height // 2), -(-width // 2)
+    expected_values = np.empty((2, out_h, out_w, 3), "float32")
+    expected_indices = np.empty((2, out_h, out_w, 3), "int64")
+    for i in range(out_h):
+        for j in range(out_w):
+            window = x[:, 2 * i:2 * i + 2, 2 * j:2 * j + 2]  # numpy clips the partial windows
+            flat = window.transpose(0, 3, 1, 2).reshape(2, 3, -1)
+            local = flat.argmax(-1)
+            expected_values[:, i, j] = flat.max(-1)
+            expected_indices[:, i, j] = (2 * i + local // window.shape[2]) * width + 2 * j + local % window.shape[2]
+    np.testing.assert_array_equal(np.asarray(pooled), expected_values)
+    np.testing.assert_array_equal(np.asarray(indices), expected_indices)
+    unpooled = np.asarray(MaxUnpooling2D(2)([pooled, indices, x]))
+    assert unpooled.shape == x.shape
+    expected = np.zeros_like(x)
+    n, c = np.meshgrid(np.arange(2), np.arange(3), indexing="ij")
+    for i in range(out_h):
+        for j in range(out_w):
+            flat_index = expected_indices[:, i, j]
+            expected[n, flat_index // width, flat_index % width, c] = expected_values[:, i, j]
+    np.testing.assert_array_equal(unpooled, expected)
+    layer = MaxPoolingWithArgmax2D(2, ceil_mode=True)
+    assert layer.compute_output_shape((None, height, width, 3))[0] == (None, out_h, out_w, 3)
+    assert MaxPoolingWithArgmax2D.from_config(layer.get_config()).ceil_mode
 
 
 def test_unpooling_passes_gradients_to_the_maxima_only():

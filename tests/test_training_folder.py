@@ -84,6 +84,7 @@ def test_modes_match_hand_formulas():
         "tf": x / 127.5 - 1,
         "none": x / 255,
         "raw": x,
+        "segnet": x[..., ::-1],
     }
     assert set(MODES) == set(expected)
     for mode, want in expected.items():

@@ -212,8 +212,11 @@ def he_resnet(depth, seed=3, global_pool=False, net=None):
 def segnet(classes, seed=6):
     """SegNet-Tutorial's segnet_inference.prototxt (VGG-16 encoder), as caffe-segnet's file holds it ("BN"
     layers of scale and shift (1, C, 1, 1); "Upsample" fed by the pooling masks), and the same numbers as a
-    net OpenCV runs (Scale; MaxUnpool), which computes what caffe-segnet's inference BN and Upsample compute."""
+    net OpenCV runs (Scale; MaxUnpool), which computes what caffe-segnet's inference BN and Upsample compute.
+    OpenCV's MaxUnpool takes the pooled blob as a third bottom and restores its size, as caffe-segnet's
+    upsample_h/upsample_w do where Caffe's ceil-mode pooling met an odd size (360x480: 45 -> 23 -> 45)."""
     net, x, cin, widths = Net(seed), "data", 3, (64, 128, 256, 512, 512)
+    before_pool = {}
     blocks = (2, 2, 3, 3, 3)
 
     def conv_bn_relu(name, x, cin, cout):
@@ -226,6 +229,7 @@ def segnet(classes, seed=6):
     for b, (convs, width) in enumerate(zip(blocks, widths), start=1):
         for c in range(1, convs + 1):
             x, cin = conv_bn_relu(f"conv{b}_{c}", x, cin, width), width
+        before_pool[f"pool{b}_mask"] = x
         net.add(f"pool{b}", "Pooling", x, [f"pool{b}", f"pool{b}_mask"],
                 pooling_param={"pool": Bare("MAX"), "kernel_size": 2, "stride": 2})
         x = f"pool{b}"
@@ -243,7 +247,8 @@ def segnet(classes, seed=6):
             spec = layer(spec["name"], "Scale", spec["bottoms"], spec["tops"], [b.reshape(-1) for b in spec["blobs"]],
                          scale_param={"bias_term": True})
         elif spec["type"] == "Upsample":
-            spec = layer(spec["name"], "MaxUnpool", spec["bottoms"], spec["tops"], pool_k_h=2, pool_k_w=2,
+            bottoms = [*spec["bottoms"], before_pool[spec["bottoms"][1]]]
+            spec = layer(spec["name"], "MaxUnpool", bottoms, spec["tops"], pool_k_h=2, pool_k_w=2,
                          pool_stride_h=2, pool_stride_w=2, pool_pad_h=0, pool_pad_w=0)
         reference.append(spec)
     return net.layers, reference
@@ -456,23 +461,88 @@ def test_bvlc_googlenet_preset_over_loopback(tmp_path, monkeypatch):
     assert_matches(model.predict(nhwc(batch), verbose=0), opencv_forward(prototxt, model_path, batch), "preset")
 
 
-def test_caffe_segnet_into_build_segnet(tmp_path):
+def unambiguous_segnet_images(model, size, count=2, min_gap=1e-5):
+    """BGR 0..255 images (NCHW) on which every max pool of `model`'s encoder has a clear winner.
+
+    Why: SegNet unpools the decoder's values to the encoder's argmax positions, so where a window's two
+    largest values differ by float rounding (1e-6 relative: seen once in two random 45x60 images), OpenCV
+    and we may place a decoder value one pixel apart, both correctly. Images are drawn until each window with
+    a positive maximum leads its runner-up by `min_gap` (relative), ten times the rounding.
+    """
+    import keras
+
+    probe = keras.Model(model.input, [model.get_layer(f"block{b}_pool").input for b in range(1, 6)])
+    for seed in range(10, 60):
+        batch = np.random.default_rng(seed).uniform(0, 255, (count, 3, *size)).astype(np.float32)
+        gaps = []
+        for features in probe.predict(nhwc(batch), verbose=0):
+            n, h, w, c = features.shape
+            padded = np.full((n, h + h % 2, w + w % 2, c), -np.inf, np.float32)
+            padded[:, :h, :w] = features
+            windows = padded.reshape(n, (h + 1) // 2, 2, (w + 1) // 2, 2, c).transpose(0, 1, 3, 5, 2, 4)
+            ranked = np.sort(windows.reshape(*windows.shape[:4], 4), -1)
+            top, runner_up = ranked[..., -1], ranked[..., -2]
+            positive = top > 0
+            gaps.append((top[positive] - runner_up[positive]) / top[positive])
+        if np.concatenate(gaps).min() > min_gap:
+            return batch
+    raise AssertionError("no images without near-tied pooling windows in 50 draws")
+
+
+@pytest.mark.parametrize("size", [(64, 64), (45, 60)])
+def test_caffe_segnet_into_build_segnet(tmp_path, size):
     """caffe-segnet's BN (scale, shift) and mask-driven Upsample, against OpenCV's Scale and MaxUnpool.
 
     OpenCV has neither of caffe-segnet's own layers; its Scale and MaxUnpool compute what they compute in
     inference, on the same numbers, and share no code with our BatchNormalization and MaxUnpooling2D.
+    45x60 is the CamVid net's 360x480 from its third pool on: Caffe's ceil-mode pools take 45 to 23 and
+    23 to 12, 15 to 8 and 3 to 2, and the unpooling restores each odd size.
     """
     ours, reference = segnet(classes=11)
     model_path = tmp_path / "segnet.caffemodel"
     model_path.write_bytes(caffemodel_bytes(ours))
     prototxt, reference_model = tmp_path / "reference.prototxt", tmp_path / "reference.caffemodel"
-    prototxt.write_text(prototxt_text(reference, {"data": (1, 3, 64, 64)}, name="reference"))
+    prototxt.write_text(prototxt_text(reference, {"data": (1, 3, *size)}, name="reference"))
     reference_model.write_bytes(caffemodel_bytes(reference, name="reference"))
-    batch = images(64)
-    # OpenCV's MaxUnpool takes one image at a time
-    expected = np.concatenate([opencv_forward(prototxt, reference_model, batch[i:i + 1]) for i in range(len(batch))])
-    model = kerasnets.from_weights(model_path, model="segnet", classes=11, input_shape=(64, 64, 3),
+    model = kerasnets.from_weights(model_path, model="segnet", classes=11, input_shape=(*size, 3),
                                    classifier_activation=None)
     assert model.weights_report.layout == "caffe-segnet" and model.weights_report.ok
+    batch = unambiguous_segnet_images(model, size)
+    # OpenCV's MaxUnpool takes one image at a time
+    expected = np.concatenate([opencv_forward(prototxt, reference_model, batch[i:i + 1]) for i in range(len(batch))])
     ours_nchw = model.predict(nhwc(batch), verbose=0).transpose(0, 3, 1, 2).reshape(len(batch), -1)
     assert_matches(ours_nchw, expected, "segnet")
+
+
+def test_segnet_camvid_preset_over_loopback(tmp_path, monkeypatch, capsys):
+    """segnet.camvid: the zoo publishes no hash (pinned on first use), 360x480 in, 12 classes, BGR 0..255 as is.
+
+    Its numbers follow the path the 45x60 test above checks against OpenCV; this checks the preset's row."""
+    net, _ = segnet(classes=12, seed=7)
+    body = caffemodel_bytes(net)
+
+    class Handler(QuietHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = LoopbackServer(Handler)
+    monkeypatch.setenv("KERASNETS_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("KERASNETS_WEIGHTS_DIR", raising=False)
+    row = presets.get_preset("segnet.camvid")
+    assert row.hash is None and row.layout == "caffe-segnet" and row.preprocessing["mode"] == "segnet"
+    local = dataclasses.replace(row, name="t.segnet_camvid", url=server.url + row.file_name)
+    monkeypatch.setitem(presets._table(), local.name, local)
+    try:
+        model = kerasnets.build_preset(local.name, classifier_activation=None)
+    finally:
+        server.stop()
+    assert hashlib.sha256(body).hexdigest() in capsys.readouterr().err  # trust on first use: the pin is shown
+    assert model.input_shape == (None, 360, 480, 3) and model.output_shape == (None, 360, 480, 12)
+    image = np.random.default_rng(3).uniform(0, 255, (1, 360, 480, 3)).astype(np.float32)
+    bgr = kerasnets.imagenet.preprocess_input(image, mode="segnet")
+    np.testing.assert_array_equal(bgr, image[..., ::-1])
+    scores = model.predict(bgr, verbose=0)
+    assert np.isfinite(scores).all() and np.unique(scores.argmax(-1)).size > 1
