@@ -256,6 +256,27 @@ def bench_tf_checkpoint(rounds, workdir):
     return rows
 
 
+WRITER_CHILD = r"""
+import os, sys
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path[:0] = sys.argv[3:]
+from weight_import import WRITERS
+from kerasnets import build_vgg16
+WRITERS[sys.argv[1]][1](sys.argv[2], build_vgg16())
+"""
+
+
+def write_in_child(fmt, path):
+    """Writes the `fmt` file of a VGG16 from a process of its own.
+
+    Why: a parent holding a built VGG16 slowed every timed child (seen 2026-12-04: a .mat load took
+    3.4-3.9 s with the model alive here, 1.2 s without; the children share nothing with it but the
+    machine's memory), so the parent never builds one.
+    """
+    here = os.path.dirname(os.path.abspath(__file__))
+    subprocess.run([sys.executable, "-c", WRITER_CHILD, fmt, path, here, os.path.dirname(here)], check=True)
+
+
 def run_child(mode, path):
     out = subprocess.run([sys.executable, "-c", CHILD, mode, path], capture_output=True, text=True, check=True)
     line = next(l for l in out.stdout.splitlines() if l.startswith("RESULT"))
@@ -279,15 +300,14 @@ def main(argv=None):
         if not args.formats:
             return
 
-    from kerasnets import build_vgg16
-
-    model = build_vgg16()
     rows = []
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         for fmt in args.formats:
-            suffix, writer = WRITERS[fmt]
-            path = os.path.join(tmp, "vgg16" + suffix)
-            writer(path, model)
+            path = os.path.join(tmp, "vgg16" + WRITERS[fmt][0])
+            write_in_child(fmt, path)
+            # the writer's dirty pages go to disk now, not during the timed reads (seen 2026-12-04: a .mat
+            # load timed right after its write took 4.6 s, 1.2-1.3 s once the disk was quiet)
+            os.sync()
             size = os.path.getsize(path)
             reads, loads = [], []
             with open(path, "rb") as f:  # warm the page cache for both sides (no child: it costs a TF start-up)
