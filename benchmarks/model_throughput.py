@@ -22,7 +22,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import add_check_flag, finish, forward_flops, interleave, matmul_peak, report  # noqa: E402
+from harness import (add_check_flag, finish, forward_flops, interleave, matmul_peak, report,  # noqa: E402
+                     training_timer)
 
 # our name -> (keras.applications class, the kerasnets module whose KERAS_APPLICATIONS
 # options dict reproduces it, extra builder options)
@@ -61,27 +62,6 @@ def build_pair(name, image_size, classes):
     ours = kerasnets.build(name, **common, **keras_style_options(module_name), **extra)
     reference = getattr(keras.applications, app_name)(**common)
     return ours, reference
-
-
-def training_timer():
-    """A callback that times `fit`'s training loop, from its start to its last step's end.
-
-    Why: on TensorFlow, `fit` on numpy arrays returns up to ~1.7 s after its last step, while tf.data's
-    autotuning of the finished epoch winds down (measured 2026-12-04: ResNet-50's three steps end 3.4-3.8 s
-    into the call, and the call returns at 5.15 s or 10.3 s whichever model it trains; a dataset with
-    autotuning off shows no wait). The wait comes once per `fit` call, not per step, and alike for both
-    models: timing whole calls pulled every ratio towards 1.
-    """
-    import keras
-
-    class TrainingTime(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.start = time.perf_counter()
-
-        def on_train_end(self, logs=None):
-            self.seconds = time.perf_counter() - self.start
-
-    return TrainingTime()
 
 
 def train_fn(model, x, y, batch, steps):

@@ -16,7 +16,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import interleave, report  # noqa: E402
+from harness import interleave, report, training_timer  # noqa: E402
 
 
 def make_trainer(name, image_size, classes, *, jit_compile=False, steps_per_execution=1, dtype_policy=None):
@@ -52,7 +52,12 @@ def main(argv=None):
     y = rng.integers(0, classes, n)
 
     def fit(model):
-        return lambda: model.fit(x, y, batch_size=args.batch, epochs=1, verbose=0, shuffle=False)
+        def run():
+            timer = training_timer()
+            model.fit(x, y, batch_size=args.batch, epochs=1, verbose=0, shuffle=False, callbacks=[timer])
+            return timer.seconds
+
+        return run
 
     base = make_trainer(args.model, args.image_size, classes)
     cases = {
