@@ -86,6 +86,23 @@ def test_keras_file_formats_round_trip(models, fmt, tmp_path):
     assert report.path.endswith("." + fmt) and report.relative_diff <= 1e-4
 
 
+def test_mixed_precision_model_goes_to_onnx_as_its_float32_copy(tmp_path):
+    """What precision="auto" trains on a CPU with bfloat16 (or a GPU in float16): tf2onnx refuses the mixed
+    graph, so the artifact is the same weights computing in float32, checked against that copy."""
+    pytest.importorskip("onnxruntime")
+    from training.precision import build_under
+
+    model = build_under("mixed_bfloat16", lambda: kerasnets.build("lenet5", classes=10))
+    copy = deploy.float32_copy(model)
+    assert {layer.dtype_policy.name for layer in copy._flatten_layers(include_self=False)} == {"float32"}
+    x = deploy.sample_batch(model)
+    bf16, f32 = np.asarray(model(x)), np.asarray(copy(x))
+    assert 0 < np.abs(bf16 - f32).max() <= 1e-2 * np.abs(f32).max()  # bfloat16 rounding, same weights
+    report = deploy.export(model, tmp_path / "m", "onnx")
+    np.testing.assert_allclose(deploy.load_runtime(report.path, "onnx")(x), f32, rtol=0,
+                               atol=1e-4 * np.abs(f32).max())
+
+
 def test_mismatching_artifact_is_refused(models, tmp_path, monkeypatch):
     """A runtime that drifts by 1e-3 x max|ref| must fail the export (and the CLI with exit 1)."""
     model = _model(models, "fsrcnn") if "fsrcnn" in EXPORTED else kerasnets.build_lenet5()

@@ -235,6 +235,29 @@ def compare_outputs(actual, expected):
     return worst, scale
 
 
+def _is_mixed_precision(model):
+    return any(layer.dtype_policy.compute_dtype != layer.dtype_policy.variable_dtype
+               for layer in model._flatten_layers(include_self=False))
+
+
+def float32_copy(model):
+    """`model` rebuilt with every layer computing in float32, holding its weights.
+
+    A model trained under `precision="auto"` on a CPU with native bfloat16 (or on a GPU in float16)
+    computes in that dtype; its variables are float32 already, so the copy holds the same numbers.
+    """
+    import keras
+
+    def clone(layer):
+        config = layer.get_config()
+        config["dtype"] = "float32"
+        return layer.__class__.from_config(config)
+
+    copy = keras.models.clone_model(model, clone_function=clone, recursive=True)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def export(model, path, fmt, *, check=True, rtol=1e-4, batch_size=2, seed=0, overwrite=True):
     """Writes `model` as a deployment artifact and (by default) verifies it in its runtime.
 
@@ -248,6 +271,9 @@ def export(model, path, fmt, *, check=True, rtol=1e-4, batch_size=2, seed=0, ove
         batch_size: rows of the random batch (2 also checks the dynamic batch dimension).
         seed: seed of the random batch.
         overwrite: replace an existing artifact at `path`.
+
+    A mixed-precision model goes to ONNX as its `float32_copy` (the same weights computing in float32),
+    and the artifact is checked against that copy.
 
     Returns:
         An `ExportReport` with the path written and the measured difference.
@@ -269,6 +295,8 @@ def export(model, path, fmt, *, check=True, rtol=1e-4, batch_size=2, seed=0, ove
     os.makedirs(parent, exist_ok=True)
     # one call first: Keras' exporters refuse a model that was never called (e.g. after load_weights)
     x = sample_batch(model, batch_size=batch_size, seed=seed)
+    if fmt == "onnx" and _is_mixed_precision(model):
+        model = float32_copy(model)  # tf2onnx refuses graphs that mix bfloat16 or float16 with float32
     expected = keras_outputs(model, x)
     if fmt in ("keras", "h5"):
         model.save(path)
