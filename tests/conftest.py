@@ -42,6 +42,19 @@ def _seed():
     np.random.seed(1234)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _release_models_after_each_file():
+    """Frees what a test file built once it is done: a worker runs file after file, and without this
+    its memory grew past 5 GB and one was killed for memory (24 GB, two workers, 2026-12-04)."""
+    yield
+    import gc
+
+    import keras
+
+    keras.backend.clear_session()
+    gc.collect()
+
+
 def assert_close(actual, expected, rtol=1e-4, what="output"):
     """max |actual - expected| <= rtol * max |expected|: the project's parity bar."""
     from tests.references import relative_error
