@@ -2,7 +2,7 @@
 
 from setuptools import find_packages, setup
 
-TEST = ["pytest>=8.0", "pytest-xdist>=3.5", "scikit-learn>=1.5", "scikit-image>=0.24", "matplotlib>=3.8", "pillow>=10.0",
+TEST = ["pytest>=8.0", "pytest-xdist>=3.5", "pytest-timeout>=2.3", "scikit-learn>=1.5", "scikit-image>=0.24", "matplotlib>=3.8", "pillow>=10.0",
         "hypothesis>=6.100", "pycocotools>=2.0.8", "tensorboard>=2.20", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29",
         # the format's own implementation, the tests' reference (0.8: numpy bfloat16 through ml_dtypes)
         "safetensors>=0.8"]

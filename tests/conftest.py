@@ -12,12 +12,19 @@ import pathlib
 import numpy as np
 import pytest
 
+# TensorFlow's oneDNN builds pool large tensors in a BFC allocator that never returns memory: a worker
+# that once held VGG-19 and keras' twin kept 8.7 GB for the rest of the run, and two such workers on the
+# 24 GB machine left too little: CI lost a worker ("node down") and ran out of time. With the system allocator,
+# freed is freed (tests/test_classic.py then leaves 1.6 GB, not 8.7); set before anything imports TensorFlow.
+os.environ.setdefault("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "1")
+
 try:
     # torchvision imported after TensorFlow segfaults (in triton via torch._dynamo);
     # importing it first, when it is installed, makes the order safe for every test.
     import torchvision  # noqa: F401
 except ImportError:
     pass
+
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # The real files from other tools: ../shared/fixtures where the checkout sits beside it,
@@ -42,17 +49,64 @@ def _seed():
     np.random.seed(1234)
 
 
+def _resident_mb():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _return_freed_memory():
+    """glibc keeps freed heap pages mapped; malloc_trim hands them back to the system."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+COLLECT_ABOVE_MB = 3000
+
+
+@pytest.fixture(autouse=True)
+def _collect_big_garbage(request):
+    """A built model is a reference cycle: only a full collection frees it, and Python runs one by object
+    count, not bytes, so a file that builds VGG after VGG held 7.6 GB until its end. A worker above
+    COLLECT_ABOVE_MB collects after each test (about 0.2 s; below it, nothing is done)."""
+    yield
+    if _resident_mb() > COLLECT_ABOVE_MB:
+        import gc
+
+        gc.collect()
+        _return_freed_memory()
+
+
 @pytest.fixture(scope="module", autouse=True)
-def _release_models_after_each_file():
+def _release_models_after_each_file(request):
     """Frees what a test file built once it is done: a worker runs file after file, and without this
-    its memory grew past 5 GB and one was killed for memory (24 GB, two workers, 2026-12-04)."""
+    its memory grew past 5 GB and one was killed for memory (24 GB, two workers, 2026-12-04).
+    KERASNETS_TEST_RSS_LOG=path appends each file's resident MB (at its end, before and after
+    release) and seconds: where a worker's memory goes."""
+    import time
+
+    start = time.perf_counter()
     yield
     import gc
 
     import keras
 
+    before = _resident_mb()
+    for value in list(vars(request.module).values()):  # a file's caches of reference runs die with it
+        if callable(getattr(value, "cache_clear", None)):
+            value.cache_clear()
+    getattr(request.module, "_CACHE", {}).clear()
     keras.backend.clear_session()
     gc.collect()
+    _return_freed_memory()
+    log = os.environ.get("KERASNETS_TEST_RSS_LOG")
+    if log:
+        with open(log, "a") as out:
+            out.write(f"{os.getpid()} {request.node.nodeid} {before:.0f} {_resident_mb():.0f} "
+                      f"{time.perf_counter() - start:.1f}\n")
 
 
 def assert_close(actual, expected, rtol=1e-4, what="output"):
