@@ -218,14 +218,8 @@ def bench_tf_checkpoint(rounds, workdir):
 
     rows = []
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-        # written by a process of its own, as the VGG16 files are (`write_in_child`): a ResNet50 built here
-        # would stay in this process' memory (TensorFlow's pool keeps what it freed) while children are timed
-        here = os.path.dirname(os.path.abspath(__file__))
-        subprocess.run([sys.executable, "-c", "import sys; sys.path[:0] = sys.argv[2:]; "
-                        "from weight_import import write_tf_checkpoint; write_tf_checkpoint(sys.argv[1])",
-                        tmp, here, os.path.dirname(here)], check=True)
+        call_in_child("write_tf_checkpoint", tmp)
         prefix = os.path.join(tmp, "resnet50", "model.ckpt")
-        os.sync()
         warm = os.path.join(tmp, "warm.npy")
         obj = np.empty((), dtype=object)
         obj[()] = {"a": [np.zeros(3, "float32")]}
@@ -263,25 +257,34 @@ def bench_tf_checkpoint(rounds, workdir):
     return rows
 
 
-WRITER_CHILD = r"""
+CHILD_CALL = r"""
 import os, sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path[:0] = sys.argv[3:]
-from weight_import import WRITERS
-from kerasnets import build_vgg16
-WRITERS[sys.argv[1]][1](sys.argv[2], build_vgg16())
+sys.path[:0] = sys.argv[2:4]
+import weight_import
+getattr(weight_import, sys.argv[1])(*sys.argv[4:])
 """
 
 
-def write_in_child(fmt, path):
-    """Writes the `fmt` file of a VGG16 from a process of its own.
+def call_in_child(function, *args):
+    """Runs `weight_import.<function>(*args)`, which writes a file, in a process of its own, then syncs.
 
-    Why: a parent holding a built VGG16 slowed every timed child (seen 2026-12-04: a .mat load took
-    3.4-3.9 s with the model alive here, 1.2 s without; the children share nothing with it but the
-    machine's memory), so the parent never builds one.
+    Why a process: a parent holding a built model slowed every timed child (seen 2026-12-04: a .mat load
+    took 3.4-3.9 s with a VGG16 alive here, 1.2 s without; TensorFlow's pool keeps what a freed model
+    held), so the parent never builds one. Why the sync: the writer's dirty pages go to disk now, not
+    during the timed reads (a .mat load timed right after its write took 4.6 s, 1.2-1.3 s once the disk
+    was quiet).
     """
     here = os.path.dirname(os.path.abspath(__file__))
-    subprocess.run([sys.executable, "-c", WRITER_CHILD, fmt, path, here, os.path.dirname(here)], check=True)
+    subprocess.run([sys.executable, "-c", CHILD_CALL, function, here, os.path.dirname(here), *args], check=True)
+    os.sync()
+
+
+def write_vgg16_file(fmt, path):
+    """The `fmt` file of a freshly built VGG16 (run by `call_in_child`)."""
+    from kerasnets import build_vgg16
+
+    WRITERS[fmt][1](path, build_vgg16())
 
 
 def run_child(mode, path):
@@ -311,10 +314,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         for fmt in args.formats:
             path = os.path.join(tmp, "vgg16" + WRITERS[fmt][0])
-            write_in_child(fmt, path)
-            # the writer's dirty pages go to disk now, not during the timed reads (seen 2026-12-04: a .mat
-            # load timed right after its write took 4.6 s, 1.2-1.3 s once the disk was quiet)
-            os.sync()
+            call_in_child("write_vgg16_file", fmt, path)
             size = os.path.getsize(path)
             reads, loads = [], []
             with open(path, "rb") as f:  # warm the page cache for both sides (no child: it costs a TF start-up)

@@ -25,7 +25,6 @@ try:
 except ImportError:
     pass
 
-
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # The real files from other tools: ../shared/fixtures where the checkout sits beside it,
 # else the copy vendored in tests/data/fixtures (same bytes; test_fixture_copies checks).
@@ -65,7 +64,16 @@ def _return_freed_memory():
 
 
 COLLECT_AFTER_GROWTH_MB = 1500
-_resident_after_collection = []
+_resident_after_collection = [0.0]
+
+
+def _collect():
+    """A full collection, freed pages handed back, and the resident size it left noted."""
+    import gc
+
+    gc.collect()
+    _return_freed_memory()
+    _resident_after_collection[0] = _resident_mb()
 
 
 @pytest.fixture(autouse=True)
@@ -76,15 +84,8 @@ def _collect_big_garbage():
     TensorFlow, torch and JAX loaded a collection takes a fraction of a second, and collecting after each
     test once a worker sat above a fixed 3 GB made tests/test_fuzz_readers.py 2.4x slower."""
     yield
-    resident = _resident_mb()
-    if not _resident_after_collection:
-        _resident_after_collection.append(resident)
-    elif resident > _resident_after_collection[0] + COLLECT_AFTER_GROWTH_MB:
-        import gc
-
-        gc.collect()
-        _return_freed_memory()
-        _resident_after_collection[0] = _resident_mb()
+    if _resident_mb() > _resident_after_collection[0] + COLLECT_AFTER_GROWTH_MB:
+        _collect()
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -96,20 +97,17 @@ def _release_models_after_each_file(request):
     import time
 
     start = time.perf_counter()
+    if not _resident_after_collection[0]:  # the worker's first file: its size before any test
+        _resident_after_collection[0] = _resident_mb()
     yield
-    import gc
-
     import keras
 
     before = _resident_mb()
     for value in list(vars(request.module).values()):  # a file's caches of reference runs die with it
         if callable(getattr(value, "cache_clear", None)):
             value.cache_clear()
-    getattr(request.module, "_CACHE", {}).clear()
     keras.backend.clear_session()
-    gc.collect()
-    _return_freed_memory()
-    _resident_after_collection[:] = [_resident_mb()]
+    _collect()
     log = os.environ.get("KERASNETS_TEST_RSS_LOG")
     if log:
         with open(log, "a") as out:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import tempfile
 
 import numpy as np
@@ -19,14 +20,11 @@ tf_keras = pytest.importorskip("tf_keras")
 pytest.importorskip("tf_slim")
 
 SHAPE = (72, 88, 3)  # odd sizes on the way down: TF 'SAME' and conv2d_same both matter
-_CACHE = {}
 
 
+@functools.lru_cache(maxsize=None)  # each net serves several tests; tests/conftest.py clears it after the file
 def _slim(version, depth, classes):
     """(logits of two inputs, {variable name: value}, inputs) of a healed tf_slim resnet."""
-    key = (version, depth, classes)
-    if key in _CACHE:
-        return _CACHE[key]
     tf_slim = import_tf_slim()
     from tf_slim.nets import resnet_v1, resnet_v2
 
@@ -45,8 +43,7 @@ def _slim(version, depth, classes):
             variables = {v.op.name: session.run(v) for v in tf.compat.v1.global_variables()}
             # a real checkpoint, for the tf-checkpoint reader (V2: prefix.index + data shard)
             checkpoint = tf.compat.v1.train.Saver().save(session, tempfile.mkdtemp() + "/model.ckpt")
-    _CACHE[key] = out, variables, x, checkpoint
-    return _CACHE[key]
+    return out, variables, x, checkpoint
 
 
 def _ours(version, depth, classes, **options):
