@@ -134,3 +134,12 @@ def test_spans_outside_the_file_are_refused(tmp_path):
 def test_trusted_skips_the_reader_process(tf_keras_file, monkeypatch):
     monkeypatch.setattr(sandbox, "read_in_sandbox", lambda *a, **k: pytest.fail("used the reader process"))
     assert read_weights(tf_keras_file, trusted=True).format == "keras-h5"
+
+
+def test_the_reader_process_starts_with_numpy_alone():
+    """Every sandboxed read of a fresh process pays the worker's start: h5py and scipy cost 0.18 s of it."""
+    code = ("import runpy, sys; sys.argv = ['w']; sys.stdin = open('/dev/null'); "
+            f"runpy.run_path({sandbox.WORKER!r}, run_name='__main__'); "
+            "print('LOADED', sorted({m.split('.')[0] for m in sys.modules} & {'h5py', 'scipy', 'keras', 'numpy'}))")
+    out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.endswith("LOADED ['numpy']\n")  # after the worker's ready byte, R

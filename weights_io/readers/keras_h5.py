@@ -21,7 +21,6 @@ import io
 import re
 import zipfile
 
-import h5py
 import numpy as np
 
 from weights_io.core import WeightFile
@@ -47,6 +46,7 @@ def _param_name(weight_name):
 
 
 def _read_array(dataset, path, key, mapping=None):
+    import h5py  # here: the reader process starts without it (weights_io.readers.sandbox_worker)
     if not isinstance(dataset, h5py.Dataset):
         raise WeightFileError("Expected a dataset", path=path, key=key)
     if dataset.dtype.kind not in "fiub":
@@ -85,6 +85,7 @@ def _read_keras2(group, path, mapping=None):
 
 def _read_keras3(group, path, prefix="", mapping=None):
     """`layers/<path>/vars/<i>` (Keras 3 save_weights), recursing into nested layers."""
+    import h5py
     tensors = {}
     for key in group:
         node = group[key]
@@ -112,6 +113,7 @@ def read_h5_object(file, path, mapping=None):
     With `mapping` (an `mmap.mmap` of the same file) contiguous datasets
     come back as read-only views of it.
     """
+    import h5py
     if "layer_names" in file.attrs:
         return _read_keras2(file, path, mapping), "keras-h5"
     if "model_weights" in file and "layer_names" in file["model_weights"].attrs:
@@ -139,6 +141,7 @@ def _read(opener, path, fmt_hint=None, mapping=None):
 
 def _keras_version(file):
     """`{"keras_version": "2.x.y"}` where the file says which Keras wrote it (Keras 1/2 and legacy .h5)."""
+    import h5py
     for node in (file, file.get("model_weights")):
         if isinstance(node, h5py.Group) and "keras_version" in node.attrs:
             return {"keras_version": _text(node.attrs["keras_version"])}
@@ -152,6 +155,7 @@ def read_keras_h5(path, mmap=False):
     With `mmap=True` contiguous datasets (what Keras writes) are read-only
     views of the file.
     """
+    import h5py
     mapping = None
     if mmap:
         with open(path, "rb") as f:
@@ -162,6 +166,7 @@ def read_keras_h5(path, mmap=False):
 @register_reader("keras-zip")
 def read_keras_zip(path, mmap=False):
     """Reads the weights of a Keras 3 `.keras` archive (its `model.weights.h5`)."""
+    import h5py
     try:
         with zipfile.ZipFile(path) as archive:
             data = archive.read("model.weights.h5")

@@ -5,8 +5,8 @@ dict, struct array or cell -> list in MATLAB's column-major order, char ->
 str, numeric -> ndarray in MATLAB's axis order), so the MatConvNet logic below
 is written once:
 
-* v5/v7: `scipy.io.loadmat` without ``squeeze_me`` (shapes stay as saved);
-  struct fields are read by name, never by position.
+* v5/v7: our own walker (`mat_v5`), over a map of the file; shapes stay as
+  saved, struct fields are read by name, never by position.
 * v7.3: HDF5 read with h5py: structs are groups, cells and struct-array fields
   are object references (into ``#refs#``), chars are uint16, and every array's
   axes are stored reversed.
@@ -30,18 +30,14 @@ raveled; dropped trailing singleton dims are restored by the assign step;
 
 from __future__ import annotations
 
-import io
 import os
-import struct
-import zlib
 
-import h5py
 import numpy as np
-import scipy.io
 
 from weights_io.core import WeightFile
 from weights_io.errors import WeightFileError
-from weights_io.readers import register_reader
+from weights_io.readers import map_file, register_reader
+from weights_io.readers.mat_v5 import Unsupported, read_v5_tree
 
 # Parameter names by position, per layer type (SimpleNN type or DagNN class).
 _PARAM_ROLES = {
@@ -53,136 +49,14 @@ _RAVEL = ("biases", "mult", "bias")
 
 
 # ------------------------------------------------------------ v5/v7 -> tree
-def _from_scipy(value):
-    if isinstance(value, np.ndarray):
-        if value.dtype.names:  # struct (array)
-            items = [{f: _from_scipy(e[f]) for f in value.dtype.names} for e in value.ravel(order="F")]
-            return items[0] if value.size == 1 else items
-        if value.dtype == object:  # cell
-            return [_from_scipy(v) for v in value.ravel(order="F")]
-        if value.dtype.kind == "U":
-            return "".join(value.ravel(order="F").tolist()) if value.size else ""
-    return value
-
-
-# MATLAB v5 data types scipy reads (miINT8..miUTF32, less the reserved 8, 10, 11); scipy
-# indexes a C table by this number, so a file naming any other type crashes it (SIGSEGV).
-_MI_DATA = frozenset({1, 2, 3, 4, 5, 6, 7, 9, 12, 13, 16, 17, 18})
-_MI_MATRIX, _MI_COMPRESSED = 14, 15
-_INFLATE_CHUNK = 1 << 20
-
-
-class _ElementStream:
-    """The bytes of one top-level element, read from the file or inflated as they are needed."""
-
-    def __init__(self, f, length, compressed):
-        self.f, self.left, self.pos = f, length, 0
-        self.inflater = zlib.decompressobj() if compressed else None
-        self.pending = b""
-
-    def _raw(self, n):
-        data = self.f.read(min(n, self.left))
-        self.left -= len(data)
-        return data
-
-    def read(self, n):
-        """Exactly `n` bytes, or fewer only at the end of the element."""
-        if self.inflater is None:
-            data = self._raw(n)
-        else:
-            while len(self.pending) < n and (self.left or self.inflater.unconsumed_tail):
-                source = self.inflater.unconsumed_tail or self._raw(_INFLATE_CHUNK)
-                self.pending += self.inflater.decompress(source, _INFLATE_CHUNK)
-            data, self.pending = self.pending[:n], self.pending[n:]
-        self.pos += len(data)
-        return data
-
-    def skip(self, n):
-        if self.inflater is None:
-            n = min(n, self.left)
-            self.f.seek(n, io.SEEK_CUR)
-            self.left -= n
-            self.pos += n
-            return
-        while n > 0:
-            got = len(self.read(min(n, _INFLATE_CHUNK)))
-            if not got:
-                return
-            n -= got
-
-
-def _check_elements(stream, end, order, path, depth=0):
-    """Walks the data elements up to `end`: known types only, each inside its container."""
-    if depth > 64:
-        raise WeightFileError("MATLAB data nested too deep", path=path)
-    while stream.pos < end:
-        tag = stream.read(8)
-        if not tag and end == float("inf"):
-            return
-        if len(tag) < 8:
-            raise WeightFileError("MATLAB file ends inside a data element", path=path)
-        mdtype, nbytes = struct.unpack(order + "II", tag)
-        if mdtype >> 16:  # small element: type and size share the first 4 bytes, data the next 4
-            mdtype, nbytes = mdtype & 0xFFFF, mdtype >> 16
-            if mdtype not in _MI_DATA or nbytes > 4:
-                raise WeightFileError(f"Malformed MATLAB small data element (type {mdtype}, {nbytes} bytes)",
-                                      path=path)
-            continue
-        if stream.pos + nbytes > end:
-            raise WeightFileError(f"A MATLAB data element of {nbytes} bytes runs past its container", path=path)
-        if mdtype == _MI_MATRIX:
-            _check_elements(stream, stream.pos + nbytes, order, path, depth + 1)
-        elif mdtype in _MI_DATA:
-            stream.skip(nbytes)
-        else:
-            raise WeightFileError(f"Unknown MATLAB data type {mdtype} (a damaged or forged file)", path=path)
-        stream.skip(min(-nbytes % 8, end - stream.pos))
-
-
-def check_v5_structure(path):
-    """Refuses v5 files scipy would crash on, before scipy reads them.
-
-    scipy's MATLAB reader is C code that trusts each element's type number;
-    a forged or damaged type makes it read outside a table and crash the
-    process. This walks every element, inflating compressed variables as a
-    stream (nothing is kept), and raises `WeightFileError` instead.
-    """
+def _load_v5(path, mmap):
+    """The file's variables; with `mmap`, uncompressed arrays are views of the mapped file."""
     with open(path, "rb") as f:
-        header = f.read(128)
-        if len(header) < 128:
-            raise WeightFileError("MATLAB file shorter than its 128-byte header", path=path)
-        order = {b"IM": "<", b"MI": ">"}.get(header[126:128])
-        if order is None:
-            raise WeightFileError(f"MATLAB header has no byte-order mark ({header[126:128]!r})", path=path)
-        size = os.fstat(f.fileno()).st_size
-        while f.tell() < size:
-            tag = f.read(8)
-            if len(tag) < 8:
-                raise WeightFileError("MATLAB file ends inside a data element's tag", path=path)
-            mdtype, nbytes = struct.unpack(order + "II", tag)
-            if mdtype not in (_MI_MATRIX, _MI_COMPRESSED) or f.tell() + nbytes > size:
-                raise WeightFileError(f"Malformed MATLAB variable (type {mdtype}, {nbytes} bytes)", path=path)
-            start = f.tell()
-            stream = _ElementStream(f, nbytes, compressed=mdtype == _MI_COMPRESSED)
-            try:
-                if mdtype == _MI_COMPRESSED:
-                    _check_elements(stream, float("inf"), order, path)
-                else:
-                    _check_elements(stream, nbytes, order, path, depth=1)
-            except zlib.error as err:
-                raise WeightFileError(f"Corrupt compressed MATLAB variable ({err})", path=path) from err
-            f.seek(start + nbytes)
-
-
-def _load_v5(path):
-    check_v5_structure(path)
-    try:
-        raw = scipy.io.loadmat(path, squeeze_me=False, struct_as_record=True, mat_dtype=False)
-    except NotImplementedError as err:  # pragma: no cover - detect_format routes v7.3 elsewhere
-        raise WeightFileError(f"MATLAB v7.3 file given to the v5 reader ({err})", path=path) from err
-    except Exception as err:  # scipy raises many types (ValueError, TypeError, OverflowError, ...)
-        raise WeightFileError(f"Unreadable MATLAB file ({type(err).__name__}: {err})", path=path) from err
-    return {k: _from_scipy(v) for k, v in raw.items() if not k.startswith("__")}
+        buffer = map_file(f) if mmap else None
+        if buffer is None:
+            buffer = bytearray(os.fstat(f.fileno()).st_size)
+            f.readinto(buffer)
+    return read_v5_tree(buffer, path)
 
 
 # ---------------------------------------------------------- v7.3 -> tree
@@ -192,6 +66,8 @@ def _attr(node, name):
 
 
 def _from_h5(node, file, depth=0):
+    import h5py  # here, not at the top: the reader process starts without it (see sandbox_worker)
+
     if depth > 64:
         raise WeightFileError("MATLAB data nested too deep", path=file.filename, key=node.name)
     cls = _attr(node, "MATLAB_class")
@@ -226,6 +102,8 @@ def _deref(ref, file, depth):
 
 
 def _load_v73(path):
+    import h5py
+
     try:
         with h5py.File(path, "r") as file:
             return {k: _from_h5(file[k], file) for k in file if not k.startswith("#")}
@@ -244,7 +122,8 @@ def _as_list(value):
 
 def _numeric(value, path, key):
     if not isinstance(value, np.ndarray) or value.dtype.kind not in "fiub":
-        raise WeightFileError(f"Expected a numeric array, found {type(value).__name__}", path=path, key=key)
+        found = repr(value) if isinstance(value, Unsupported) else type(value).__name__
+        raise WeightFileError(f"Expected a numeric array, found {found}", path=path, key=key)
     return value
 
 
@@ -351,10 +230,10 @@ def _to_weight_file(tree, path, fmt):
 def read_mat(path, mmap=False):
     """Reads a MATLAB v5/v7 MatConvNet file (see the module docstring).
 
-    scipy reads the file whole (`mmap` is accepted and ignored), after
-    `check_v5_structure` has walked it.
+    With `mmap`, uncompressed arrays are read-only views of the file (no
+    copy); MATLAB v7's compressed variables are inflated either way.
     """
-    return _to_weight_file(_load_v5(path), path, "mat")
+    return _to_weight_file(_load_v5(path, mmap), path, "mat")
 
 
 @register_reader("mat-v73")

@@ -1,8 +1,8 @@
 """The reader process: parses untrusted weight files under CPU and memory limits.
 
 Run by `weights_io.sandbox` as ``python -I sandbox_worker.py`` and kept alive
-between reads. It imports the readers (numpy, h5py, scipy, never Keras or a
-framework), so libhdf5, scipy's MATLAB parser or zipfile can spin, crash or
+between reads. It imports the readers (numpy; h5py when an HDF5 file comes;
+never Keras or a framework), so libhdf5, our parsers or zipfile can spin, crash or
 allocate without bound here while the caller's process only waits, with a
 wall-clock watchdog.
 
@@ -11,8 +11,8 @@ Protocol, one request at a time: a JSON line on stdin
 stdout is an 8-byte little-endian length and a JSON header. An array that is a
 view of the file (a mapped `.npy` payload, torch storage or contiguous HDF5
 dataset) travels as a span (offset, dtype, shape, strides) that the caller maps
-itself: no bytes cross. An array the reader had to decode (a MATLAB v5 array, a
-compressed dataset) is written to `blob_path`, a file the caller created in
+itself: no bytes cross. An array the reader had to decode (a compressed MATLAB
+variable or HDF5 dataset) is written to `blob_path`, a file the caller created in
 shared memory (/dev/shm), and travels as a blob (offset in that file, dtype,
 shape): the caller maps it too. A pipe moved such bytes at about 120 MB/s here
 (a 528 MB .mat took 4.5 s more than reading it in-process); shared memory costs
