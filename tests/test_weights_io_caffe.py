@@ -117,7 +117,8 @@ def test_lenet_sandbox_trusted_and_mmap_agree(lenet):
         for other in (sandboxed, mapped, mapped_here):
             assert np.array_equal(other.flat()[key], array) and other.flat()[key].shape == array.shape
     views = [a for a in mapped.flat().values() if not a.flags.writeable]
-    assert views  # packed float32 blobs at 4-byte aligned offsets come back as views of the file
+    assert len(views) == len(trusted.flat())  # every packed blob is a view of the file, aligned or not
+    assert any(not a.flags.aligned for a in views)  # protobuf does not align them: numpy reads them anyway
     assert all(a.flags.writeable for a in trusted.flat().values())
 
 
