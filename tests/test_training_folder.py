@@ -298,3 +298,25 @@ def test_epoch_seed_decides_order_and_crops(tmp_path):
         np.testing.assert_array_equal(y1, y2)
     assert not all(np.array_equal(a[0], b[0]) for a, b in zip(first, other))
     assert sorted(np.concatenate([y for _, y in first])) == [0] * 6 + [1] * 6
+
+
+def test_preprocessing_normalises_each_image_as_its_mode_says(folder):
+    """`preprocessing="torch"` / "caffe": the same crops as 0..255, then torchvision's / Caffe's formula."""
+    from training.data import image_folder_dataset
+
+    def first_batches(preprocessing):
+        data = image_folder_dataset(folder, 32, 8, validation_split=0.25, class_indices_path=None,
+                                    preprocessing=preprocessing)
+        return next(iter(data.train))[0].numpy(), next(iter(data.val))[0].numpy()
+
+    raw_train, raw_val = first_batches(None)
+    torch_mean, torch_std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    for ours, raw in zip(first_batches("torch"), (raw_train, raw_val)):
+        np.testing.assert_allclose(ours, (raw / 255 - torch_mean) / torch_std, rtol=1e-5, atol=1e-5)
+    caffe_train, _ = first_batches("caffe")  # BGR, minus the ImageNet BGR mean
+    np.testing.assert_allclose(caffe_train, raw_train[..., ::-1] - np.array([103.939, 116.779, 123.68]), atol=1e-3)
+    assert raw_train.std() > 20  # real, varied pixels, not a constant the formula maps to anything
+    with pytest.raises(ValueError, match="default transforms"):
+        image_folder_dataset(folder, 32, 8, train_transform=lambda x: x, preprocessing="torch")
+    with pytest.raises(ValueError, match="must be one of"):
+        image_folder_dataset(folder, 32, 8, preprocessing="imagenet")

@@ -40,7 +40,6 @@ import os
 
 import h5py
 import keras
-import numpy as np
 from keras import ops
 
 __all__ = [

@@ -4,6 +4,9 @@ Per image, in the input pipeline (tf.image; images differ in size there):
 - `random_resized_crop_flip(224)`: torchvision's RandomResizedCrop (area 8%-100%,
   aspect 3/4-4/3, ten tries then a centre crop) + horizontal flip.
 - `resize_center_crop(224)`: evaluation, shorter side to 256 then the centre 224.
+Both give float32 RGB in 0..255, or, with `preprocessing="torch"` (a
+`kerasnets.preprocessing` mode), the normalised image, computed per image while
+it is still in cache (a second map over whole batches cost about 1 ms an image).
 
 Per batch, as layers (run on the GPU inside the model or a `map`, active only
 when training): `augmentation_layers(...)` = flip, rotation, translation,
@@ -37,7 +40,18 @@ def _size(image_size):
     return tuple(int(s) for s in image_size)
 
 
-def random_resized_crop_flip(image_size=224, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), flip=True, attempts=10):
+def _finish(preprocessing):
+    """float32 0..255 -> what `preprocessing` (a mode name, or None for 0..255 as is) makes of it."""
+    if preprocessing is None:
+        return lambda image: image
+    from kerasnets.preprocessing import get_mode, preprocess_input
+
+    mode = get_mode(preprocessing)  # fails now, on an unknown name, not inside a traced map
+    return lambda image: preprocess_input(image, mode)
+
+
+def random_resized_crop_flip(image_size=224, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), flip=True, attempts=10,
+                             preprocessing=None):
     """A tf function uint8/float (H, W, 3) -> float32 `image_size` RGB 0..255: RandomResizedCrop + flip.
 
     Follows torchvision's RandomResizedCrop: up to `attempts` boxes with area
@@ -49,10 +63,13 @@ def random_resized_crop_flip(image_size=224, scale=(0.08, 1.0), ratio=(3 / 4, 4 
     `transform.crop_window(shape, seed)` draws the box from the image's shape
     alone and `transform.from_crop(pixels, flip_draw)` finishes it, so that a
     pipeline can decode just the box of a JPEG (`data.decode_crop`).
+    `preprocessing` (a `kerasnets.preprocessing` mode such as "torch")
+    normalises the result.
     """
     import tensorflow as tf
 
     out_h, out_w = _size(image_size)
+    finish = _finish(preprocessing)
     log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
 
     def window(shape, seed=None):
@@ -88,7 +105,7 @@ def random_resized_crop_flip(image_size=224, scale=(0.08, 1.0), ratio=(3 / 4, 4 
         crop = tf.image.resize(tf.cast(crop, tf.float32), (out_h, out_w), method="bilinear", antialias=True)
         if flip:  # a cond, not tf.where: the mirror is computed only for the images it flips (+20% images/s)
             crop = tf.cond(flip_draw < 0.5, lambda: tf.reverse(crop, [1]), lambda: crop)
-        return tf.clip_by_value(crop, 0.0, 255.0)
+        return finish(tf.clip_by_value(crop, 0.0, 255.0))
 
     def transform(image, seed=None):
         top, left, crop_h, crop_w, flip_draw = window(tf.shape(image), seed)
@@ -99,14 +116,16 @@ def random_resized_crop_flip(image_size=224, scale=(0.08, 1.0), ratio=(3 / 4, 4 
     return transform
 
 
-def resize_center_crop(image_size=224, resize_ratio=256 / 224):
+def resize_center_crop(image_size=224, resize_ratio=256 / 224, preprocessing=None):
     """A tf function (H, W, 3) -> float32 `image_size`: shorter side to size x ratio, then the centre crop.
 
-    With the defaults this is the notes' evaluation transform Resize(256) + CenterCrop(224).
+    With the defaults this is the notes' evaluation transform Resize(256) + CenterCrop(224);
+    `preprocessing` normalises the result as in `random_resized_crop_flip`.
     """
     import tensorflow as tf
 
     out_h, out_w = _size(image_size)
+    finish = _finish(preprocessing)
     short_target = int(round(min(out_h, out_w) * resize_ratio))
 
     def transform(image):
@@ -116,7 +135,7 @@ def resize_center_crop(image_size=224, resize_ratio=256 / 224):
         resized = tf.image.resize(tf.cast(image, tf.float32), new, method="bilinear", antialias=True)
         top, left = (new[0] - out_h) // 2, (new[1] - out_w) // 2
         crop = tf.image.crop_to_bounding_box(resized, top, left, out_h, out_w)
-        return tf.clip_by_value(crop, 0.0, 255.0)
+        return finish(tf.clip_by_value(crop, 0.0, 255.0))
 
     return transform
 

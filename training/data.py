@@ -315,12 +315,14 @@ def image_folder_dataset(
     on_bad_file="raise",
     class_indices_path="class_indices.json",
     workers=8,
+    preprocessing=None,
 ):
     """Folder-per-class images -> shuffled, parallel-decoded, prefetched train/val datasets.
 
     Args:
         root: the training folder, one sub-folder of images per class.
-        image_size: (height, width) or an int; images come out float32 RGB in 0..255.
+        image_size: (height, width) or an int; images come out float32 RGB in 0..255
+            (see `preprocessing`).
         batch_size: images per batch.
         validation_split: fraction of each class held out for validation, or None.
         val_dir: a separate validation folder with the same class folders (instead of a split).
@@ -333,6 +335,9 @@ def image_folder_dataset(
         on_bad_file: "raise" or "skip" for unreadable files (found before any training).
         class_indices_path: where to write {index: class} JSON, or None.
         workers: threads checking the files.
+        preprocessing: a `kerasnets.preprocessing` mode ("torch", "caffe", ...) the default
+            transforms apply per image, or None for 0..255 (models from `train_on_folder`
+            normalise inside; a torchvision-style loop normalises here).
 
     Returns:
         A `FolderData`.
@@ -348,6 +353,9 @@ def image_folder_dataset(
         raise ValueError(f"`validation_split` must be in (0, 1). Received: validation_split={validation_split!r}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
+    if preprocessing is not None and (train_transform or val_transform):
+        raise ValueError("`preprocessing` applies to the default transforms: normalise inside your own "
+                         "`train_transform`/`val_transform` instead.")
     class_names, files, empty = list_class_folder(root)
     val_files_raw = []
     if val_dir is not None:
@@ -365,8 +373,8 @@ def image_folder_dataset(
         raise ValueError(f"No readable images under {root}.")
     if validation_split is not None:
         train_files, val_files = _split(train_files, validation_split, seed)
-    train_transform = train_transform or augment.random_resized_crop_flip(image_size)
-    val_transform = val_transform or augment.resize_center_crop(image_size)
+    train_transform = train_transform or augment.random_resized_crop_flip(image_size, preprocessing=preprocessing)
+    val_transform = val_transform or augment.resize_center_crop(image_size, preprocessing=preprocessing)
     train = make_dataset(train_files, batch_size=batch_size, transform=train_transform, shuffle=shuffle,
                          seed=seed, cache=cache)
     val = None
