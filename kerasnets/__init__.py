@@ -12,6 +12,7 @@ Every builder takes the keras.applications arguments (`include_top`,
 from kerasnets import imagenet, layers, presets, shapes
 from kerasnets.presets import build_preset
 from kerasnets.summary import parameter_count
+from kerasnets.fold import fold_batch_norm
 from kerasnets.alexnet import build_alexnet, build_zfnet
 from kerasnets.lenet import build_lenet5
 from kerasnets.segnet import build_segnet
@@ -73,7 +74,7 @@ __version__ = "0.1.0"
 
 __all__ = [name for name in dir() if name.startswith("build") or name in (
     "available_models", "model_spec", "register_model", "layers", "shapes", "parameter_count", "presets",
-    "imagenet")] + ["from_weights", "from_caffe"]
+    "imagenet", "fold_batch_norm")] + ["from_weights", "from_caffe"]
 
 
 def __getattr__(name):

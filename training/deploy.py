@@ -389,21 +389,31 @@ def _onnx_candidate(model, workdir):
 def _candidates(model, workdir):
     import keras
 
+    from kerasnets.fold import fold_batch_norm, foldable_pairs
+
     backend = keras.backend.backend()
+    # BatchNormalization folded into its convolution: 1.27x for MobileNetV3-Large, within noise for
+    # ResNet-50 on a 2-core CPU (docs/benchmarks.md, section 10), so it is measured here like the rest
+    foldable = bool(foldable_pairs(model))
     yield "eager", lambda: _eager_candidate(model)
     if backend == "tensorflow":
         yield "tf.function", lambda: _tf_function_candidate(model, jit_compile=False)
+        if foldable:
+            yield "tf.function+fold_batch_norm", lambda: _tf_function_candidate(fold_batch_norm(model), False)
         yield "tf.function(jit_compile=True)", lambda: _tf_function_candidate(model, jit_compile=True)
         yield "onnxruntime", lambda: _onnx_candidate(model, workdir)
     elif backend == "jax":
         yield "jax.jit", lambda: _jax_jit_candidate(model)
+        if foldable:
+            yield "jax.jit+fold_batch_norm", lambda: _jax_jit_candidate(fold_batch_norm(model))
     elif backend == "torch":
         yield "torch.inference_mode", lambda: _torch_no_grad_candidate(model)
 
 
 def quick_candidates():
     """Candidate names that need no export (seconds to set up, not tens of seconds)."""
-    return ("eager", "tf.function", "tf.function(jit_compile=True)", "jax.jit", "torch.inference_mode")
+    return ("eager", "tf.function", "tf.function+fold_batch_norm", "tf.function(jit_compile=True)", "jax.jit",
+            "jax.jit+fold_batch_norm", "torch.inference_mode")
 
 
 def _median_seconds(fn, x, repeats):
@@ -419,7 +429,8 @@ def predictor(model, *, repeats=5, rtol=1e-4, candidates=None, seed=0):
     """The fastest inference path for batch-1 calls of `model`, chosen by measurement.
 
     Each candidate of the current backend (eager; tf.function with and without
-    XLA and onnxruntime on TensorFlow; jax.jit on JAX) is built, checked
+    XLA and onnxruntime on TensorFlow; jax.jit on JAX; tf.function and jax.jit
+    also over `kerasnets.fold_batch_norm(model)` where it folds) is built, checked
     against the eager call on a random batch (max |diff| <= rtol x max |ref|),
     warmed up and timed on batch 1; the fastest verified one wins. A candidate
     that fails to build (e.g. onnxruntime not installed) or to match is
