@@ -57,3 +57,4 @@ def test_weights_io_loads_the_same_on_every_backend(tmp_path):
         for name in ("w.pth", "w.npy", "w.weights.h5"):
             assert summary[name], f"{backend}: {name} did not load cleanly"
             assert_parity(np.load(tmp_path / f"{name}.{backend}.npy"), expected, what=f"{backend} {name}")
+        assert_parity(np.load(tmp_path / f"folded.{backend}.npy"), expected, what=f"{backend} fold_batch_norm")

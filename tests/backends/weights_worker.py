@@ -2,7 +2,8 @@
 
 Under the backend in KERAS_BACKEND, builds `tiny_model()`, loads every weight
 file the parent wrote (torch zip, tensorflow-style .npy, Keras 3 .weights.h5)
-with `weights_io.load_weights` and saves the outputs on the parent's inputs.
+with `weights_io.load_weights` and saves the outputs on the parent's inputs,
+and those of the last one with its BatchNormalization folded (`kerasnets.fold`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ def main(jobdir):
         results[name] = report.ok and report.applied
         np.save(os.path.join(jobdir, f"{name}.{keras.backend.backend()}.npy"),
                 keras.ops.convert_to_numpy(model(x, training=False)))
+    from kerasnets.fold import fold_batch_norm  # the last model: its BN folded into "conv", on this backend
+
+    np.save(os.path.join(jobdir, f"folded.{keras.backend.backend()}.npy"),
+            keras.ops.convert_to_numpy(fold_batch_norm(model)(x, training=False)))
     with open(os.path.join(jobdir, f"summary.{keras.backend.backend()}.json"), "w") as f:
         json.dump(results, f)
 
