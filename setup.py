@@ -5,7 +5,8 @@ from setuptools import find_packages, setup
 TEST = ["pytest>=8.0", "pytest-xdist>=3.5", "pytest-timeout>=2.3", "scikit-learn>=1.5", "scikit-image>=0.24", "matplotlib>=3.8", "pillow>=10.0",
         "hypothesis>=6.100", "pycocotools>=2.0.8", "tensorboard>=2.20", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29",
         # the format's own implementation, the tests' reference (0.8: numpy bfloat16 through ml_dtypes)
-        "safetensors>=0.8"]
+        "safetensors>=0.8",
+        "scipy>=1.13"]  # scipy.io's MATLAB reader and writer: the .mat tests' oracle (no library module imports scipy)
 
 setup(
     name="kerasnets",
@@ -21,7 +22,6 @@ setup(
         "tensorflow>=2.21",
         "keras>=3.15",
         "numpy>=2.1",  # np.reshape(copy=False): weights_io.transfer.reshape_view
-        "scipy>=1.13",
         "h5py>=3.11",
         "google-crc32c>=1.5",  # TensorFlow checkpoints' block and tensor checksums, without TensorFlow
         "scikit-learn>=1.5",  # ships the digits data set of the default training job
