@@ -55,13 +55,16 @@ def fold_rows(image_size, rounds, cases=(("resnet50", 1), ("resnet50", 16), ("mo
     return rows
 
 
-def training_data(args, classes=10):
+CLASSES = 10  # of the synthetic training data
+
+
+def training_data(args):
     import numpy as np
 
     n = args.batch * args.steps
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, (n, args.image_size, args.image_size, 3)).astype("float32")
-    return x, rng.integers(0, classes, n)
+    return x, rng.integers(0, CLASSES, n)
 
 
 def fit_round(model, x, y, batch):
@@ -77,12 +80,12 @@ def fit_round(model, x, y, batch):
 def serve_rounds(args):
     """Child process of `--onednn`: builds the trainer under its environment, times a round per stdin line."""
     x, y = training_data(args)
-    run = fit_round(make_trainer(args.model, args.image_size, 10), x, y, args.batch)
+    run = fit_round(make_trainer(args.model, args.image_size, CLASSES), x, y, args.batch)
     for _ in sys.stdin:
         print("ROUND", run(), flush=True)
 
 
-def onednn_row(args, argv):
+def onednn_row(args):
     """oneDNN off (TF_ENABLE_ONEDNN_OPTS=0) against on (TensorFlow's default on x86), one process each.
 
     The variable is read when TensorFlow starts, so each setting lives in a child of its own that
@@ -90,6 +93,8 @@ def onednn_row(args, argv):
     """
     import subprocess
 
+    argv = ["--model", args.model, "--image-size", str(args.image_size), "--batch", str(args.batch),
+            "--steps", str(args.steps)]
     children = {}
     for flag in ("0", "1"):
         env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS=flag, TF_CPP_MIN_LOG_LEVEL="3")
@@ -113,7 +118,6 @@ def onednn_row(args, argv):
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="resnet50")
     parser.add_argument("--image-size", type=int, default=224)
@@ -135,20 +139,18 @@ def main(argv=None):
                fold_rows(args.image_size, max(args.rounds, 5)))
         return
     if args.onednn:
-        child_argv = [a for a in argv if a not in ("--onednn", "--quick")]
-        child_argv += ["--image-size", str(args.image_size), "--batch", str(args.batch), "--steps", str(args.steps)]
         report(f"oneDNN, {args.model} training b{args.batch} {args.image_size}px (ours = oneDNN off)",
-               [onednn_row(args, child_argv)])
+               [onednn_row(args)])
         return
 
     x, y = training_data(args)
     n = len(x)
-    base = make_trainer(args.model, args.image_size, 10)
+    base = make_trainer(args.model, args.image_size, CLASSES)
     cases = {
-        "jit_compile=True": make_trainer(args.model, args.image_size, 10, jit_compile=True),
-        f"steps_per_execution={args.steps}": make_trainer(args.model, args.image_size, 10,
+        "jit_compile=True": make_trainer(args.model, args.image_size, CLASSES, jit_compile=True),
+        f"steps_per_execution={args.steps}": make_trainer(args.model, args.image_size, CLASSES,
                                                            steps_per_execution=args.steps),
-        "mixed_bfloat16": make_trainer(args.model, args.image_size, 10, dtype_policy="mixed_bfloat16"),
+        "mixed_bfloat16": make_trainer(args.model, args.image_size, CLASSES, dtype_policy="mixed_bfloat16"),
     }
     rows = [
         interleave(f"{args.model} {label} vs default", fit_round(model, x, y, args.batch),
