@@ -29,7 +29,7 @@ import numpy as np
 
 import weights_io
 from kerasnets.convert import build_for_weights
-from kerasnets.registry import available_models, build, model_spec
+from kerasnets.registry import build, each_built_model, model_spec
 from weights_io.assign import weighted_layers
 from weights_io.errors import WeightsIOError
 from weights_io.layouts import LAYOUTS
@@ -48,12 +48,7 @@ def model_table_entry(model):
 
 def refresh_table(path=TABLE_PATH, names=None):
     """Builds every registered model (default options) and writes the table `from_weights` ranks with."""
-    import keras
-
-    table = {}
-    for name in names or available_models():
-        table[name] = model_table_entry(build(name))
-        keras.backend.clear_session()
+    table = {name: model_table_entry(model) for name, model in each_built_model(names)}
     with gzip.open(path, "wt", encoding="utf-8") as f:
         json.dump(table, f, separators=(",", ":"), sort_keys=True)
     return table

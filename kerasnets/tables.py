@@ -25,10 +25,8 @@ def _meant_for(layout_name, model_name, family):
 
 def model_rows():
     """One row per registered model: name, family, task, input, params, reference, layouts."""
-    import keras
-
     from kerasnets.presets import list_presets
-    from kerasnets.registry import available_models, model_spec
+    from kerasnets.registry import each_built_model, model_spec
     from kerasnets.summary import parameter_count
     from weights_io import LAYOUTS
     from weights_io.assign import weighted_layers
@@ -37,9 +35,8 @@ def model_rows():
     for preset in list_presets():
         presets_by_model.setdefault(preset.model, []).append(preset)
     rows = []
-    for name in available_models():
+    for name, model in each_built_model():
         spec = model_spec(name)
-        model = spec.build()
         names = [layer.name for layer in weighted_layers(model)]
         # a preset's layout counts even when it needs other builder options (cadene-senet)
         preset_layouts = {p.layout for p in presets_by_model.get(name, [])}
@@ -59,8 +56,6 @@ def model_rows():
             "imports": sources,
             "presets": [(p.name, (p.accuracy or {}).get("top1")) for p in presets_by_model.get(name, [])],
         })
-        del model
-        keras.backend.clear_session()
     return rows
 
 

@@ -28,6 +28,13 @@ def main(jobdir):
     expected = os.environ.get("KERAS_BACKEND")
     if backend != expected:
         raise SystemExit(f"worker wanted backend {expected!r} but keras runs {backend!r}")
+    import gc
+
+    import kerasnets  # noqa: F401
+    # clear_session() after each model runs a full collection; with the backend's modules frozen out of
+    # its sight it walks only what the models left (see tests/conftest.py's _freeze_surviving_objects)
+    gc.collect()
+    gc.freeze()
     results = {}
     results_path = os.path.join(jobdir, f"results.{backend}.json")
     for entry in _follow(os.path.join(jobdir, "manifest.jsonl")):
