@@ -24,7 +24,12 @@ def _meant_for(layout_name, model_name, family):
 
 
 def model_rows():
-    """One row per registered model: name, family, task, input, params, reference, layouts."""
+    """One row per registered model: name, family, task, input, params, reference, layouts.
+
+    Each row also carries `weighted_layers`, the model's entry in the table `from_weights` ranks
+    with (`kerasnets.identify`), so that one walk of the registry checks both generated files.
+    """
+    from kerasnets.identify import model_table_entry
     from kerasnets.presets import list_presets
     from kerasnets.registry import each_built_model, model_spec
     from kerasnets.summary import parameter_count
@@ -55,6 +60,7 @@ def model_rows():
             "reference": spec.reference,
             "imports": sources,
             "presets": [(p.name, (p.accuracy or {}).get("top1")) for p in presets_by_model.get(name, [])],
+            "weighted_layers": model_table_entry(model),
         })
     return rows
 

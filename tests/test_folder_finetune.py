@@ -311,18 +311,21 @@ def digits_folder(tmp_path_factory):
 
 @pytest.mark.slow
 def test_lenet_from_scratch_on_a_digits_folder_with_cli_defaults(digits_folder, tmp_path, capsys):
-    """`kerasnets train --model lenet5 --data DIR --epochs 30`, nothing else: >= 0.95 on the 400 held-out digits,
-    and the default augmentation no worse than --augmentation none by more than the margin."""
+    """`kerasnets train --model lenet5 --data DIR --epochs 15`, nothing else: >= 0.95 on the 400 held-out digits,
+    and the default augmentation no worse than --augmentation none by more than the margin.
+
+    Held out on the AVX-512 EPYC of 2026-12-04 (default / none): 10 epochs 0.9625 / 0.955, 15 epochs
+    0.9625 / 0.9525, 30 epochs 0.975 / 0.9525; 15 keeps the bar at half the 30 epochs' time."""
     from training import cli
 
     train_dir, val_dir = digits_folder
     accuracy = {}
     for augmentation in ("default", "none"):
         run = tmp_path / augmentation
-        assert cli.main(["train", "--model", "lenet5", "--data", train_dir, "--epochs", "30", "--output-dir", str(run),
+        assert cli.main(["train", "--model", "lenet5", "--data", train_dir, "--epochs", "15", "--output-dir", str(run),
                          "--augmentation", augmentation]) == 0
         accuracy[augmentation] = held_out_accuracy(run / "final.keras", val_dir)
-    print(f"digits folder, LeNet-5, 30 epochs, held out: {accuracy}")
+    print(f"digits folder, LeNet-5, 15 epochs, held out: {accuracy}")
     assert accuracy["default"] >= DIGITS_HELD_OUT, accuracy
     assert accuracy["default"] >= accuracy["none"] - AUGMENTATION_MARGIN, accuracy
 

@@ -13,7 +13,7 @@ import pytest
 
 import kerasnets
 import weights_io
-from kerasnets.identify import UnrecognisedWeightsError, identify, model_table_entry, weighted_layer_table
+from kerasnets.identify import UnrecognisedWeightsError, identify, weighted_layer_table
 from tests.conftest import ROOT
 from tests.references import assert_parity, heal_keras
 from weights_io.core import build_record
@@ -100,14 +100,6 @@ def test_the_table_lists_every_registered_model():
     table = weighted_layer_table()
     assert sorted(table) == kerasnets.available_models(), (
         "kerasnets/data/weighted_layers.json.gz is stale: python -m kerasnets.identify --refresh")
-
-
-@pytest.mark.parametrize("name", ["resnet50", "vgg16_bn", "densenet121", "mobilenet_v3_large", "inception_v3",
-                                  "googlenet", "unet"])
-def test_the_table_matches_the_builders(name):
-    """A sample across families (the whole registry builds in python -m kerasnets.identify --refresh)."""
-    assert weighted_layer_table()[name] == model_table_entry(kerasnets.build(name)), (
-        f"{name} changed since the table was written: python -m kerasnets.identify --refresh")
 
 
 def test_cli_converts_and_summarises_a_file_it_recognises(tmp_path, capsys):

@@ -19,6 +19,12 @@ def test_readme_tables_match_the_registry():
     assert len(rows) == len(kerasnets.available_models())
     vgg16 = next(r for r in rows if r["name"] == "vgg16")
     assert vgg16["params"] == 138_357_544 and "tensorflow-vgg" in vgg16["imports"]
+    # the same walk checks the other generated file: the weighted layers `from_weights` ranks with
+    from kerasnets.identify import weighted_layer_table
+
+    table = weighted_layer_table()
+    stale = [r["name"] for r in rows if table.get(r["name"]) != r["weighted_layers"]]
+    assert not stale, f"{stale} changed since the table was written: python -m kerasnets.identify --refresh"
 
 
 def test_replace_section_only_touches_marked_text():
