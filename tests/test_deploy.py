@@ -25,7 +25,8 @@ EXPORTED = {
     "googlenet": dict(classes=10, input_shape=(32, 32, 3)),
     "mobilenet_v3_small": dict(classes=10, input_shape=(32, 32, 3)),
     "fsrcnn": dict(input_shape=(32, 32, 1)),
-    "unet": dict(classes=2, input_shape=(188, 188, 1)),
+    # a quarter of the width, the same graph: ONNX conversion took 20.5 s at 64 filters (31M weights), 1.7 s at 16
+    "unet": dict(classes=2, input_shape=(188, 188, 1), filters=16),
 }
 EXPORTED = {k: v for k, v in EXPORTED.items() if k in kerasnets.available_models()}
 # (model, runtime) pairs that fail, with the reason; strict xfail so a fix is noticed
