@@ -6,6 +6,7 @@ Oracle suite: tests/oracle, comparing against torchvision; skipped without torch
 
 from __future__ import annotations
 
+import gc
 import os
 import pathlib
 
@@ -26,26 +27,10 @@ try:
 except ImportError:
     pass
 
+import keras  # noqa: E402  (every test uses it: imported once here)
 
-def _freeze_surviving_objects():
-    """Moves every object alive now out of the garbage collector's sight (gc.freeze).
-
-    TensorFlow, torch and JAX leave millions of long-lived objects that each full
-    collection walks: keras' clear_session() (one gc.collect) took 0.44 s with them
-    in view and 0.03 s frozen, and tests/backends' parent spent 22 of its 125 s on it.
-    Called once the heavy modules are imported and again after each test file, when a
-    full collection has just freed that file's models: what survives then is modules
-    and caches that live as long as the worker.
-    """
-    import gc
-
-    gc.collect()
-    gc.freeze()
-
-
-import keras  # noqa: E402  (every test uses it: imported once here, before the freeze)
-
-_freeze_surviving_objects()
+gc.collect()
+gc.freeze()  # what the imports left, out of the collector's sight: see _collect
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # The real files from other tools: ../shared/fixtures where the checkout sits beside it,
@@ -87,11 +72,19 @@ COLLECT_AFTER_GROWTH_MB = 1500
 _resident_after_collection = [0.0]
 
 
-def _collect():
-    """A full collection, freed pages handed back, and the resident size it left noted."""
-    import gc
+def _collect(freeze=False):
+    """A full collection, freed pages handed back, and the resident size it left noted.
 
+    `freeze` then moves what survived out of the collector's sight (gc.freeze). TensorFlow, torch and
+    JAX leave millions of long-lived objects that each full collection walks: keras' clear_session()
+    (one gc.collect) took 0.44 s with them in view and 0.03 s frozen, and tests/backends' parent spent
+    22 of its 125 s on it. Done once the heavy modules are imported (above) and after each test file,
+    whose models the collection has just freed: what survives then is modules and caches that live
+    as long as the worker.
+    """
     gc.collect()
+    if freeze:
+        gc.freeze()
     _return_freed_memory()
     _resident_after_collection[0] = _resident_mb()
 
@@ -124,9 +117,8 @@ def _release_models_after_each_file(request):
     for value in list(vars(request.module).values()):  # a file's caches of reference runs die with it
         if callable(getattr(value, "cache_clear", None)):
             value.cache_clear()
-    keras.backend.clear_session()
-    _collect()
-    _freeze_surviving_objects()
+    keras.backend.clear_session(free_memory=False)  # the one collection is _collect's
+    _collect(freeze=True)
     log = os.environ.get("KERASNETS_TEST_RSS_LOG")
     if log:
         with open(log, "a") as out:

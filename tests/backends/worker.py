@@ -30,9 +30,9 @@ def main(jobdir):
         raise SystemExit(f"worker wanted backend {expected!r} but keras runs {backend!r}")
     import gc
 
-    import kerasnets  # noqa: F401
+    import kerasnets  # noqa: F401  (imported before the freeze, so that it is frozen too)
     # clear_session() after each model runs a full collection; with the backend's modules frozen out of
-    # its sight it walks only what the models left (see tests/conftest.py's _freeze_surviving_objects)
+    # its sight it walks only what the models left (see tests/conftest.py's _collect)
     gc.collect()
     gc.freeze()
     results = {}
