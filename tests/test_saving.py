@@ -44,8 +44,13 @@ def test_kill_during_save_leaves_a_whole_previous_file(tmp_path, suffix):
             proc.stdout.readline()  # one complete save exists
             time.sleep(rng.uniform(0.0, 0.5))
             deadline = time.time() + 30
-            while not any(n.startswith(".tmp-") for n in os.listdir(tmp_path)) and time.time() < deadline:
-                time.sleep(0.001)  # wait until a save is under way, then kill it there
+            while time.time() < deadline:
+                # Freeze the writer before looking, so the save seen under way is still under way when the kill lands.
+                proc.send_signal(signal.SIGSTOP)
+                if any(n.startswith(".tmp-") for n in os.listdir(tmp_path)):
+                    break
+                proc.send_signal(signal.SIGCONT)
+                time.sleep(0.001)
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
