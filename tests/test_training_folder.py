@@ -255,6 +255,34 @@ def test_decode_crop_is_the_crop_transform(tmp_path):
     assert np.abs(a.numpy() - b.numpy()).mean() < 0.5
 
 
+def test_random_crop_of_decoded_pixels_is_pillows_resize_of_the_box(tmp_path):
+    """uint8 pixels are resized as torchvision's RandomResizedCrop resizes a PIL image: the drawn box
+    cropped, then Pillow's bilinear resize, mirrored when the draw says so; equal to the grey level."""
+    import tensorflow as tf
+    from PIL import Image
+    from skimage import data as photos
+
+    from training.augment import random_resized_crop_flip
+    from training.data import decode_image
+
+    Image.fromarray(photos.coffee()).save(tmp_path / "c.png")
+    pixels = decode_image(tf.constant(str(tmp_path / "c.png")), tf.constant("tf"))
+    photo = Image.open(tmp_path / "c.png").convert("RGB")
+    transform = random_resized_crop_flip((56, 72))
+    mirrored = 0
+    for k in range(8):
+        seed = tf.constant([1, k], tf.int64)
+        top, left, height, width, draw = (int(v) if i < 4 else float(v)
+                                          for i, v in enumerate(transform.crop_window(tf.shape(pixels), seed)))
+        expected = photo.crop((left, top, left + width, top + height)).resize((72, 56), Image.BILINEAR)
+        if draw < 0.5:
+            expected, mirrored = expected.transpose(Image.FLIP_LEFT_RIGHT), mirrored + 1
+        out = transform(pixels, seed).numpy()
+        assert out.dtype == np.float32 and out.shape == (56, 72, 3)
+        np.testing.assert_array_equal(out, np.asarray(expected, np.float32))
+    assert 0 < mirrored < 8
+
+
 def test_pca_jitter_is_the_fancy_pca_formula():
     import keras
 
