@@ -183,14 +183,16 @@ def main(argv=None):
                     work=batch, rounds=args.rounds * (3 if batch == 1 else 1), target=1.0,
                 ))
             print(f"{name} {size}px: {time.perf_counter() - started:.0f} s (builds, tracing, timed rounds)", flush=True)
+    gpu = gpu_section(args)
     payloads = [report("training throughput vs keras.applications (model.fit)", train_rows,
-                       extra={"flops": flops, "matmul_peak": peaks, "auto_precision": [policy, reason]})]
+                       extra={"flops": flops, "matmul_peak": peaks, "auto_precision": [policy, reason],
+                              **({} if infer_rows else gpu)})]
     print(f"\n{'case':48s} {'GFLOP/img':>10s} {'GFLOP/s':>9s} {'share of peak':>14s} {'keras share':>12s}")
     for label, row in flops.items():
         print(f"{label:48s} {row['gflops_per_image']:10.2f} {row['gflop_per_s']:9.1f} {row['share_of_peak']:14.1%}"
               f" {row['reference_share_of_float32_peak']:12.1%}")
-    payloads.append(report("inference throughput vs keras.applications (model call)", infer_rows,
-                           extra=gpu_section(args)))
+    if infer_rows:  # with --no-inference the GPU line rides on the training table
+        payloads.append(report("inference throughput vs keras.applications (model call)", infer_rows, extra=gpu))
     finish(payloads, args.check)
 
 

@@ -1,6 +1,7 @@
 """Runs every benchmark script and prints one summary of its ratios.
 
     python benchmarks/run_all.py --quick     # the CI-sized run: under 10 minutes on 2 cores
+    python benchmarks/run_all.py --targets --check   # the runs the speed targets are judged by
 
 Each script runs in its own process (fresh memory, fresh Keras session); their
 `BENCH {json}` lines are collected into benchmarks/results-<date>.json.
@@ -30,16 +31,26 @@ SCRIPTS = {
     "predictor_latency.py": ["--quick"],
 }
 
+# script -> arguments for --targets: issue 19's "done when" run, every target with --check
+TARGETS = {
+    "model_throughput.py": ["--models", "resnet50", "densenet121", "--image-size", "160", "224", "--batch", "16",
+                            "--steps", "3", "--rounds", "5", "--no-inference"],
+    "weight_import.py": ["--formats", "mat", "--rounds", "5"],
+    "input_pipeline.py": ["--rounds", "5"],
+}
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--targets", action="store_true",
+                        help="only the scripts with speed targets, at the sizes the targets name (about 20 min)")
     parser.add_argument("--only", nargs="*", help="script names to run")
     parser.add_argument("--check", action="store_true", help="exit with status 1 when any target is missed")
     args = parser.parse_args(argv)
     results, started = [], time.time()
     for script, quick_args in SCRIPTS.items():
-        if args.only and script not in args.only:
+        if (args.only and script not in args.only) or (args.targets and script not in TARGETS):
             continue
         path = os.path.join(HERE, script)
         if not os.path.exists(path):
@@ -47,8 +58,8 @@ def main(argv=None):
             continue
         print(f"== {script}", flush=True)
         t0 = time.time()
-        proc = subprocess.run([sys.executable, path] + (quick_args if args.quick else []),
-                              capture_output=True, text=True)
+        extra = TARGETS[script] if args.targets else quick_args if args.quick else []
+        proc = subprocess.run([sys.executable, path] + extra, capture_output=True, text=True)
         for line in proc.stdout.splitlines():
             if line.startswith("BENCH "):
                 results.append(json.loads(line[6:]))
