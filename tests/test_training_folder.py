@@ -154,9 +154,9 @@ def test_special_modes_decode_like_pil(folder):
     paths = [os.path.join(folder, "cat", n) for n in ("gray.jpg", "alpha.png", "cmyk.jpg", "00.jpg")]
     good, bad = check_images([(p, 0) for p in paths])
     assert not bad
-    decoders = {os.path.basename(p): d for p, _, d in good}
+    decoders = {os.path.basename(p): d for p, _, d, _ in good}
     assert decoders["cmyk.jpg"] == "pil" and decoders["00.jpg"] == "jpeg"
-    for path, _, decoder in good:
+    for path, _, decoder, _ in good:
         got = decode_image(path, decoder).numpy()
         want = np.asarray(Image.open(path).convert("RGB"))
         assert got.shape == want.shape, path
@@ -253,6 +253,44 @@ def test_decode_crop_is_the_crop_transform(tmp_path):
                          shuffle=True, seed=3)
     (a, _), (b, _) = next(iter(jpeg_only)), next(iter(mixed))
     assert np.abs(a.numpy() - b.numpy()).mean() < 0.5
+
+
+def test_scaled_decode_keeps_the_box_and_the_picture(tmp_path):
+    """Boxes 2-8x the output are decoded at 1/2-1/8 scale (libjpeg's DCT scaling): same box, flip and
+    size as the full decode, > 30 dB from it; boxes smaller than twice the output decode as before,
+    bit for bit; make_dataset scales only when an image is twice the output on both axes."""
+    import tensorflow as tf
+    from PIL import Image
+    from skimage import data as photos
+
+    from training.augment import random_resized_crop_flip
+    from training.data import DCT_RATIOS, check_images, decode_crop, decode_image, make_dataset
+
+    Image.fromarray(photos.astronaut()).resize((500, 375)).save(tmp_path / "a.jpg", quality=90)
+    path = tf.constant(str(tmp_path / "a.jpg"))
+    full = decode_image(path, tf.constant("jpeg"))
+    used = set()
+    for size in (48, 224):
+        transform = random_resized_crop_flip(size)
+        for k in range(10):
+            seed = tf.constant([9, k], tf.int64)
+            _, _, height, width, _ = transform.crop_window(tf.shape(full), seed)
+            ratio = max([r for r in DCT_RATIOS if height >= r * size and width >= r * size] or [1])
+            used.add(ratio)
+            fast = decode_crop(path, transform, seed, scaled=True).numpy()
+            plain = decode_crop(path, transform, seed).numpy()
+            slow = transform(full, seed).numpy()
+            if ratio == 1:
+                np.testing.assert_array_equal(fast, plain)
+            mse = float(np.mean((fast - slow) ** 2))
+            assert 10 * np.log10(255**2 / max(mse, 1e-12)) > 30.0, (size, k, ratio)
+    assert {1, 2, 4} <= used
+    # the dataset scales for a large image only (its size is what check_images reports)
+    (good, _), transform = check_images([(str(tmp_path / "a.jpg"), 0)]), random_resized_crop_flip(48)
+    assert good[0][3] == (375, 500)
+    batches = {flag: next(iter(make_dataset(entries, batch_size=8, transform=transform, shuffle=True, seed=1)))[0]
+               for flag, entries in (("sized", good * 8), ("unsized", [good[0][:3]] * 8))}
+    assert not np.array_equal(batches["sized"].numpy(), batches["unsized"].numpy())
 
 
 def test_random_crop_of_decoded_pixels_is_pillows_resize_of_the_box(tmp_path):

@@ -67,7 +67,7 @@ class FolderData:
 
 
 def inspect_image(path):
-    """(decoder, None) for a readable image, (None, reason) otherwise.
+    """(decoder, None, (height, width)) for a readable image, (None, reason, None) otherwise.
 
     decoder is "jpeg" for a JPEG tf.io decodes to the same RGB pixels as PIL (`decode_crop` can then
     decode just a crop of it), "tf" for other such files, else "pil".
@@ -79,14 +79,14 @@ def inspect_image(path):
             img.verify()
         with Image.open(path) as img:  # verify() leaves the image unusable; decode fully to catch truncation
             img.load()
-            key = (img.format, img.mode)
+            key, size = (img.format, img.mode), (img.height, img.width)
             if getattr(img, "n_frames", 1) > 1:
-                return "pil", None
+                return "pil", None, size
     except Exception as err:  # PIL raises many types (OSError, SyntaxError, DecompressionBombError, ...)
-        return None, f"{type(err).__name__}: {err}"
+        return None, f"{type(err).__name__}: {err}", None
     if key in _TF_NATIVE:
-        return ("jpeg" if key[0] == "JPEG" else "tf"), None
-    return "pil", None
+        return ("jpeg" if key[0] == "JPEG" else "tf"), None, size
+    return "pil", None, size
 
 
 def list_class_folder(root, class_names=None):
@@ -117,7 +117,8 @@ def list_class_folder(root, class_names=None):
 
 
 def check_images(files, *, on_bad_file="raise", workers=8):
-    """Decodes every file once in a thread pool; returns (good [(path, label, decoder)], bad [(path, why)]).
+    """Decodes every file once in a thread pool; returns (good [(path, label, decoder, (height, width))],
+    bad [(path, why)]).
 
     Args:
         files: (path, label) pairs.
@@ -129,11 +130,11 @@ def check_images(files, *, on_bad_file="raise", workers=8):
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(inspect_image, [path for path, _ in files]))
     good, bad = [], []
-    for (path, label), (decoder, why) in zip(files, results):
+    for (path, label), (decoder, why, size) in zip(files, results):
         if decoder is None:
             bad.append((path, why))
         else:
-            good.append((path, label, decoder))
+            good.append((path, label, decoder, size))
     if bad and on_bad_file == "raise":
         raise BadImageError(bad)
     if bad:
@@ -165,26 +166,55 @@ def decode_image(path, decoder):
     return image
 
 
-def decode_crop(path, transform, seed):
+# libjpeg decodes at 1/2, 1/4 or 1/8 scale in its inverse DCT; used when the crop box is at least that
+# many times the output on both axes, so the resize that follows still only shrinks
+DCT_RATIOS = (1, 2, 4, 8)
+
+
+def decode_crop(path, transform, seed, scaled=False):
     """tf graph op: a JPEG file -> `transform(image, seed)`, decoding only the crop box.
 
     For a random-crop transform (`augment.random_resized_crop_flip`, which has `crop_window`): the box
     is drawn from the header's shape (`extract_jpeg_shape`), then only that box is decoded
     (`decode_and_crop_jpeg`) and resized. The boxes, flips and seeds are those of
     `transform(decode_image(...), seed)`; the pixels differ only where libjpeg upsamples chroma at
-    the box's edges (tests/test_training_folder.py). No control flow: `make_dataset` takes this path
-    when every file is such a JPEG. Measured in tf.data (128 375x500 JPEGs, 2 cores), a per-image
-    `tf.cond` for other files cost 13% of the throughput, and choosing libjpeg's 1/2-1/8 scale
-    decoding per image (a 4-way `tf.switch_case`) 17-38%, more than the scaled decode saved even
-    for 64 px outputs; so neither is done.
+    the box's edges (tests/test_training_folder.py).
+
+    `scaled=True` decodes at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling) when the box is that many
+    times the output, and resizes the exact fractional box from there (over 30 dB from the full
+    decode). The choice is a per-image `tf.switch_case`, which cost 7% of the pipeline's
+    throughput where no box qualifies (375x500 JPEGs, 224 px crops) and gained 35% on 1200x1600
+    photos; `make_dataset` turns it on only when some image is twice the output on both axes.
     """
     import tensorflow as tf
 
     contents = tf.io.read_file(path)
     shape = tf.cast(tf.io.extract_jpeg_shape(contents)[:2], tf.int32)
     top, left, height, width, flip_draw = transform.crop_window(shape, seed)
-    crop = tf.io.decode_and_crop_jpeg(contents, tf.stack([top, left, height, width]), channels=3)
-    return transform.from_crop(crop, flip_draw)
+    if not scaled:
+        crop = tf.io.decode_and_crop_jpeg(contents, tf.stack([top, left, height, width]), channels=3)
+        return transform.from_crop(crop, flip_draw)
+    out_h, out_w = transform.output_size
+    level = tf.add_n([tf.cast((height >= r * out_h) & (width >= r * out_w), tf.int32) for r in DCT_RATIOS[1:]])
+
+    def at(ratio):
+        def decode():
+            if ratio == 1:
+                crop = tf.io.decode_and_crop_jpeg(contents, tf.stack([top, left, height, width]), channels=3)
+                return crop, tf.cast(tf.stack([0, 0, height, width]), tf.float32)
+            # the scaled pixels covering the box (libjpeg rounds the scaled size up), and the box in them
+            size = (shape + ratio - 1) // ratio
+            t, l = top // ratio, left // ratio
+            b = tf.minimum((top + height + ratio - 1) // ratio, size[0])
+            r = tf.minimum((left + width + ratio - 1) // ratio, size[1])
+            crop = tf.io.decode_and_crop_jpeg(contents, tf.stack([t, l, b - t, r - l]), channels=3, ratio=ratio)
+            box = tf.cast(tf.stack([top - t * ratio, left - l * ratio, height, width]), tf.float32) / ratio
+            return crop, box
+        return decode
+
+    crop, box = tf.switch_case(level, [at(r) for r in DCT_RATIOS])
+    crop.set_shape([None, None, 3])
+    return transform.from_crop(crop, flip_draw, box)
 
 
 def _split(files, validation_split, seed):
@@ -244,7 +274,10 @@ class EpochSeed:
 
 def make_dataset(files, *, batch_size, transform, shuffle, seed=0, cache=False, drop_remainder=False,
                  epoch_seed=None):
-    """(path, label, decoder) list -> batched tf.data.Dataset of (transform(image), label).
+    """(path, label, decoder[, (height, width)]) list -> batched tf.data.Dataset of (transform(image), label).
+
+    With the image sizes (as `check_images` returns them), JPEGs at least twice a random crop's
+    output are decoded at reduced scale (`decode_crop`'s `scaled`).
 
     Args:
         transform: tf function uint8 (H, W, 3) -> float32 (h, w, 3) of a fixed size;
@@ -278,7 +311,10 @@ def make_dataset(files, *, batch_size, transform, shuffle, seed=0, cache=False, 
 
         ds = tf.data.Dataset.range(1).flat_map(epoch_order).apply(tf.data.experimental.assert_cardinality(count))
         if hasattr(transform, "crop_window") and all(f[2] == "jpeg" for f in files):  # decode only the box
-            ds = ds.map(lambda i, s: (decode_crop(paths[i], transform, s), labels[i]), num_parallel_calls=autotune)
+            out_h, out_w = transform.output_size
+            scaled = any(len(f) > 3 and f[3][0] >= 2 * out_h and f[3][1] >= 2 * out_w for f in files)
+            ds = ds.map(lambda i, s: (decode_crop(paths[i], transform, s, scaled), labels[i]),
+                        num_parallel_calls=autotune)
         else:
             ds = ds.map(lambda i, s: (decode_image(paths[i], decoders[i]), labels[i], s),
                         num_parallel_calls=autotune)
@@ -400,6 +436,6 @@ def image_folder_dataset(
     indices = write_class_indices(class_names, class_indices_path) if class_indices_path else None
     return FolderData(
         train=train, val=val, class_names=class_names, class_indices_path=indices,
-        train_files=[(p, y) for p, y, _ in train_files], val_files=[(p, y) for p, y, _ in val_files],
+        train_files=[(p, y) for p, y, *_ in train_files], val_files=[(p, y) for p, y, *_ in val_files],
         skipped=bad, empty_classes=empty,
     )
