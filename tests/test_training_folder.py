@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 
 import numpy as np
 import pytest
@@ -386,3 +385,58 @@ def test_preprocessing_normalises_each_image_as_its_mode_says(folder):
         image_folder_dataset(folder, 32, 8, train_transform=lambda x: x, preprocessing="torch")
     with pytest.raises(ValueError, match="must be one of"):
         image_folder_dataset(folder, 32, 8, preprocessing="imagenet")
+
+
+def test_folder_batches_match_the_tf_pipeline_without_tensorflow(tmp_path):
+    """The PyDataset that JAX and torch get: validation batches within a grey level of tf.data's for
+    PNG (Pillow's fixed-point resize against TensorFlow's float one), random crops of the right size and
+    orientation, and epochs ordered and cropped by (seed, epoch) alone."""
+    from PIL import Image
+
+    from training.augment import random_resized_crop_flip, resize_center_crop
+    from training.data import check_images, make_dataset
+    from skimage import data as photos
+
+    from training.folder_batches import FolderBatches
+
+    files, photo = [], Image.fromarray(photos.coffee())
+    for i in range(10):
+        path = tmp_path / f"{i}.{'png' if i % 2 else 'jpg'}"
+        photo.resize((90 - 3 * i, 40 + 7 * i)).save(path)
+        files.append((str(path), i % 3))
+    good, _ = check_images(files)
+    center = resize_center_crop(32, preprocessing="torch")
+    (expected, labels), = list(make_dataset(good, batch_size=10, transform=center, shuffle=False))
+    got, got_labels = FolderBatches(good, batch_size=10, transform=center, shuffle=False)[0]
+    np.testing.assert_array_equal(got_labels, labels.numpy())
+    gaps = np.abs(got - expected.numpy()).reshape(10, -1).max(axis=1) * 0.229 * 255  # back to grey levels
+    # PNG: the two resamplers' rounding; JPEG: also two libjpeg builds (tf.io's and Pillow's, see above)
+    for (path, _), gap in zip(files, gaps):
+        assert gap <= (1.0 if path.endswith(".png") else 8.0), (path, gap)
+
+    # a left-to-right ramp stays monotone through every random crop; flips reverse it
+    ramp = np.tile(np.arange(200, dtype=np.uint8)[None, :, None], (120, 1, 3))
+    crop = random_resized_crop_flip((20, 24)).pil
+    directions = set()
+    for k in range(12):
+        out = crop(ramp, np.random.default_rng(k))
+        assert out.shape == (20, 24, 3) and out.dtype == np.float32
+        steps = np.diff(out[10, :, 0])
+        assert np.all(steps >= 0) or np.all(steps <= 0)
+        directions.add(bool(steps.sum() > 0))
+    assert directions == {True, False}
+    sliver = np.zeros((4, 300, 3), np.uint8)  # no box of the ratio fits: the clamped centre crop
+    assert random_resized_crop_flip(16, scale=(0.9, 1.0)).pil(sliver, np.random.default_rng(0)).shape == (16, 16, 3)
+
+    def epoch(batches, e):
+        batches.set_epoch(e)
+        return [batches[i] for i in range(len(batches))]
+
+    random_crop = random_resized_crop_flip(24)
+    one, two = (FolderBatches(good, batch_size=4, transform=random_crop, shuffle=True, seed=5) for _ in range(2))
+    again, other = epoch(one, 2), epoch(two, 3)
+    for (x1, y1), (x2, y2) in zip(epoch(one, 2), again):
+        np.testing.assert_array_equal(x1, x2)
+        np.testing.assert_array_equal(y1, y2)
+    assert not all(np.array_equal(a[0], b[0]) for a, b in zip(again, other))
+    assert sorted(np.concatenate([y for _, y in other])) == sorted(y for _, y in files)

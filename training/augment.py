@@ -84,14 +84,14 @@ def random_resized_crop_flip(image_size=224, scale=(0.08, 1.0), ratio=(3 / 4, 4 
     `preprocessing` (a `kerasnets.preprocessing` mode such as "torch")
     normalises the result.
     """
-    import tensorflow as tf
-
     out_h, out_w = _size(image_size)
     finish = _finish(preprocessing)
     log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
 
     def window(shape, seed=None):
         """The crop box for an image of `shape` (H, W): (top, left, height, width, flip draw in [0, 1))."""
+        import tensorflow as tf
+
         if seed is None:
             uniform = tf.random.uniform
         else:
@@ -129,6 +129,8 @@ def random_resized_crop_flip(image_size=224, scale=(0.08, 1.0), ratio=(3 / 4, 4 
         1.1 ms for `tf.image.resize(antialias=True)` (one thread), and Pillow releases the GIL
         while it works. Other dtypes go through `tf.image.resize`, within one grey level of it.
         """
+        import tensorflow as tf
+
         mirror = flip_draw < 0.5 if flip else tf.constant(False)
         if crop.dtype == tf.uint8:
             args = [crop, out_h, out_w, mirror] + ([] if box is None else [box])
@@ -143,11 +145,35 @@ def random_resized_crop_flip(image_size=224, scale=(0.08, 1.0), ratio=(3 / 4, 4 
         return finish(tf.clip_by_value(crop, 0.0, 255.0))
 
     def transform(image, seed=None):
+        import tensorflow as tf
+
         top, left, crop_h, crop_w, flip_draw = window(tf.shape(image), seed)
         return from_crop(tf.image.crop_to_bounding_box(image, top, left, crop_h, crop_w), flip_draw)
 
+    def pil(pixels, rng):
+        """The same crop for uint8 numpy pixels, drawn from a numpy Generator (no TensorFlow)."""
+        height, width = pixels.shape[:2]
+        box = None
+        for _ in range(attempts):
+            target = height * width * rng.uniform(scale[0], scale[1])
+            aspect = math.exp(rng.uniform(log_ratio[0], log_ratio[1]))
+            w, h = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))
+            if 0 < w <= width and 0 < h <= height:
+                box = (int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1)), h, w)
+                break
+        if box is None:  # centre crop, clamped to `ratio`
+            in_ratio = width / height
+            w = width if in_ratio <= ratio[1] else round(height * ratio[1])
+            h = round(width / ratio[0]) if in_ratio < ratio[0] else height
+            box = ((height - h) // 2, (width - w) // 2, h, w)
+        top, left, h, w = box
+        mirror = flip and rng.random() < 0.5
+        out = _pil_resize(np.ascontiguousarray(pixels[top:top + h, left:left + w]), out_h, out_w, mirror)
+        return finish(out.astype("float32"))
+
     transform.takes_seed = True
     transform.crop_window, transform.from_crop, transform.output_size = window, from_crop, (out_h, out_w)
+    transform.pil = pil
     return transform
 
 
@@ -157,13 +183,13 @@ def resize_center_crop(image_size=224, resize_ratio=256 / 224, preprocessing=Non
     With the defaults this is the notes' evaluation transform Resize(256) + CenterCrop(224);
     `preprocessing` normalises the result as in `random_resized_crop_flip`.
     """
-    import tensorflow as tf
-
     out_h, out_w = _size(image_size)
     finish = _finish(preprocessing)
     short_target = int(round(min(out_h, out_w) * resize_ratio))
 
     def transform(image):
+        import tensorflow as tf
+
         shape = tf.cast(tf.shape(image)[:2], tf.float32)
         factor = short_target / tf.reduce_min(shape)
         new = tf.maximum(tf.cast(tf.round(shape * factor), tf.int32), [out_h, out_w])
@@ -172,6 +198,16 @@ def resize_center_crop(image_size=224, resize_ratio=256 / 224, preprocessing=Non
         crop = tf.image.crop_to_bounding_box(resized, top, left, out_h, out_w)
         return finish(tf.clip_by_value(crop, 0.0, 255.0))
 
+    def pil(pixels, rng=None):
+        """The same for uint8 numpy pixels, resized by Pillow (within a grey level of the tf side)."""
+        height, width = pixels.shape[:2]
+        factor = short_target / min(height, width)
+        new_h, new_w = max(round(height * factor), out_h), max(round(width * factor), out_w)
+        resized = _pil_resize(pixels, new_h, new_w, False)
+        top, left = (new_h - out_h) // 2, (new_w - out_w) // 2
+        return finish(resized[top:top + out_h, left:left + out_w].astype("float32"))
+
+    transform.pil = pil
     return transform
 
 

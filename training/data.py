@@ -44,7 +44,9 @@ class FolderData:
     """What `image_folder_dataset` returns.
 
     Attributes:
-        train, val: batched `tf.data.Dataset`s of (float32 images 0..255, int32 labels); val may be None.
+        train, val: batched `tf.data.Dataset`s of (float32 images 0..255, int32 labels) on the
+            TensorFlow backend, `folder_batches.FolderBatches` (a PyDataset) on JAX and torch;
+            val may be None.
         class_names: sorted class folder names; label i is class_names[i].
         class_indices_path: the written {index: class} JSON, or None.
         train_files, val_files: (path, label) lists actually used.
@@ -378,7 +380,8 @@ def image_folder_dataset(
         batch_size: images per batch.
         validation_split: fraction of each class held out for validation, or None.
         val_dir: a separate validation folder with the same class folders (instead of a split).
-        train_transform, val_transform: tf functions uint8 (H, W, 3) -> float32 (h, w, 3); the
+        train_transform, val_transform: tf functions uint8 (H, W, 3) -> float32 (h, w, 3) (on JAX and
+            torch: their `.pil` side, or a callable (uint8 array, numpy Generator) -> float32); the
             defaults are `augment.random_resized_crop_flip` for training and
             `augment.resize_center_crop` (the notes' Resize 256 + CenterCrop 224) for validation.
         shuffle: shuffle the training files every epoch.
@@ -427,15 +430,33 @@ def image_folder_dataset(
         train_files, val_files = _split(train_files, validation_split, seed)
     train_transform = train_transform or augment.random_resized_crop_flip(image_size, preprocessing=preprocessing)
     val_transform = val_transform or augment.resize_center_crop(image_size, preprocessing=preprocessing)
-    train = make_dataset(train_files, batch_size=batch_size, transform=train_transform, shuffle=shuffle,
-                         seed=seed, cache=cache)
-    val = None
-    if val_files:
-        val = make_dataset(val_files, batch_size=batch_size, transform=val_transform, shuffle=False,
-                           cache=bool(cache) if cache is True else (f"{cache}_val" if cache else False))
+    if keras.backend.backend() != "tensorflow":  # JAX, torch: worker threads instead of tf.data
+        from training.folder_batches import FolderBatches
+
+        if cache:
+            raise ValueError("`cache` is for tf.data pipelines (the TensorFlow backend); "
+                             f"Keras runs on {keras.backend.backend()}.")
+        train = FolderBatches(train_files, batch_size=batch_size, transform=train_transform, shuffle=shuffle,
+                              seed=seed)
+        val = FolderBatches(val_files, batch_size=batch_size, transform=val_transform, shuffle=False) \
+            if val_files else None
+    else:
+        train, val = _tf_pipelines(train_files, val_files, batch_size, train_transform, val_transform, shuffle,
+                                   seed, cache)
     indices = write_class_indices(class_names, class_indices_path) if class_indices_path else None
     return FolderData(
         train=train, val=val, class_names=class_names, class_indices_path=indices,
         train_files=[(p, y) for p, y, *_ in train_files], val_files=[(p, y) for p, y, *_ in val_files],
         skipped=bad, empty_classes=empty,
     )
+
+
+def _tf_pipelines(train_files, val_files, batch_size, train_transform, val_transform, shuffle, seed, cache):
+    """The tf.data train and val pipelines (TensorFlow backend)."""
+    train = make_dataset(train_files, batch_size=batch_size, transform=train_transform, shuffle=shuffle,
+                         seed=seed, cache=cache)
+    val = None
+    if val_files:
+        val = make_dataset(val_files, batch_size=batch_size, transform=val_transform, shuffle=False,
+                           cache=bool(cache) if cache is True else (f"{cache}_val" if cache else False))
+    return train, val

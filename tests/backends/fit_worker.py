@@ -1,7 +1,8 @@
 """Subprocess side of the JAX training check: `python -m tests.backends.fit_worker OUTDIR`.
 
 Under KERAS_BACKEND=jax, trains a small BN classifier with `training.fit` from
-numpy arrays and from a `keras.utils.PyDataset` (no tf.data), with a run
+numpy arrays, from a `keras.utils.PyDataset` (no tf.data) and from an image
+folder (`image_folder_dataset`'s worker-thread batches), with a run
 directory (checkpoints, CSV log, resume backup, final .keras/.h5), reloads
 the saved model and writes a JSON summary for the parent test to check.
 """
@@ -23,6 +24,22 @@ def _data(n=48, seed=0):
     return x, y
 
 
+def _folder_data(root, per_class=16):
+    """An image folder (3 classes, JPEG and PNG, class-dependent colour) through `image_folder_dataset`."""
+    import numpy as np
+    from PIL import Image
+
+    from training.data import image_folder_dataset
+
+    rng = np.random.default_rng(1)
+    for label in range(3):
+        os.makedirs(os.path.join(root, f"class{label}"))
+        for i in range(per_class):
+            pixels = np.clip(rng.normal(60 + 60 * label, 30, (24, 28, 3)), 0, 255).astype("uint8")
+            Image.fromarray(pixels).save(os.path.join(root, f"class{label}", f"{i}.{'jpg' if i % 2 else 'png'}"))
+    return image_folder_dataset(root, 16, 8, validation_split=0.25, class_indices_path=None, preprocessing="tf")
+
+
 def _model():
     import keras
 
@@ -42,6 +59,9 @@ def main(outdir):
     from training.fit import fit
 
     assert keras.backend.backend() == os.environ["KERAS_BACKEND"]
+    tensorflow_before = "tensorflow" in sys.modules
+    folder = _folder_data(os.path.join(outdir, "images"))  # before set_random_seed, which imports TensorFlow
+    tensorflow_after = "tensorflow" in sys.modules
     keras.utils.set_random_seed(0)
     x, y = _data()
     summary = {"backend": keras.backend.backend(), "has_tensorflow_module": "tensorflow" in sys.modules}
@@ -58,9 +78,13 @@ def main(outdir):
             s = slice(i * self.batch_size, (i + 1) * self.batch_size)
             return x[s], y[s]
 
+    summary["folder_data"] = {"train_type": type(folder.train).__name__, "val_type": type(folder.val).__name__,
+                              "tensorflow_before": tensorflow_before, "tensorflow_after": tensorflow_after,
+                              "batch_shape": list(folder.train[0][0].shape)}
     runs = {
         "numpy": dict(train=x, y=y, batch_size=16, val=(x[:16], y[:16])),
         "pydataset": dict(train=Batches(), val=Batches()),
+        "folder": dict(train=folder.train, val=folder.val),
     }
     for label, data in runs.items():
         model = _model()

@@ -1,4 +1,4 @@
-"""`training.fit` trains under the JAX backend from numpy arrays and a PyDataset (no tf.data)."""
+"""`training.fit` trains under the JAX backend from numpy arrays, a PyDataset and an image folder (no tf.data)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from tests.conftest import ROOT
 
 
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed: pip install -e .[backends]")
-def test_fit_runs_on_jax_with_numpy_and_pydataset(tmp_path):
+def test_fit_runs_on_jax_with_numpy_pydataset_and_image_folder(tmp_path):
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu",
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     proc = subprocess.run([sys.executable, "-m", "tests.backends.fit_worker", str(tmp_path)], cwd=ROOT, env=env,
@@ -22,7 +22,11 @@ def test_fit_runs_on_jax_with_numpy_and_pydataset(tmp_path):
     assert proc.returncode == 0, f"fit on JAX failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["backend"] == "jax"
-    for label in ("numpy", "pydataset"):
+    folder = summary["folder_data"]  # an image folder gives PyDatasets, and needs no TensorFlow to do so
+    assert folder["train_type"] == folder["val_type"] == "FolderBatches", folder
+    assert not folder["tensorflow_before"] and not folder["tensorflow_after"], folder
+    assert folder["batch_shape"] == [8, 16, 16, 3], folder
+    for label in ("numpy", "pydataset", "folder"):
         run = summary[label]
         loss = run["history"]["loss"]
         assert len(loss) == 3, f"{label}: {run['history']}"
