@@ -47,6 +47,11 @@ def check_common_args(*, include_top, weights, pooling, classes, classifier_acti
                 f"With `weights={weights!r}` and include_top=True, `classes` must be {count} (the preset's "
                 f"classes); use include_top=False for a new head. Received: classes={classes!r}"
             )
+        from kerasnets.registry import current_build
+
+        record = current_build()
+        if record is not None:  # a registered builder: its registry name picks "imagenet"'s preset
+            presets.check_reachable(presets.resolve(weights, record.model))
     elif weights is not None and not os.path.exists(weights):
         if isinstance(weights, str) and "." in weights and not os.path.splitext(weights)[1][1:] in _WEIGHT_SUFFIXES:
             presets.get_preset(weights)  # looks like a preset name: say which exist

@@ -54,9 +54,16 @@ def test_bad_arguments_are_value_errors(name, options, message, monkeypatch, tmp
     monkeypatch.setenv("KERASNETS_HOME", str(tmp_path))
     monkeypatch.delenv("KERASNETS_WEIGHTS_DIR", raising=False)
     if options.get("weights") == "imagenet" and kerasnets.presets.default_preset(name) is not None:
-        # densenet161's default preset needs its torchvision options: a ValueError says so
-        with pytest.raises((kerasnets.presets.PresetUnavailableError, ValueError), match="put it at|Received"):
+        # the missing file is reported before a single layer is built
+        import keras
+
+        layers = []
+        original = keras.layers.Layer.__init__
+        monkeypatch.setattr(keras.layers.Layer, "__init__",
+                            lambda self, *a, **k: (layers.append(type(self).__name__), original(self, *a, **k))[1])
+        with pytest.raises(kerasnets.presets.PresetUnavailableError, match="put it at"):
             kerasnets.build(name, **options)
+        assert layers == [], f"{len(layers)} layers built before the error, from {layers[:3]}"
         return
     if name == "lenet5" and "input_shape" in options and options["input_shape"] == (8, 8, 3):
         options = dict(options, input_shape=(8, 8, 1))
