@@ -150,6 +150,19 @@ def build(name, **kwargs):
 _COLLECT_AFTER_BYTES = 2 * 2**30
 
 
+def build_for_shapes(name, **options):
+    """`build(name, **options)` whose weights have shapes but no values, for counting and tables.
+
+    Built in a `keras.StatelessScope` that skips the initialisers: they took 22 of the 32 s that
+    building all 50 registered models took. The model cannot run or load weights; the pending
+    initialisations are dropped by the next `keras.backend.clear_session()`.
+    """
+    import keras
+
+    with keras.StatelessScope(initialize_variables=False):
+        return build(name, **options)
+
+
 def each_built_model(names=None):
     """Yields (name, model) for every registered model (or `names`) built with its defaults, freeing as it goes.
 
@@ -158,9 +171,7 @@ def each_built_model(names=None):
     `keras.backend.clear_session()` does) cost the README table 13 of its 63 s, so this collects once
     2 GB of weights have been let go: VGG-sized models still never pile up.
 
-    The weights have shapes but no values: the models are built in a `keras.StatelessScope` that
-    skips the initialisers, which took 22 of the 32 s that building all 50 models took. Each
-    `clear_session()` below drops the initialisations left pending.
+    The weights have shapes but no values (`build_for_shapes`).
     """
     import gc
 
@@ -168,8 +179,7 @@ def each_built_model(names=None):
 
     pending = 0
     for name in names or available_models():
-        with keras.StatelessScope(initialize_variables=False):
-            model = build(name)
+        model = build_for_shapes(name)
         yield name, model
         pending += 4 * model.count_params()
         del model

@@ -6,6 +6,7 @@ import pytest
 
 import kerasnets
 from kerasnets import parameter_count
+from kerasnets.registry import build_for_shapes
 from tests.conftest import assert_close, keras_weight_file, randomize_bn_statistics
 from tests.references import assert_parity, heal_keras
 from weights_io import assign_weights, get_layout
@@ -28,16 +29,16 @@ def conv_params(k, cin, cout, groups=1):
 
 @pytest.mark.parametrize("name,count", sorted(REFERENCE_COUNTS.items()))
 def test_parameter_counts_match_reference(name, count):
-    assert parameter_count(kerasnets.build(name)) == count
+    assert parameter_count(build_for_shapes(name)) == count
 
 
 def test_alexnet_original_and_zfnet_counts():
-    assert parameter_count(kerasnets.build_alexnet(variant="original")) == 60_965_224
+    assert parameter_count(build_for_shapes("alexnet", variant="original")) == 60_965_224
     # ZFNet from the paper's table, counted here independently of the builder.
     convs = [(7, 3, 96), (5, 96, 256), (3, 256, 384), (3, 384, 384), (3, 384, 256)]
     fcs = [(6 * 6 * 256, 4096), (4096, 4096), (4096, 1000)]
     expected = sum(conv_params(*c) for c in convs) + sum(i * o + o for i, o in fcs)
-    assert parameter_count(kerasnets.build_zfnet()) == expected == 62_357_608
+    assert parameter_count(build_for_shapes("zfnet")) == expected == 62_357_608
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import pytest
 import kerasnets
 from kerasnets.googlenet import compile_with_aux, without_aux
 from kerasnets.builder_utils import ceil_mode_padding
+from kerasnets.registry import build_for_shapes
 from tests.conftest import randomize_bn_statistics
 
 # Eager calls and run_eagerly: tracing these graphs costs far more than running them on a few images.
@@ -54,7 +55,7 @@ def _torchvision_aux_count(classes=1000):
     (dict(variant="paper", aux_logits=True), _paper_count(aux=True)),
 ])
 def test_parameter_count(options, expected):
-    model = kerasnets.build_googlenet(**options)
+    model = build_for_shapes("googlenet", **options)
     assert kerasnets.parameter_count(model) == expected
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import kerasnets
+from kerasnets.registry import build_for_shapes
 import weights_io
 from weights_io.assign import weighted_layers
 from tests.conftest import randomize_bn_statistics
@@ -90,7 +91,7 @@ V3_TORCHVISION_AUX = _conv(768, 128, 1) + _conv(128, 768, 5) + 768 * 1000 + 1000
     ("inception_v2", dict(variant="cadene"), (224, 224, 3), _bn_inception_count(conv_bias=True)),
 ])
 def test_parameter_count(name, options, shape, expected):
-    model = kerasnets.build(name, input_shape=shape, **options)
+    model = build_for_shapes(name, input_shape=shape, **options)
     assert kerasnets.parameter_count(model) == expected
 
 

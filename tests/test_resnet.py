@@ -8,6 +8,7 @@ import pytest
 
 import kerasnets
 from kerasnets.resnet import CADENE_SENET, KERAS_APPLICATIONS
+from kerasnets.registry import build_for_shapes
 from tests.conftest import check_save_load_and_fit, copy_keras_weights, randomize_bn_statistics
 from tests.references import assert_parity, heal_keras
 
@@ -27,7 +28,7 @@ REFERENCE_PARAMS = {
 
 @pytest.mark.parametrize("name", sorted(REFERENCE_PARAMS))
 def test_parameter_count(name):
-    model = kerasnets.build(name, input_shape=(32, 32, 3))
+    model = build_for_shapes(name, input_shape=(32, 32, 3))
     assert kerasnets.parameter_count(model) == REFERENCE_PARAMS[name]
 
 

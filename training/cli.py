@@ -53,10 +53,11 @@ def _param_cache_path():
 
 
 def _parameter_counts(names, refresh=False):
-    """Builds each model once to count its parameters; cached per version."""
+    """Builds each model once (shapes only) to count its parameters; cached per version."""
     import keras
 
-    from kerasnets import build, parameter_count
+    from kerasnets import parameter_count
+    from kerasnets.registry import each_built_model
 
     path = _param_cache_path()
     cache = {}
@@ -67,11 +68,8 @@ def _parameter_counts(names, refresh=False):
     if todo:
         print(f"counting parameters of {len(todo)} models (cached for next time)...", file=sys.stderr)
         bar = keras.utils.Progbar(len(todo), stateful_metrics=["model"])
-        for i, name in enumerate(todo, 1):
-            model = build(name)
+        for i, (name, model) in enumerate(each_built_model(todo), 1):
             cache[name] = parameter_count(model)
-            del model
-            keras.backend.clear_session()
             bar.update(i)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w") as f:
