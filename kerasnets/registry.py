@@ -154,13 +154,18 @@ def build_for_shapes(name, **options):
     """`build(name, **options)` whose weights have shapes but no values, for counting and tables.
 
     Built in a `keras.StatelessScope` that skips the initialisers: they took 22 of the 32 s that
-    building all 50 registered models took. The model cannot run or load weights; the pending
-    initialisations are dropped by the next `keras.backend.clear_session()`.
+    building all 50 registered models took. The model cannot run or load weights. Its variables
+    are taken off Keras' list of pending initialisations, which the next scope that initialises
+    (a JAX `fit`, say) would otherwise fill with random values nobody reads.
     """
     import keras
+    from keras.src.backend.common import global_state  # where Keras lists variables awaiting values
 
+    pending = list(global_state.get_global_attribute("uninitialized_variables", []) or [])
     with keras.StatelessScope(initialize_variables=False):
-        return build(name, **options)
+        model = build(name, **options)
+    global_state.set_global_attribute("uninitialized_variables", pending)
+    return model
 
 
 def each_built_model(names=None):
