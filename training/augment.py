@@ -121,13 +121,12 @@ def random_resized_crop_flip(image_size=224, scale=(0.08, 1.0), ratio=(3 / 4, 4 
     def from_crop(crop, flip_draw, box=None):
         """The cropped pixels (any size) -> the output: resized, flipped when the draw says so.
 
-        `box` (top, left, height, width; fractional, uint8 pixels only) resizes that part of `crop`
-        instead of all of it: `data.decode_crop` passes the box within a scaled decode.
-
         uint8 pixels (decoded files) are resized by Pillow, as torchvision's RandomResizedCrop
         resizes PIL images: its fixed-point resampler took 0.46 ms for a 266x281 crop against
         1.1 ms for `tf.image.resize(antialias=True)` (one thread), and Pillow releases the GIL
         while it works. Other dtypes go through `tf.image.resize`, within one grey level of it.
+        `box` (top, left, height, width; fractional, uint8 pixels only) resizes that part of `crop`
+        instead of all of it: `data.decode_crop` passes the box within a scaled decode.
         """
         import tensorflow as tf
 
