@@ -310,24 +310,33 @@ def locate_source(preset, weights_file=None, download=True):
             raise _unavailable(preset, f"weights_file {os.fspath(weights_file)!r} does not exist")
         verify_file(weights_file, preset)
         return os.fspath(weights_file)
-    cached = source_path(preset)
-    if os.path.isfile(cached):
-        verify_file(cached, preset)
-        return cached
-    user_dir = os.environ.get("KERASNETS_WEIGHTS_DIR")
-    if user_dir and os.path.isfile(os.path.join(user_dir, preset.file_name)):
-        path = os.path.join(user_dir, preset.file_name)
-        verify_file(path, preset)
-        return path
-    offline = not download or os.environ.get("KERASNETS_OFFLINE", "") not in ("", "0")
+    local = _local_source(preset)
+    if local is not None:
+        verify_file(local, preset)
+        return local
+    offline = not download or _offline()
     if preset.hub:
         return _from_hub(preset, download=not offline)
     if preset.manual_download or not preset.url:
         raise _unavailable(preset, "it has no direct download link and no local copy was found")
     if offline:
         raise _unavailable(preset, "it is not in the cache and downloading is off (download=False or KERASNETS_OFFLINE)")
+    cached = source_path(preset)
     os.makedirs(os.path.dirname(cached), exist_ok=True)
     return _download(preset, cached)
+
+
+def _local_source(preset):
+    """The source file of `preset` in the cache or ``$KERASNETS_WEIGHTS_DIR`` (not yet verified), or None."""
+    user_dir = os.environ.get("KERASNETS_WEIGHTS_DIR")
+    for path in (source_path(preset), os.path.join(user_dir, preset.file_name) if user_dir else None):
+        if path and os.path.isfile(path):
+            return path
+    return None
+
+
+def _offline():
+    return os.environ.get("KERASNETS_OFFLINE", "") not in ("", "0")
 
 
 def _rename_keys(weight_file, renames):
@@ -500,12 +509,9 @@ def check_reachable(preset):
     missing only after the build, a DenseNet-201 spent 3 s building first.
     """
     preset = get_preset(preset) if isinstance(preset, str) else preset
-    user_dir = os.environ.get("KERASNETS_WEIGHTS_DIR")
-    if (_converted_is_current(preset) or os.path.isfile(source_path(preset))
-            or (user_dir and os.path.isfile(os.path.join(user_dir, preset.file_name)))):
+    if _converted_is_current(preset) or _local_source(preset) is not None:
         return
-    offline = os.environ.get("KERASNETS_OFFLINE", "") not in ("", "0")
-    if not offline and (preset.hub or (preset.url and not preset.manual_download)):
+    if not _offline() and (preset.hub or (preset.url and not preset.manual_download)):
         return  # load_preset downloads it
     locate_source(preset, download=False)  # nothing local: raises, naming the file and where to put it
 
