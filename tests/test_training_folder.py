@@ -397,7 +397,7 @@ def test_folder_batches_match_the_tf_pipeline_without_tensorflow(tmp_path):
     from training.data import check_images, make_dataset
     from skimage import data as photos
 
-    from training.folder_batches import FolderBatches
+    from training.data import FolderBatches
 
     files, photo = [], Image.fromarray(photos.coffee())
     for i in range(10):

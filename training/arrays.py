@@ -28,10 +28,11 @@ class EpochShuffledArrays(keras.utils.PyDataset):
         batch_size: samples per batch; the last batch may be smaller.
         seed: any non-negative integer; the order of epoch `e` depends on (seed, e) only.
         shuffle: False keeps the arrays' order every epoch.
+        **kwargs: `keras.utils.PyDataset`'s (`workers`, `use_multiprocessing`, ...).
     """
 
-    def __init__(self, x, y=None, sample_weight=None, *, batch_size=32, seed=0, shuffle=True):
-        super().__init__()
+    def __init__(self, x, y=None, sample_weight=None, *, batch_size=32, seed=0, shuffle=True, **kwargs):
+        super().__init__(**kwargs)
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
         if not isinstance(seed, int) or seed < 0:
@@ -61,10 +62,14 @@ class EpochShuffledArrays(keras.utils.PyDataset):
     def __len__(self):
         return math.ceil(self.num_samples / self.batch_size)
 
-    def __getitem__(self, index):
+    def rows(self, index):
+        """The sample indices of batch `index` in the current epoch."""
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index} out of range for {len(self)} batches")
-        rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        return self.order[index * self.batch_size:(index + 1) * self.batch_size]
+
+    def __getitem__(self, index):
+        rows = self.rows(index)
         batch = tuple(keras.tree.map_structure(lambda a: np.asarray(a)[rows], part)
                       for part in (self.x, self.y, self.sample_weight) if part is not None)
         return batch if len(batch) > 1 else batch[0]

@@ -2,6 +2,15 @@
 
     root/daisy/001.jpg, root/roses/002.png, ...
 
+Under the JAX and torch backends the same folder gives `FolderBatches`, a
+`keras.utils.PyDataset` whose worker threads decode and resize with Pillow
+(it releases the GIL while doing both) through each `training.augment`
+transform's `.pil` side: the same crop rule, resampler and normalisation, no
+TensorFlow. Epoch `e` is ordered and cropped from (seed, e) alone there too,
+so a resumed run sees the batches of an uninterrupted one; random boxes are
+drawn by numpy instead of TensorFlow's stateless generator, so the two
+engines crop alike in distribution, not box for box.
+
 Every file is checked once, up front, in a thread pool (PIL decodes it fully),
 so an unreadable file is reported by path before training starts instead of
 crashing epoch 7. Grayscale, palette, RGBA and CMYK images are converted to
@@ -20,6 +29,8 @@ import warnings
 
 import keras
 import numpy as np
+
+from training.arrays import EpochShuffledArrays
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 # (PIL format, PIL mode) pairs tf.io.decode_image turns into the same RGB pixels as PIL's convert("RGB")
@@ -45,7 +56,7 @@ class FolderData:
 
     Attributes:
         train, val: batched `tf.data.Dataset`s of (float32 images 0..255, int32 labels) on the
-            TensorFlow backend, `folder_batches.FolderBatches` (a PyDataset) on JAX and torch;
+            TensorFlow backend, `FolderBatches` (a PyDataset) on JAX and torch;
             val may be None.
         class_names: sorted class folder names; label i is class_names[i].
         class_indices_path: the written {index: class} JSON, or None.
@@ -144,13 +155,19 @@ def check_images(files, *, on_bad_file="raise", workers=8):
     return good, bad
 
 
-def _pil_decode(path):
+def load_rgb(path):
+    """uint8 (H, W, 3) RGB pixels of an image file, by PIL (grey, palette, RGBA and CMYK converted)."""
     from PIL import Image
 
+    with Image.open(path) as img:
+        return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+def _pil_decode(path):
+    """`load_rgb` for `tf.numpy_function`, which passes the path as bytes."""
     if isinstance(path, np.ndarray):
         path = path.item()
-    with Image.open(path.decode() if isinstance(path, bytes) else path) as img:
-        return np.asarray(img.convert("RGB"), dtype=np.uint8)
+    return load_rgb(path.decode() if isinstance(path, bytes) else path)
 
 
 def decode_image(path, decoder):
@@ -431,8 +448,6 @@ def image_folder_dataset(
     train_transform = train_transform or augment.random_resized_crop_flip(image_size, preprocessing=preprocessing)
     val_transform = val_transform or augment.resize_center_crop(image_size, preprocessing=preprocessing)
     if keras.backend.backend() != "tensorflow":  # JAX, torch: worker threads instead of tf.data
-        from training.folder_batches import FolderBatches
-
         if cache:
             raise ValueError("`cache` is for tf.data pipelines (the TensorFlow backend); "
                              f"Keras runs on {keras.backend.backend()}.")
@@ -460,3 +475,33 @@ def _tf_pipelines(train_files, val_files, batch_size, train_transform, val_trans
         val = make_dataset(val_files, batch_size=batch_size, transform=val_transform, shuffle=False,
                            cache=bool(cache) if cache is True else (f"{cache}_val" if cache else False))
     return train, val
+
+
+class FolderBatches(EpochShuffledArrays):
+    """(path, label, ...) entries -> batches of (float32 images, int32 labels), decoded by worker threads.
+
+    What `image_folder_dataset` gives on JAX and torch (see the module docstring). The paths and
+    labels are ordered per epoch as `EpochShuffledArrays` orders arrays.
+
+    Args:
+        files: (path, label[, decoder, size]) entries, as `check_images` returns them.
+        batch_size: images per batch; the last batch may be smaller.
+        transform: a `training.augment` transform (its `.pil` side is used), or a callable
+            (uint8 (H, W, 3) array, numpy Generator) -> float32 array of a fixed size.
+        shuffle: a new order every epoch.
+        seed: the order and crops of epoch `e` depend on (seed, e) only.
+        workers: decoding threads (default: every core).
+    """
+
+    def __init__(self, files, *, batch_size, transform, shuffle, seed=0, workers=None):
+        super().__init__(np.asarray([f[0] for f in files]), np.asarray([f[1] for f in files], "int32"),
+                         batch_size=batch_size, seed=seed, shuffle=shuffle,
+                         workers=workers or os.cpu_count() or 1, use_multiprocessing=False)
+        self.transform = getattr(transform, "pil", transform)
+        self.epoch_seed = self  # what `fit` looks for to set the epoch before each one
+
+    def __getitem__(self, index):
+        rows = self.rows(index)
+        images = [self.transform(load_rgb(self.x[i]), np.random.default_rng((self.seed, self.epoch, int(i))))
+                  for i in rows]
+        return np.stack(images).astype("float32", copy=False), self.y[rows]

@@ -16,13 +16,11 @@ def load_image(path, image_size, *, resize_ratio=256 / 224):
     Grayscale, palette, RGBA and CMYK files are converted to RGB.
     """
     import tensorflow as tf
-    from PIL import Image
 
     from training.augment import resize_center_crop
+    from training.data import load_rgb
 
-    with Image.open(path) as img:
-        pixels = np.asarray(img.convert("RGB"))
-    crop = resize_center_crop(image_size, resize_ratio)(tf.constant(pixels))
+    crop = resize_center_crop(image_size, resize_ratio)(tf.constant(load_rgb(path)))
     return np.asarray(crop, dtype="float32")[None]
 
 
