@@ -18,6 +18,12 @@ import pytest
 # 24 GB machine left too little: CI lost a worker ("node down") and ran out of time. With the system allocator,
 # freed is freed (tests/test_classic.py then leaves 1.6 GB, not 8.7); set before anything imports TensorFlow.
 os.environ.setdefault("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "1")
+# ...but glibc then hands every large freed tensor back to the kernel (munmap), and the next one is fresh pages
+# that the kernel zeroes: on the build VM (free-page reporting to the host) clear_page was 48% of the CPU time of
+# tests/test_classic.py. No mmap and no automatic trim keep freed memory in the process for the next tensor;
+# _collect's malloc_trim still hands it back after each file. Read at process start: this reaches the xdist
+# workers and every subprocess a test starts, not the process that reads this file.
+os.environ.setdefault("GLIBC_TUNABLES", "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before the import of keras below
 
 try:
@@ -106,10 +112,11 @@ def _release_models_after_each_file(request):
     """Frees what a test file built once it is done: a worker runs file after file, and without this
     its memory grew past 5 GB and one was killed for memory (24 GB, two workers, 2026-12-04).
     KERASNETS_TEST_RSS_LOG=path appends each file's resident MB (at its end, before and after
-    release) and seconds: where a worker's memory goes."""
+    release), seconds, and CPU seconds (user, system, then its waited-for children's user, system):
+    where a worker's memory and time go."""
     import time
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), os.times()
     if not _resident_after_collection[0]:  # the worker's first file: its size before any test
         _resident_after_collection[0] = _resident_mb()
     yield
@@ -122,8 +129,9 @@ def _release_models_after_each_file(request):
     log = os.environ.get("KERASNETS_TEST_RSS_LOG")
     if log:
         with open(log, "a") as out:
+            used = [now - then for now, then in zip(os.times(), cpu)]  # user, system, children's user, system
             out.write(f"{os.getpid()} {request.node.nodeid} {before:.0f} {_resident_mb():.0f} "
-                      f"{time.perf_counter() - start:.1f}\n")
+                      f"{time.perf_counter() - start:.1f} " + " ".join(f"{t:.1f}" for t in used[:4]) + "\n")
 
 
 def assert_close(actual, expected, rtol=1e-4, what="output"):
