@@ -210,3 +210,53 @@ def test_kfold_stratified():
         assert np.bincount(y[val_idx]).tolist() == [5, 5]
         assert not set(train_idx) & set(val_idx)
     assert sorted(np.concatenate([v for _, v in result.folds]).tolist()) == list(range(40))
+
+
+@pytest.mark.parametrize("every_epoch", [True, False])
+def test_epoch_end_weights_are_written_once_and_hold_that_epochs_weights(tmp_path, every_epoch):
+    """The checkpoint, best and backup files of an epoch hold the weights the model had at that epoch's end;
+    with a per-epoch checkpoint the backup is that file hard-linked and the best its copy, not new saves."""
+    import h5py
+
+    from training.callbacks import AtomicCheckpoint, ResumableBackup
+
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(size=(24, 16, 16, 3)).astype("float32"), rng.integers(0, 3, 24)
+    model = tiny_bn_net()
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    at_end = {}
+    snapshot = keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: at_end.update({e: model.get_weights()}))
+    checkpoint = AtomicCheckpoint(tmp_path, monitor="loss", every_epoch=every_epoch)
+    backup = ResumableBackup(tmp_path / "backup", delete_on_success=False, checkpoint=checkpoint)
+    saves = []
+    real_save = keras.Model.save_weights
+
+    def counting_save(self, path, *args, **kwargs):
+        saves.append(os.path.basename(path))
+        return real_save(self, path, *args, **kwargs)
+
+    keras.Model.save_weights = counting_save
+    try:
+        model.fit(x, y, epochs=3, batch_size=8, verbose=0, callbacks=[snapshot, checkpoint, backup])
+    finally:
+        keras.Model.save_weights = real_save
+
+    def holds(path, weights):
+        probe = tiny_bn_net()
+        probe.compile("adam", "sparse_categorical_crossentropy")
+        probe.optimizer.build(probe.trainable_variables)
+        probe.load_weights(path)
+        return all(np.array_equal(a, b) for a, b in zip(probe.get_weights(), weights))
+
+    last = tmp_path / "backup" / "epoch-0003.weights.h5"
+    assert holds(last, at_end[2]) and not holds(last, at_end[1])
+    best_epoch = checkpoint.best_epoch
+    assert holds(tmp_path / "best.weights.h5", at_end[best_epoch - 1])
+    with h5py.File(tmp_path / "best.weights.h5") as f:
+        assert json.loads(f.attrs["kerasnets_best"])["epoch"] == best_epoch
+    if every_epoch:
+        assert os.path.samefile(last, tmp_path / "checkpoints" / "epoch-003.weights.h5")
+        assert len(saves) == 3  # one serialisation per epoch
+    else:
+        assert not (tmp_path / "checkpoints").exists()
+        assert 3 < len(saves) <= 6  # each epoch's backup, and the best (at least once) written by itself

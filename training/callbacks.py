@@ -10,13 +10,14 @@ import csv
 import json
 import math
 import os
+import shutil
 import warnings
 
 import h5py
 import keras
 import numpy as np
 
-from kerasnets.saving import atomic_path, save_weights_atomically
+from kerasnets.saving import atomic_path, copy_atomically, save_weights_atomically
 
 SCHEDULES = (None, "step", "cosine", "plateau")
 
@@ -48,11 +49,15 @@ class ResumableBackup(keras.callbacks.Callback):
         delete_on_success: remove the state when training finishes normally.
         extra_state: JSON-able values the resumed run needs as they were (e.g. the
             data-order seed), stored with every epoch's state; see `read_resume_state`.
+        checkpoint: an `AtomicCheckpoint` that runs before this callback with nothing
+            changing the weights in between (as `fit` orders them): its file of the same
+            epoch is hard-linked instead of writing the same weights a second time.
     """
 
-    def __init__(self, backup_dir, delete_on_success=True, extra_state=None):
+    def __init__(self, backup_dir, delete_on_success=True, extra_state=None, checkpoint=None):
         super().__init__()
         self.backup_dir = os.fspath(backup_dir)
+        self.checkpoint = checkpoint
         self.state_path = os.path.join(self.backup_dir, "state.json")
         self.delete_on_success = delete_on_success
         self.extra_state = dict(extra_state or {})
@@ -74,7 +79,11 @@ class ResumableBackup(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         name = f"epoch-{epoch + 1:04d}.weights.h5"
-        save_weights_atomically(self.model, os.path.join(self.backup_dir, name))
+        written = getattr(self.checkpoint, "epoch_file", None)
+        if written is not None and written[0] == epoch and os.path.exists(written[1]):
+            copy_atomically(written[1], os.path.join(self.backup_dir, name), link=True)
+        else:
+            save_weights_atomically(self.model, os.path.join(self.backup_dir, name))
         seeds = [keras.ops.convert_to_numpy(v).tolist() for v in _seed_states(self.model)]
         _write_json_atomically({**self.extra_state, "epoch": epoch + 1, "weights": name, "seed_states": seeds},
                                self.state_path)
@@ -115,6 +124,7 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         self.best_json = os.path.join(self.directory, "best.json")
         self.best = None
         self.best_epoch = None
+        self.epoch_file = None  # (epoch, path) of the weights written at the end of that epoch
 
     def on_train_begin(self, logs=None):
         saved = read_best_record(self.best_path)
@@ -128,10 +138,10 @@ class AtomicCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
+        self.epoch_file = None
         if self.every_epoch:
-            save_weights_atomically(
-                self.model, os.path.join(self.directory, "checkpoints", f"epoch-{epoch + 1:03d}.weights.h5")
-            )
+            path = os.path.join(self.directory, "checkpoints", f"epoch-{epoch + 1:03d}.weights.h5")
+            self.epoch_file = (epoch, save_weights_atomically(self.model, path))
         value = logs.get(self.monitor)
         if value is None:
             if epoch == 0:
@@ -145,7 +155,10 @@ class AtomicCheckpoint(keras.callbacks.Callback):
             # The record travels inside the weights file (one atomic rename commits both);
             # best.json is a copy for people and scripts.
             with atomic_path(self.best_path) as tmp:
-                self.model.save_weights(tmp)
+                if self.epoch_file is not None:  # the same weights: a copy, not a second serialisation
+                    shutil.copyfile(self.epoch_file[1], tmp)
+                else:
+                    self.model.save_weights(tmp)
                 with h5py.File(tmp, "a") as f:
                     f.attrs["kerasnets_best"] = json.dumps(record)
             _write_json_atomically(record, self.best_json)

@@ -258,7 +258,8 @@ def fit(
             all_callbacks.append(keras.callbacks.TensorBoard(paths["tensorboard"]))
         if resume:
             # last, so that an epoch counts as done only after its checkpoint and log line exist
-            all_callbacks.append(ResumableBackup(backup_dir, extra_state={"data_seed": data_seed}))
+            all_callbacks.append(ResumableBackup(backup_dir, extra_state={"data_seed": data_seed},
+                                               checkpoint=checkpoint))
     if getattr(train, "epoch_seed", None) is not None:  # a make_dataset pipeline: order and crops by epoch
         all_callbacks.insert(0, train.epoch_seed.epoch_callback())
     if shuffle_arrays:
