@@ -12,6 +12,7 @@ import keras
 import kerasnets
 from kerasnets.caffe import CaffeWeightMismatchError, from_caffe
 from tests.caffe_files import Bare, layer, prototxt_text, write_net
+from tests.references import infer
 from training.cli import main as cli
 
 
@@ -222,7 +223,7 @@ def test_cli_converts_and_summarises_lenet(tmp_path, capsys, lenet_files):
     assert "431,080 parameters" in capsys.readouterr().out
     images, _ = _digits_as_mnist()
     reloaded = keras.saving.load_model(out)
-    np.testing.assert_allclose(reloaded.predict(images[:8, ..., None], verbose=0),
+    np.testing.assert_allclose(infer(reloaded, images[:8, ..., None]),
                                from_caffe(*lenet_files).predict(images[:8, ..., None], verbose=0), atol=1e-6)
     assert cli(["summary", "--weights", str(lenet_files[1])]) == 0
     text = capsys.readouterr().out

@@ -9,7 +9,7 @@ import pytest
 import kerasnets
 from kerasnets.registry import build_for_shapes
 from tests.conftest import check_save_load_and_fit, copy_keras_weights
-from tests.references import assert_parity, heal_keras
+from tests.references import assert_parity, heal_keras, infer
 
 # torchvision counts: trainable + BN affine.
 REFERENCE_PARAMS = {
@@ -64,7 +64,7 @@ def test_keras_applications_parity(name, reference, via_file, tmp_path):
     report = copy_keras_weights(theirs, ours, tmp_path if via_file else None)
     assert report.ok and not report.unexpected
     x = np.random.default_rng(0).normal(size=(2,) + shape).astype("float32")
-    assert_parity(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), what=name)
+    assert_parity(infer(ours, x), infer(theirs, x), what=name)
 
 
 def test_features_are_the_stage_outputs():

@@ -15,6 +15,7 @@ import pytest
 import kerasnets
 from kerasnets.fold import fold_batch_norm, foldable_pairs
 from tests.conftest import assert_close
+from tests.references import infer
 
 
 def randomise_statistics(model, seed=0):
@@ -51,9 +52,9 @@ def test_folded_builders_give_the_same_logits(name, shape):
     left = [l.name for l in folded.layers if isinstance(l, keras.layers.BatchNormalization)]
     assert sorted(left) == sorted(set(n.name for n in norms) - set(pairs))
     x = np.random.default_rng(1).uniform(0, 255, (4,) + shape).astype("float32")
-    expected = model.predict(x, verbose=0)
+    expected = infer(model, x)
     assert expected.std() > 1e-3 and np.abs(expected[0] - expected[1]).max() > 1e-3 * np.abs(expected).max()
-    assert_close(folded.predict(x, verbose=0), expected)
+    assert_close(infer(folded, x), expected)
 
 
 def test_what_does_not_fold_stays(tmp_path):
@@ -72,11 +73,11 @@ def test_what_does_not_fold_stays(tmp_path):
     assert sorted(foldable_pairs(model)) == ["after_dense", "after_depthwise"]
     folded = fold_batch_norm(model)
     x = np.random.default_rng(2).normal(size=(3, 8, 8, 3)).astype("float32")
-    for ours, theirs in zip(folded.predict(x, verbose=0), model.predict(x, verbose=0)):
+    for ours, theirs in zip(infer(folded, x), infer(model, x)):
         assert_close(ours, theirs)
     path = tmp_path / "folded.keras"
     folded.save(path)  # stock layers only: plain keras reloads it
     reloaded = keras.saving.load_model(path, custom_objects={}, compile=False)
-    assert_close(reloaded.predict(x, verbose=0)[0], model.predict(x, verbose=0)[0])
+    assert_close(infer(reloaded, x)[0], infer(model, x)[0])
     with pytest.raises(ValueError, match="functional Keras model"):
         fold_batch_norm(keras.layers.Dense(3))

@@ -15,7 +15,7 @@ import kerasnets
 import weights_io
 from kerasnets.identify import UnrecognisedWeightsError, identify, weighted_layer_table
 from tests.conftest import ROOT
-from tests.references import assert_parity, heal_keras
+from tests.references import assert_parity, heal_keras, infer
 from weights_io.core import build_record
 from weights_io.layouts import get_layout
 
@@ -58,7 +58,7 @@ def test_from_weights_rebuilds_the_publishers_network(tmp_path, name, layout, wr
     assert record.model == name
     assert model.output_shape == source.output_shape
     assert model.weights_report.ok
-    assert_parity(model.predict(batch, verbose=0), source.predict(batch, verbose=0), what=f"from_weights {name}")
+    assert_parity(infer(model, batch), infer(source, batch), what=f"from_weights {name}")
 
 
 def test_a_headless_file_gives_a_headless_model(tmp_path):
@@ -68,7 +68,7 @@ def test_a_headless_file_gives_a_headless_model(tmp_path):
     weights_io.save_torch_state_dict(source, path, layout="torchvision-resnet")
     model = kerasnets.from_weights(path, pooling="avg", input_shape=(64, 64, 3))
     assert build_record(model).model == "resnet18" and not build_record(model).options["include_top"]
-    assert_parity(model.predict(batch, verbose=0), source.predict(batch, verbose=0), what="headless resnet18")
+    assert_parity(infer(model, batch), infer(source, batch), what="headless resnet18")
 
 
 def test_a_keras_weights_file_in_our_names(tmp_path):
@@ -77,7 +77,7 @@ def test_a_keras_weights_file_in_our_names(tmp_path):
     source.save_weights(path)
     model = kerasnets.from_weights(path, input_shape=(64, 64, 3))
     assert build_record(model).model == "densenet121"
-    assert_parity(model.predict(batch, verbose=0), source.predict(batch, verbose=0), what="keras densenet121")
+    assert_parity(infer(model, batch), infer(source, batch), what="keras densenet121")
 
 
 def test_a_wrong_model_hint_names_the_network_the_file_holds(tmp_path):
@@ -116,7 +116,7 @@ def test_cli_converts_and_summarises_a_file_it_recognises(tmp_path, capsys):
     assert cli.main(["convert", str(path), "--out", str(out), "--option", "input_shape=(64,64,3)"]) == 0
     assert "recognised resnet18" in capsys.readouterr().out
     loaded = load_saved_model(out)
-    assert_parity(loaded.predict(batch, verbose=0), source.predict(batch, verbose=0), what="cli convert resnet18")
+    assert_parity(infer(loaded, batch), infer(source, batch), what="cli convert resnet18")
 
 
 def test_a_tf_slim_checkpoint_with_a_background_class(tmp_path):
@@ -138,5 +138,5 @@ def test_a_tf_slim_checkpoint_with_a_background_class(tmp_path):
     record = build_record(model)
     assert record.model == "resnet50" and record.options["classes"] == 1000
     assert all(record.options[k] == v for k, v in TF_SLIM.items())
-    assert_parity(model.predict(batch, verbose=0), source.predict(batch, verbose=0)[:, 1:],
+    assert_parity(infer(model, batch), infer(source, batch)[:, 1:],
                   what="from_weights slim resnet_v1_50")

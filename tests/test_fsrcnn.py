@@ -10,6 +10,7 @@ import kerasnets
 import weights_io
 from kerasnets.fsrcnn import torch_conv_transpose
 from tests.conftest import assert_close
+from tests.references import infer
 
 
 def _expected_params(num_channels=1, d=56, s=12, m=4):
@@ -27,7 +28,7 @@ def test_parameter_count_matches_reference():
 @pytest.mark.parametrize("scale", [1, 2, 3, 4, 8])
 def test_output_is_scale_times_input(scale):
     model = kerasnets.build_fsrcnn(scale, m=1)
-    out = model.predict(np.zeros((1, 7, 5, 1), "float32"), verbose=0)
+    out = infer(model, np.zeros((1, 7, 5, 1), "float32"))
     assert out.shape == (1, 7 * scale, 5 * scale, 1)
 
 
@@ -54,7 +55,7 @@ def test_torch_conv_transpose_geometry(stride, padding, output_padding):
     layer.set_weights([rng.normal(size=layer.kernel.shape), rng.normal(size=2)])
     x = rng.normal(size=(2, 5, 6, 3)).astype("float32")
     expected = _numpy_conv_transpose(x, *layer.get_weights(), stride, padding, output_padding)
-    assert_close(model.predict(x, verbose=0), expected)
+    assert_close(infer(model, x), expected)
 
 
 def test_layer_names_and_layout_cover_the_model():
@@ -78,7 +79,7 @@ def test_save_and_reload(tmp_path, suffix):
     x = np.random.default_rng(1).uniform(0, 1, (2, 9, 11, 1)).astype("float32")
     model.save(tmp_path / f"fsrcnn{suffix}")
     loaded = keras.models.load_model(tmp_path / f"fsrcnn{suffix}")
-    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    np.testing.assert_array_equal(infer(loaded, x), infer(model, x))
 
 
 def test_one_training_step():

@@ -11,7 +11,7 @@ import weights_io
 from kerasnets.mobilenet_v3 import make_divisible
 from kerasnets.registry import build_for_shapes
 from tests.conftest import check_save_load_and_fit, copy_keras_weights
-from tests.references import assert_parity, heal_keras
+from tests.references import assert_parity, heal_keras, infer
 
 # torchvision counts: trainable + BN affine.
 REFERENCE_PARAMS = {"mobilenet_v3_large": 5_483_032, "mobilenet_v3_small": 2_542_856}
@@ -44,7 +44,7 @@ def test_keras_applications_parity(reference, size, options, tmp_path):
     report = copy_keras_weights(theirs, ours, tmp_path)
     assert report.ok and not report.unexpected
     x = np.random.default_rng(0).uniform(0, 255, size=(2,) + shape).astype("float32")
-    assert_parity(ours.predict(x, verbose=0), theirs.predict(x, verbose=0),
+    assert_parity(infer(ours, x), infer(theirs, x),
                                       what=f"{reference} {options}")
 
 

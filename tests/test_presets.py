@@ -15,7 +15,7 @@ import kerasnets
 from kerasnets import presets
 from tests.conftest import assert_close
 from tests.loopback import LoopbackServer, QuietHandler
-from tests.references import assert_parity, heal_keras
+from tests.references import assert_parity, heal_keras, infer
 import weights_io
 from weights_io import WeightFile
 from weights_io.assign import weighted_layers
@@ -202,16 +202,16 @@ def test_builder_weights_preset_converts_once_then_uses_cache(tmp_path, monkeypa
     shaped = kerasnets.build_preset(name, input_shape=(96, 96, 3), classifier_activation=None)
     reference = kerasnets.build("mobilenet_v3_small", input_shape=(96, 96, 3), classifier_activation=None)
     reference.set_weights(source.get_weights())
-    assert_close(shaped.predict(x, verbose=0), reference.predict(x, verbose=0), what="preset vs source weights")
+    assert_close(infer(shaped, x), infer(reference, x), what="preset vs source weights")
     assert calls == [name]
 
     os.remove(path)  # the converted cache alone is enough now
     again = kerasnets.build_mobilenet_v3_small(weights=name, input_shape=(96, 96, 3), classifier_activation=None)
     backbone = kerasnets.build_mobilenet_v3_small(weights="imagenet", include_top=False, input_shape=(96, 96, 3))
     assert calls == [name]
-    assert_close(again.predict(x, verbose=0), reference.predict(x, verbose=0), what="from the converted cache")
+    assert_close(infer(again, x), infer(reference, x), what="from the converted cache")
     trunk = keras.Model(reference.input, reference.get_layer("conv_1_act").output)
-    assert_close(backbone.predict(x, verbose=0), trunk.predict(x, verbose=0), what="include_top=False from cache")
+    assert_close(infer(backbone, x), infer(trunk, x), what="include_top=False from cache")
 
 
 def test_wrong_options_classes_and_names_are_value_errors():
@@ -315,7 +315,7 @@ def test_keras_presets_load(name):
     presets.check_architecture(ours, preset)
     assert presets.convert_weight_file_into(ours, preset, source).ok
     x = np.random.default_rng(0).uniform(0, 255, (2,) + shape).astype("float32")
-    assert_parity(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), what=name)
+    assert_parity(infer(ours, x), infer(theirs, x), what=name)
     keras.backend.clear_session()
 
 
@@ -380,7 +380,7 @@ def test_predict_with_a_preset_applies_its_preprocessing_and_class_names(tmp_pat
     np.testing.assert_array_equal(load_image(image_path, preset.name), pixels)  # what predict feeds the model
     assert not np.array_equal(by_hand(Image.BICUBIC), pixels)  # so the interpolation really is checked
     x = (pixels / 255.0 - np.array(recipe["mean"], np.float32)) / np.array(recipe["std"], np.float32)
-    probabilities = source.predict(x, verbose=0)[0]
+    probabilities = infer(source, x)[0]
     top = np.argsort(-probabilities)[:3]
     names = class_names()  # torchvision's names by index; predict prints keras' (wnid, name)
     assert [r[1] for r in rows] == [imagenet_synsets()[i][0] for i in top]

@@ -18,7 +18,7 @@ import kerasnets
 from kerasnets import presets
 from kerasnets.archives import UnsafeArchiveError, extract_checkpoint
 from tests.loopback import LoopbackServer, QuietHandler
-from tests.references import assert_parity, heal_keras
+from tests.references import assert_parity, heal_keras, infer
 import weights_io
 
 SLIM_ROWS = [p for p in presets.list_presets() if p.archive]
@@ -215,7 +215,7 @@ def test_slim_archive_preset_downloads_extracts_and_converts(server, monkeypatch
     preset = _fake_preset(monkeypatch, "googlenet.tf_slim", name="t.slim", url=server.url + base.file_name)
 
     model = kerasnets.build_preset("t.slim", input_shape=shape, classifier_activation=None)
-    assert_parity(model.predict(x, verbose=0), source.predict(x, verbose=0), what="slim preset vs its writer")
+    assert_parity(infer(model, x), infer(source, x), what="slim preset vs its writer")
     assert hashlib.sha256(archive.read_bytes()).hexdigest() in capsys.readouterr().err  # trusted on first use
     weights = sorted(os.listdir(home / "weights"))
     assert weights == [base.file_name, f"{base.file_name}.sha256"]  # the extraction folder is gone
@@ -223,7 +223,7 @@ def test_slim_archive_preset_downloads_extracts_and_converts(server, monkeypatch
     os.remove(home / "weights" / base.file_name)
     again = kerasnets.build_preset("t.slim", input_shape=shape, classifier_activation=None)
     assert len(server.requests) == requests  # the converted cache alone
-    np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), rtol=0, atol=0)
+    np.testing.assert_allclose(infer(again, x), infer(model, x), rtol=0, atol=0)
     assert preset.num_classes == 1000
 
 
@@ -253,7 +253,7 @@ def test_timm_preset_through_the_hub(server, monkeypatch, tmp_path, home):
                           hub={"repo_id": repo, "filename": "model.safetensors", "revision": "main"})
 
     model = kerasnets.build_preset("t.timm", input_shape=shape, classifier_activation=None)
-    assert_parity(model.predict(x, verbose=0), source.predict(x, verbose=0), what="timm preset vs its writer")
+    assert_parity(infer(model, x), infer(source, x), what="timm preset vs its writer")
     assert ("GET", f"/{repo}/resolve/main/model.safetensors") in server.requests
     assert os.path.isdir(tmp_path / "hf" / "hub")  # HF_HOME was used
     assert (home / "weights" / "test-mobilenetv3.safetensors.sha256").read_text().strip() == \

@@ -10,7 +10,7 @@ import kerasnets
 from kerasnets.resnet import CADENE_SENET, KERAS_APPLICATIONS
 from kerasnets.registry import build_for_shapes
 from tests.conftest import check_save_load_and_fit, copy_keras_weights, randomize_bn_statistics
-from tests.references import assert_parity, heal_keras
+from tests.references import assert_parity, heal_keras, infer
 
 # torchvision (resnet*, resnext*) and timm (se*) counts: trainable + BN affine.
 REFERENCE_PARAMS = {
@@ -45,7 +45,7 @@ def test_keras_applications_parity(name, reference, via_file, tmp_path):
     assert kerasnets.parameter_count(ours, bn_moving_stats=True) == theirs.count_params()
     report = copy_keras_weights(theirs, ours, tmp_path if via_file else None)
     assert report.ok and not report.unexpected
-    assert_parity(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), what=name)
+    assert_parity(infer(ours, x), infer(theirs, x), what=name)
 
 
 def test_stride_placement_changes_the_network():
@@ -58,7 +58,7 @@ def test_stride_placement_changes_the_network():
     assert v1.get_layer("conv3_block1_1_conv").strides == (2, 2)
     assert v15.get_layer("conv3_block1_2_conv").strides == (2, 2)
     x = np.random.default_rng(1).normal(size=(1,) + shape).astype("float32")
-    assert np.abs(v1.predict(x, verbose=0) - v15.predict(x, verbose=0)).max() > 1e-3
+    assert np.abs(infer(v1, x) - infer(v15, x)).max() > 1e-3
 
 
 def _torch_ceil_max_pool(x, k=3, s=2):
@@ -77,7 +77,7 @@ def test_stem_pool_ceil_is_torch_ceil_mode(size, pooled):
     randomize_bn_statistics(model)
     taps = keras.Model(model.input, [model.get_layer("conv1_relu").output, model.get_layer("pool1_pool").output])
     x = np.random.default_rng(2).normal(size=(2,) + size + (3,)).astype("float32")
-    stem, pool = taps.predict(x, verbose=0)
+    stem, pool = infer(taps, x)
     assert pool.shape[1:3] == pooled
     np.testing.assert_array_equal(pool, _torch_ceil_max_pool(stem))
     padded = kerasnets.build_resnet((1, 1, 1, 1), include_top=False, input_shape=size + (3,))
@@ -93,7 +93,7 @@ def test_features_are_the_stage_outputs(name, widths):
     assert [tuple(t.shape[1:]) for t in model.outputs] == [
         (64 // s, 64 // s, w) for s, w in zip((2, 4, 8, 16, 32), widths)
     ]
-    outputs = model.predict(np.zeros((1, 64, 64, 3), "float32"), verbose=0)
+    outputs = infer(model, np.zeros((1, 64, 64, 3), "float32"))
     assert isinstance(outputs, list) and len(outputs) == 5
 
 

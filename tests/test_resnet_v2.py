@@ -10,7 +10,7 @@ import kerasnets
 import weights_io
 from kerasnets.resnet import KERAS_APPLICATIONS_V2, TF_SLIM
 from tests.conftest import check_save_load_and_fit, copy_keras_weights
-from tests.references import assert_parity, heal_keras
+from tests.references import assert_parity, heal_keras, infer
 from weights_io.core import build_record
 
 SHAPE = (64, 64, 3)
@@ -31,7 +31,7 @@ def test_keras_applications_parity(name, reference, tmp_path):
     report = copy_keras_weights(theirs, ours, tmp_path if name == "resnet50_v2" else None)
     assert report.ok and not report.unexpected
     x = np.random.default_rng(0).normal(size=(2,) + SHAPE).astype("float32")
-    assert_parity(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), what=name)
+    assert_parity(infer(ours, x), infer(theirs, x), what=name)
 
 
 @pytest.mark.parametrize("pooling", [None, "avg", "max"])
@@ -40,9 +40,9 @@ def test_headless_parity(pooling):
     ours = kerasnets.build_resnet50_v2(include_top=False, pooling=pooling, input_shape=SHAPE)
     copy_keras_weights(theirs, ours)
     x = np.random.default_rng(0).normal(size=(2,) + SHAPE).astype("float32")
-    out = ours.predict(x, verbose=0)
+    out = infer(ours, x)
     assert out.shape == ((2, 2, 2, 2048) if pooling is None else (2, 2048))
-    assert_parity(out, theirs.predict(x, verbose=0), what=f"resnet50_v2 pooling={pooling}")
+    assert_parity(out, infer(theirs, x), what=f"resnet50_v2 pooling={pooling}")
 
 
 def test_softmax_head_parity():
@@ -50,9 +50,9 @@ def test_softmax_head_parity():
     ours = kerasnets.build_resnet50_v2(input_shape=SHAPE, classes=10)
     copy_keras_weights(theirs, ours)
     x = np.random.default_rng(0).normal(size=(2,) + SHAPE).astype("float32")
-    probabilities = ours.predict(x, verbose=0)
+    probabilities = infer(ours, x)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
-    assert_parity(probabilities, theirs.predict(x, verbose=0), what="resnet50_v2 softmax")
+    assert_parity(probabilities, infer(theirs, x), what="resnet50_v2 softmax")
 
 
 def test_keras_layout_accepts_v2_and_refuses_v1_options():
@@ -79,7 +79,7 @@ def test_tf_slim_stem_pool_is_tf_same():
     model = kerasnets.build_resnet50_v2(include_top=False, input_shape=SHAPE, **TF_SLIM)
     stem = keras.Model(model.input, [model.get_layer("conv1_conv").output, model.get_layer("pool1_pool").output])
     x = np.random.default_rng(3).normal(size=(1,) + SHAPE).astype("float32")
-    conv, pool = stem.predict(x, verbose=0)
+    conv, pool = infer(stem, x)
     padded = np.pad(conv, ((0, 0), (0, 1), (0, 1), (0, 0)), constant_values=-np.inf)
     expected = np.stack([np.stack([padded[:, r:r + 3, c:c + 3].max(axis=(1, 2)) for c in range(0, 32, 2)], 1)
                          for r in range(0, 32, 2)], 1)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import assert_close
-from tests.references import assert_parity
+from tests.references import assert_parity, infer
 from weights_io import WeightFileError, WeightMismatchError, load_keras_h5_weights, read_weights
 
 
@@ -65,7 +65,7 @@ def test_keras2_layouts_written_by_hand(tmp_path, variant):
     # a Keras 1/2 file with our names is keras.applications': identity names, keras' builder settings
     assert report.layout == "keras-applications" and len(report.loaded) == 8
     x = np.random.default_rng(1).normal(size=(2, 8, 8, 3)).astype("float32")
-    assert_parity(target.predict(x, verbose=0), source.predict(x, verbose=0))
+    assert_parity(infer(target, x), infer(source, x))
 
 
 @pytest.mark.parametrize("suffix", [".weights.h5", ".keras", ".h5"])

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import assert_close
-from tests.references import assert_parity
+from tests.references import assert_parity, infer
 from weights_io import (
     WeightFileError, WeightMismatchError, load_mat_weights, load_weights, read_weights,
 )
@@ -95,7 +95,7 @@ def test_simplenn_arrays_metadata_and_vgg_parity(name):
     report = load_mat_weights(model, DATA / name)
     assert report.layout == "tensorflow-vgg" and report.ok and len(report.loaded) == 10
     x = np.random.default_rng(0).uniform(-1, 1, (2, 8, 8, 3)).astype("float32")
-    assert_parity(model.predict(x, verbose=0), [tiny_vgg_reference(image.astype(np.float64)) for image in x])
+    assert_parity(infer(model, x), [tiny_vgg_reference(image.astype(np.float64)) for image in x])
 
 
 def test_asymmetric_kernel_on_impulse_has_no_spatial_transpose():
@@ -106,7 +106,7 @@ def test_asymmetric_kernel_on_impulse_has_no_spatial_transpose():
     assert load_mat_weights(model, DATA / "impulse_v5.mat", source="keras").ok
     impulse = np.zeros((1, 5, 5, 1), np.float32)
     impulse[0, 2, 2, 0] = 1
-    out = model.predict(impulse, verbose=0)[0, :, :, 0]
+    out = infer(model, impulse)[0, :, :, 0]
     # The Octave literal [1 2 3; 4 5 6; 7 8 9] (rows = H) seen through a correlation: flipped.
     expected = np.array([[9, 8, 7], [6, 5, 4], [3, 2, 1]], np.float32)
     np.testing.assert_array_equal(out[1:4, 1:4], expected)
@@ -134,7 +134,7 @@ def test_dagnn_params_by_name_and_bnorm_moments(name):
     mean, std = wave((4,), 30), 1 + np.abs(wave((4,), 40))  # moments = [mean, sqrt(var + eps)]
     y = relu((1 + wave((4,), 20)) * (y - mean) / std + wave((4,), 21))
     expected = conv(y, wave((4, 4, 4, 3), 50), wave((3,), 60), 0).ravel()
-    assert_close(model.predict(x[None].astype("float32"), verbose=0)[0], expected)
+    assert_close(infer(model, x[None].astype("float32"))[0], expected)
 
 
 def test_v73_equals_v7_array_for_array():
@@ -251,7 +251,7 @@ def test_octave_written_full_vgg16_simplenn_into_build_vgg16(tmp_path):
         y = y if name == "fc8" else relu(y)
         y = maxpool(y) if pool else y
     assert np.abs(y).max() > 1 and (y > 0).mean() > 0.2  # the signal survives 16 layers
-    assert_close(model.predict(x[None].astype("float32"), verbose=0)[0], y.ravel())
+    assert_close(infer(model, x[None].astype("float32"))[0], y.ravel())
 
 
 def _forge_data_type(data, start):

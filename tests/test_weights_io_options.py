@@ -18,7 +18,7 @@ import pytest
 import kerasnets
 import weights_io
 from kerasnets.resnet import KERAS_APPLICATIONS
-from tests.references import assert_parity, heal_keras
+from tests.references import assert_parity, heal_keras, infer
 from tests.test_weights_io_h5 import write_keras2
 from weights_io import WeightMismatchError
 from weights_io.core import BuildRecord, build_record
@@ -39,7 +39,7 @@ def _images(channels=3, count=2, seed=0):
 
 
 def _logits(model, x):
-    return np.asarray(model.predict(x, verbose=0))
+    return np.asarray(infer(model, x))
 
 
 def _torch_file(tmp_path, name, layout, **options):

@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import assert_close
 from tests.torch_files import example, legacy_bytes, state_dict_pickle
+from tests.references import infer
 from weights_io import (
     WeightFileError, detect_format, load_torch_weights, read_weights, save_torch_state_dict,
 )
@@ -133,7 +134,7 @@ def test_legacy_model_loads_and_matches_numpy(tmp_path):
             for j in range(3):
                 feature[o, i, j] = (w_conv[o] * image[:, i:i + 3, j:j + 3]).sum()
     expected = w_fc @ feature.ravel()  # torch flattens C, H, W
-    assert_close(model.predict(image.transpose(1, 2, 0)[None], verbose=0)[0], expected)
+    assert_close(infer(model, image.transpose(1, 2, 0)[None])[0], expected)
 
 
 def test_malformed_torch_files(tmp_path):

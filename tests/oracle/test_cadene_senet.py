@@ -22,7 +22,7 @@ from pretrainedmodels.models import senet  # noqa: E402
 import kerasnets  # noqa: E402
 import weights_io  # noqa: E402
 from kerasnets.resnet import CADENE_SENET  # noqa: E402
-from tests.references import assert_parity, heal_torch, input_dependence  # noqa: E402
+from tests.references import assert_parity, heal_torch, infer, input_dependence  # noqa: E402
 
 torch.set_num_threads(2)
 # Cadene's head is AvgPool2d(7), so the last map must be 7x7: 224. Its stem output (112) is even,
@@ -66,7 +66,7 @@ def test_cadene_senet_logits(name, tmp_path):
     x = np.random.default_rng(0).normal(size=(2, SIZE, SIZE, 3)).astype("float32")
     with torch.no_grad():
         expected = reference(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy()
-    assert_parity(ours.predict(x, verbose=0), expected, rtol=TOLERANCE, what=name)
+    assert_parity(infer(ours, x), expected, rtol=TOLERANCE, what=name)
 
     # The same options but the padded stem pool: the layout is detected and a strict load refuses, naming
     # the option; forced in, the logits are not Cadene's (so the option is not a no-op).
@@ -77,7 +77,7 @@ def test_cadene_senet_logits(name, tmp_path):
     with pytest.warns(weights_io.WeightOptionsWarning, match="stem_pool"):
         detected = weights_io.load_weights(padded, path, strict=False)
     assert detected.layout == "cadene-senet" and detected.ok
-    difference = np.abs(padded.predict(x, verbose=0) - expected).max() / np.abs(expected).max()
+    difference = np.abs(infer(padded, x) - expected).max() / np.abs(expected).max()
     print(f"{name} padded stem pool vs Cadene: difference {difference:.2e}, "
           f"dependence {input_dependence(expected):.2e}")
     assert difference > 10 * TOLERANCE, f"the padded stem pool misses the parity bar by too little ({difference:.3g})"

@@ -24,6 +24,7 @@ import weights_io
 from kerasnets import presets
 from tests.caffe_files import Bare, caffemodel_bytes, layer, prototxt_text
 from tests.loopback import LoopbackServer, QuietHandler
+from tests.references import infer
 from weights_io.assign import weighted_layers
 from weights_io.errors import WeightMismatchError
 
@@ -296,7 +297,7 @@ def test_bvlc_alexnet_and_caffenet(tmp_path, order, version):
     model = kerasnets.from_weights(model_path, classifier_activation=None)
     assert model.weights_report.layout == f"caffe-{order}"
     assert model.count_params() == 60_965_224  # the paper's two-GPU net (REFERENCE.md)
-    assert_matches(model.predict(nhwc(batch), verbose=0), reference, order)
+    assert_matches(infer(model, nhwc(batch)), reference, order)
     other = "caffe-caffenet" if order == "alexnet" else "caffe-alexnet"
     built = kerasnets.build("alexnet", variant="original" if order == "caffenet" else "caffenet", classifier_activation=None)
     with pytest.raises(WeightMismatchError):  # the other order's layout places nothing of this file
@@ -317,11 +318,11 @@ def test_bvlc_googlenet_with_aux_heads(tmp_path):
     report = model.weights_report
     assert report.layout == "caffe-googlenet" and report.ok
     assert {key.split("/")[0] for _, key, _ in report.skipped} == {"loss1", "loss2"}
-    assert_matches(model.predict(nhwc(batch), verbose=0), opencv_forward(prototxt, model_path, batch), "googlenet")
+    assert_matches(infer(model, nhwc(batch)), opencv_forward(prototxt, model_path, batch), "googlenet")
 
     with_aux = kerasnets.from_weights(model_path, model="googlenet", classifier_activation=None, aux_logits=True)
     assert not with_aux.weights_report.skipped
-    for ours, reference, head in zip(with_aux.predict(nhwc(batch), verbose=0), references, heads):
+    for ours, reference, head in zip(infer(with_aux, nhwc(batch)), references, heads):
         assert_matches(ours, reference, head)
 
 
@@ -333,7 +334,7 @@ def test_vgg_ilsvrc_16_layers(tmp_path):
     model = kerasnets.from_weights(model_path, classifier_activation=None)
     assert model.name.startswith("vgg16") and model.weights_report.layout == "tensorflow-vgg"
     assert model.count_params() == 138_357_544  # REFERENCE.md
-    assert_matches(model.predict(nhwc(batch), verbose=0), reference, "vgg16")
+    assert_matches(infer(model, nhwc(batch)), reference, "vgg16")
 
 
 def test_vgg_ilsvrc_19_layers_names_and_sizes(tmp_path):
@@ -356,7 +357,7 @@ def test_he_resnet50(tmp_path):
     assert layers["conv1_bn"].epsilon == pytest.approx(1e-5) and layers["conv1_conv"].use_bias
     assert not layers["conv2_block1_1_conv"].use_bias
     assert sum(math.prod(w.shape) for w in model.trainable_weights) == 25_557_032 + 64  # torchvision + conv1 bias
-    assert_matches(model.predict(nhwc(batch), verbose=0), reference, "resnet50")
+    assert_matches(infer(model, nhwc(batch)), reference, "resnet50")
 
 
 def test_he_resnet101_small_forward(tmp_path):
@@ -367,7 +368,7 @@ def test_he_resnet101_small_forward(tmp_path):
     model = kerasnets.from_weights(model_path, input_shape=(64, 64, 3), classifier_activation=None)
     assert model.name.startswith("resnet101") and model.weights_report.layout == "caffe-resnet"
     assert sum(math.prod(w.shape) for w in model.trainable_weights) == 44_549_160  # torchvision's count
-    assert_matches(model.predict(nhwc(batch), verbose=0), reference, "resnet101")
+    assert_matches(infer(model, nhwc(batch)), reference, "resnet101")
 
 
 def test_he_resnet152_names_and_sizes():
@@ -463,7 +464,7 @@ def test_bvlc_googlenet_preset_over_loopback(tmp_path, monkeypatch):
     finally:
         server.stop()
     batch = images(224)
-    assert_matches(model.predict(nhwc(batch), verbose=0), opencv_forward(prototxt, model_path, batch), "preset")
+    assert_matches(infer(model, nhwc(batch)), opencv_forward(prototxt, model_path, batch), "preset")
 
 
 def unambiguous_segnet_images(model, size, count=2, min_gap=1e-5):
@@ -480,7 +481,7 @@ def unambiguous_segnet_images(model, size, count=2, min_gap=1e-5):
     for seed in range(10, 60):
         batch = np.random.default_rng(seed).uniform(0, 255, (count, 3, *size)).astype(np.float32)
         gaps = []
-        for features in probe.predict(nhwc(batch), verbose=0):
+        for features in infer(probe, nhwc(batch)):
             n, h, w, c = features.shape
             padded = np.full((n, h + h % 2, w + w % 2, c), -np.inf, np.float32)
             padded[:, :h, :w] = features
@@ -515,7 +516,7 @@ def test_caffe_segnet_into_build_segnet(tmp_path, size):
     batch = unambiguous_segnet_images(model, size)
     # OpenCV's MaxUnpool takes one image at a time
     expected = np.concatenate([opencv_forward(prototxt, reference_model, batch[i:i + 1]) for i in range(len(batch))])
-    ours_nchw = model.predict(nhwc(batch), verbose=0).transpose(0, 3, 1, 2).reshape(len(batch), -1)
+    ours_nchw = infer(model, nhwc(batch)).transpose(0, 3, 1, 2).reshape(len(batch), -1)
     assert_matches(ours_nchw, expected, "segnet")
 
 
@@ -539,5 +540,5 @@ def test_segnet_camvid_preset_over_loopback(tmp_path, monkeypatch, capsys):
     image = np.random.default_rng(3).uniform(0, 255, (1, 360, 480, 3)).astype(np.float32)
     bgr = kerasnets.imagenet.preprocess_input(image, mode="segnet")
     np.testing.assert_array_equal(bgr, image[..., ::-1])
-    scores = model.predict(bgr, verbose=0)
+    scores = infer(model, bgr)
     assert np.isfinite(scores).all() and np.unique(scores.argmax(-1)).size > 1

@@ -20,7 +20,7 @@ nn = torch.nn
 
 import kerasnets  # noqa: E402
 import weights_io  # noqa: E402
-from tests.references import assert_parity, heal_torch  # noqa: E402
+from tests.references import assert_parity, heal_torch, infer  # noqa: E402
 from weights_io.core import WeightFile, group_flat  # noqa: E402
 
 torch.set_num_threads(2)
@@ -81,7 +81,7 @@ def test_fsrcnn_matches_fsrcnn_pytorch(scale, size, channels, dsm):
     with torch.no_grad():
         expected = reference(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy().transpose(0, 2, 3, 1)
     assert expected.shape == (2, size[0] * scale, size[1] * scale, channels)
-    assert_parity(model.predict(x, verbose=0), expected, what=f"fsrcnn x{scale}")
+    assert_parity(infer(model, x), expected, what=f"fsrcnn x{scale}")
 
 
 def test_torch_initialisation_statistics_match():

@@ -24,7 +24,7 @@ nn = torch.nn
 
 import kerasnets  # noqa: E402
 from kerasnets import presets  # noqa: E402
-from tests.references import assert_parity, heal_torch  # noqa: E402
+from tests.references import assert_parity, heal_torch, infer  # noqa: E402
 from weights_io.errors import WeightMismatchError  # noqa: E402
 
 torch.set_num_threads(2)
@@ -83,7 +83,7 @@ def _outputs(net, model, size, seed):
     x = np.random.default_rng(seed).uniform(-1, 1, (2, size, size, 3)).astype("float32")
     with torch.no_grad():
         expected = net(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy().transpose(0, 2, 3, 1)
-    return model.predict(x, verbose=0), expected
+    return infer(model, x), expected
 
 
 @pytest.mark.parametrize("name, variant, seed", [

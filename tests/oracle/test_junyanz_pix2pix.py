@@ -21,7 +21,7 @@ nn = torch.nn
 
 import kerasnets  # noqa: E402
 from kerasnets import presets  # noqa: E402
-from tests.references import assert_parity, heal_torch  # noqa: E402
+from tests.references import assert_parity, heal_torch, infer  # noqa: E402
 
 torch.set_num_threads(2)
 
@@ -93,5 +93,5 @@ def test_pix2pix_preset_matches_junyanz(tmp_path, name, seed):
     x = np.random.default_rng(seed).uniform(-1, 1, (2, 256, 256, 3)).astype("float32")
     with torch.no_grad():
         expected = net(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy().transpose(0, 2, 3, 1)
-    actual = model.predict(x, verbose=0)
+    actual = infer(model, x)
     assert_parity(actual, expected, rtol=1e-4, what=name)

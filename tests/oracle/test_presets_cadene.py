@@ -20,7 +20,7 @@ pretrainedmodels = pytest.importorskip("pretrainedmodels")  # imports torchvisio
 
 import kerasnets  # noqa: E402
 from kerasnets import presets  # noqa: E402
-from tests.references import assert_parity, heal_torch  # noqa: E402
+from tests.references import assert_parity, heal_torch, infer  # noqa: E402
 from weights_io import WeightFile  # noqa: E402
 from weights_io.core import group_flat  # noqa: E402
 
@@ -80,4 +80,4 @@ def test_cadene_preset_gives_cadene_logits(name, tmp_path):
         expected = reference(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy()
     expected = expected[:, preset.drop_leading_classes:]
     assert expected.shape == (2, 1000)
-    assert_parity(ours.predict(x, verbose=0), expected, what=name)
+    assert_parity(infer(ours, x), expected, what=name)

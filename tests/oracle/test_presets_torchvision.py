@@ -19,6 +19,7 @@ import kerasnets  # noqa: E402
 from kerasnets import presets  # noqa: E402
 from weights_io import WeightFile, get_layout  # noqa: E402
 from weights_io.core import group_flat  # noqa: E402
+from tests.references import infer  # noqa: E402
 
 TORCHVISION = [p.name for p in presets.list_presets() if p.publisher.startswith("torchvision")]
 
@@ -81,4 +82,4 @@ def test_inception_presets_give_torchvision_logits(name, size):
     x = np.random.default_rng(0).normal(size=(2, size, size, 3)).astype("float32")  # torch-normalised images
     with torch.no_grad():
         expected = net(torch.from_numpy(x).permute(0, 3, 1, 2)).numpy()
-    assert_parity(ours.predict(x, verbose=0), expected, what=name)
+    assert_parity(infer(ours, x), expected, what=name)

@@ -21,7 +21,7 @@ nn = torch.nn
 
 import kerasnets  # noqa: E402
 import weights_io  # noqa: E402
-from tests.references import assert_parity, heal_torch  # noqa: E402
+from tests.references import assert_parity, heal_torch, infer  # noqa: E402
 from weights_io.core import WeightFile, group_flat  # noqa: E402
 
 torch.set_num_threads(2)
@@ -43,7 +43,7 @@ def _compare(torch_model, keras_model, layout, channels=3, size=SIZE):
     with torch.no_grad():
         expected = torch_model(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy()
     what = keras_model.name
-    assert_parity(keras_model.predict(x, verbose=0), expected, what=what)
+    assert_parity(infer(keras_model, x), expected, what=what)
 
 
 TORCHVISION_CASES = [
@@ -177,4 +177,4 @@ def test_pth_file_through_builder_weights(tmp_path):
     with torch.no_grad():
         expected = reference(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy()
     what = "mobilenet_v3_small from .pth"
-    assert_parity(ours.predict(x, verbose=0), expected, what=what)
+    assert_parity(infer(ours, x), expected, what=what)

@@ -12,7 +12,7 @@ import kerasnets
 import weights_io
 from kerasnets.resnet import TF_SLIM
 from tests.oracle.slim import import_tf_slim, weight_file
-from tests.references import assert_parity, heal_tf_graph
+from tests.references import assert_parity, heal_tf_graph, infer
 from weights_io.errors import WeightMismatchError
 
 tf = pytest.importorskip("tensorflow")
@@ -63,7 +63,7 @@ def test_slim_parity(version, depth, classes):
     if classes == 1001:  # background class 0 dropped by default
         assert any("background" in note for _, _, note in report.loaded)
         reference = reference[:, 1:]
-    assert_parity(ours.predict(x, verbose=0), reference, what=f"slim resnet_{version}_{depth} ({classes} classes)")
+    assert_parity(infer(ours, x), reference, what=f"slim resnet_{version}_{depth} ({classes} classes)")
 
 
 def test_keep_background():
@@ -73,7 +73,7 @@ def test_keep_background():
     with pytest.raises(WeightMismatchError, match="keep_background"):
         weights_io.assign_weights(ours, weight_file(variables), layout)
     weights_io.assign_weights(ours, weight_file(variables), layout, keep_background=True)
-    assert_parity(ours.predict(x, verbose=0), reference, what="slim resnet_v2_50 keep_background")
+    assert_parity(infer(ours, x), reference, what="slim resnet_v2_50 keep_background")
 
 
 def test_wrong_options_are_loud():
@@ -94,4 +94,4 @@ def test_checkpoint_file_loads_by_detected_layout():
     ours = _ours("v2", 50, 1000, **TF_SLIM)
     report = weights_io.load_weights(ours, checkpoint)
     assert report.layout == "tf-slim-resnet-v2" and report.ok and not report.unexpected
-    assert_parity(ours.predict(x, verbose=0), reference[:, 1:], what="slim resnet_v2_50 checkpoint file")
+    assert_parity(infer(ours, x), reference[:, 1:], what="slim resnet_v2_50 checkpoint file")

@@ -18,7 +18,7 @@ torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 
 import kerasnets  # noqa: E402
-from tests.references import assert_parity, heal_keras, heal_torch  # noqa: E402
+from tests.references import assert_parity, heal_keras, heal_torch, infer  # noqa: E402
 from weights_io import load_torch_weights, read_weights, save_torch_state_dict  # noqa: E402
 
 torch.set_num_threads(2)
@@ -44,7 +44,7 @@ def test_torch_saved_alexnet_loads(tmp_path, legacy):
     report = load_torch_weights(model, path)
     assert report.format == ("torch-legacy" if legacy else "torch-zip") and report.ok
     x = np.random.default_rng(0).uniform(0, 1, (2, 224, 224, 3)).astype("float32")
-    assert_parity(model.predict(x, verbose=0), _logits(reference, x), what=f"alexnet from torch.save ({report.format})")
+    assert_parity(infer(model, x), _logits(reference, x), what=f"alexnet from torch.save ({report.format})")
 
 
 def test_torch_saved_vgg11_bn_wrapped_parameters(tmp_path):
@@ -61,7 +61,7 @@ def test_torch_saved_vgg11_bn_wrapped_parameters(tmp_path):
     x = np.random.default_rng(1).normal(size=(2, 32, 32, 3)).astype("float32")
     with torch.no_grad():
         expected = reference.features(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy().transpose(0, 2, 3, 1)
-    assert_parity(model.predict(x, verbose=0), expected, what="vgg11_bn features from a wrapped checkpoint")
+    assert_parity(infer(model, x), expected, what="vgg11_bn features from a wrapped checkpoint")
 
 
 def test_exported_alexnet_loads_into_torchvision_strict(tmp_path):
@@ -73,7 +73,7 @@ def test_exported_alexnet_loads_into_torchvision_strict(tmp_path):
     reference = torchvision.models.alexnet().eval()
     reference.load_state_dict(state, strict=True)
     x = np.random.default_rng(2).uniform(0, 1, (2, 224, 224, 3)).astype("float32")
-    assert_parity(_logits(reference, x), model.predict(x, verbose=0), what="our alexnet in torchvision")
+    assert_parity(_logits(reference, x), infer(model, x), what="our alexnet in torchvision")
 
 
 def test_exported_resnet18_loads_into_torchvision_strict(tmp_path):
@@ -84,7 +84,7 @@ def test_exported_resnet18_loads_into_torchvision_strict(tmp_path):
     reference = torchvision.models.resnet18().eval()
     reference.load_state_dict(torch.load(path, weights_only=True), strict=True)
     x = np.random.default_rng(3).normal(size=(2, 64, 64, 3)).astype("float32")
-    assert_parity(_logits(reference, x), model.predict(x, verbose=0), what="our resnet18 in torchvision")
+    assert_parity(_logits(reference, x), infer(model, x), what="our resnet18 in torchvision")
 
 
 @pytest.mark.parametrize("name", ["dncnn_25.pth", "resnet20-12fca82f.th"])
