@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt
 
 import kerasnets
 from kerasnets import parameter_count
+from kerasnets.registry import build_for_shapes
 from kerasnets.shapes import conv_output_size, receptive_fields
 
 workdir = tempfile.mkdtemp(prefix="kerasnets-nb01-")
@@ -30,7 +31,8 @@ len(names), len(kerasnets.available_models())
 # %%
 rows = []
 for name in names:
-    model = kerasnets.build(name)
+    # shapes without values: counting needs no initialiser run (VGG16's 138M random numbers among them)
+    model = build_for_shapes(name)
     params = parameter_count(model)
     rows.append((name, kerasnets.model_spec(name).family, params, params * 4 / 2**20))
     del model
@@ -71,7 +73,7 @@ for label, (f, s, p) in [("conv 5x5 s1 p1", (5, 1, 1)), ("maxpool 2 s2", (2, 2, 
 # `receptive_fields(model)` walks the built graph; VGG16's pool5 sees 212 x 212 pixels.
 
 # %%
-vgg = kerasnets.build_vgg16(include_top=False)
+vgg = build_for_shapes("vgg16", include_top=False)
 for row in receptive_fields(vgg):
     print(f"{row.layer:14s} {row.kind:14s} out {str(row.output_shape[1:]):16s} RF {row.receptive_field}")
 
@@ -88,7 +90,7 @@ def growth(model):
 fig, ax = plt.subplots(figsize=(7, 4))
 for name in ("vgg16", "resnet50"):
     if name in kerasnets.available_models():
-        pts = growth(kerasnets.build(name, include_top=False))
+        pts = growth(build_for_shapes(name, include_top=False))
         ax.plot([p[0] for p in pts], [p[1] for p in pts], label=name)
         print(name, "final receptive field:", pts[-1][1])
 ax.set_xlabel("conv/pool layers from the input")
