@@ -162,23 +162,23 @@ def randomize_bn_statistics(model, seed=0):
 # most tests first, puts the heaviest few-test files (the fine-tunes: 8 tests, ~3 minutes; the exports:
 # ~2 minutes) at the end, where one of them can keep a worker busy while the other has nothing left.
 # These files go first, longest first (each file's own seconds in one full run with 2 workers on the
-# 2-core build machine, 2026-12-05, from KERASNETS_TEST_RSS_LOG); the rest follow most tests first, as
-# xdist ordered them. pytest.ini passes --no-loadscope-reorder so that xdist keeps this order.
+# 2-core build machine, 2026-12-05 03:56, from KERASNETS_TEST_RSS_LOG); the rest follow most tests
+# first, as xdist ordered them. pytest.ini passes --no-loadscope-reorder so that xdist keeps this order.
 HEAVY_FILES_FIRST = (
-    "tests/backends/test_backends.py",  # 223: builds the registry three times (TF, JAX, torch)
-    "tests/test_folder_finetune.py",  # 193: three trainings to an accuracy bar
-    "tests/test_notebooks.py",  # 159: runs every notebook
-    "tests/test_deploy.py",  # 111: ONNX, TFLite and SavedModel exports
-    "tests/test_presets.py",  # 104: full-size preset files
-    "tests/oracle/test_slim_inception_vgg.py",  # 84
+    "tests/backends/test_backends.py",  # 230: builds the registry three times (TF, JAX, torch)
+    "tests/test_folder_finetune.py",  # 175: three trainings to an accuracy bar
+    "tests/test_notebooks.py",  # 151: runs every notebook
+    "tests/test_deploy.py",  # 109: ONNX, TFLite and SavedModel exports
+    "tests/oracle/test_timm.py",  # 79
     "tests/test_cli_folder.py",  # 75: a killed run and its resumption, in subprocesses
-    "tests/oracle/test_timm.py",  # 68
-    "tests/oracle/test_caffe_layouts.py",  # 65
-    "tests/test_superres.py",  # 63: FSRCNN to above bicubic
-    "tests/oracle/test_slim_resnet.py",  # 61
-    "tests/test_weights_io_options.py",  # 61
-    "tests/test_inception.py",  # 58
-    "tests/test_resnet.py",  # 52
+    "tests/oracle/test_slim_inception_vgg.py",  # 69
+    "tests/oracle/test_caffe_layouts.py",  # 62
+    "tests/test_superres.py",  # 56: FSRCNN to above bicubic
+    "tests/test_inception.py",  # 55
+    "tests/test_presets.py",  # 54: full-size preset files
+    "tests/oracle/test_residual_torchvision.py",  # 54
+    "tests/oracle/test_presets_torchvision.py",  # 54
+    "tests/oracle/test_keras2_files.py",  # 53
 )
 
 
