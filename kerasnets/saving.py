@@ -71,15 +71,13 @@ def save_weights_atomically(model, path, **kwargs):
     return os.fspath(path)
 
 
-def copy_atomically(source, path, *, link=False):
-    """A copy of the file `source` at `path`, atomically; `link=True` makes it a hard link where the file
-    system allows (no bytes written: for files that are never modified in place). Returns `path`."""
+def link_atomically(source, path):
+    """`path` as a hard link to the file `source` (a copy where the file system has no hard links),
+    atomically: for files that are never modified in place, such as checkpoints. Returns `path`."""
     import shutil
 
     with atomic_path(path) as tmp:
         try:
-            if not link:
-                raise OSError("a copy was asked for")
             os.link(source, tmp)
         except OSError:
             shutil.copyfile(source, tmp)

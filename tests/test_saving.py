@@ -12,7 +12,9 @@ import keras
 import numpy as np
 import pytest
 
-from kerasnets.saving import DirectoryLock, DirectoryLockedError, save_model_atomically, save_weights_atomically
+from kerasnets.saving import (
+    DirectoryLock, DirectoryLockedError, link_atomically, save_model_atomically, save_weights_atomically,
+)
 
 WRITER = textwrap.dedent(
     """
@@ -102,3 +104,19 @@ def test_second_writer_is_refused_and_lock_dies_with_its_process(tmp_path):
         holder.wait()
     with DirectoryLock(tmp_path):  # no stale lock after a kill
         pass
+
+
+def test_link_atomically_links_or_copies(tmp_path, monkeypatch):
+    """A hard link where the file system has them, else a copy of the same bytes; the target appears whole."""
+    source = tmp_path / "epoch-001.weights.h5"
+    source.write_bytes(b"weights" * 1000)
+    linked = link_atomically(source, tmp_path / "backup" / "a.weights.h5")
+    assert os.path.samefile(linked, source)
+
+    def no_links(*args):
+        raise OSError("hard links not supported")
+
+    monkeypatch.setattr(os, "link", no_links)
+    copied = link_atomically(source, tmp_path / "backup" / "b.weights.h5")
+    assert not os.path.samefile(copied, source) and open(copied, "rb").read() == source.read_bytes()
+    assert [p.name for p in (tmp_path / "backup").iterdir() if p.name.startswith(".tmp-")] == []

@@ -17,7 +17,7 @@ import h5py
 import keras
 import numpy as np
 
-from kerasnets.saving import atomic_path, copy_atomically, save_weights_atomically
+from kerasnets.saving import atomic_path, link_atomically, save_weights_atomically
 
 SCHEDULES = (None, "step", "cosine", "plateau")
 
@@ -81,7 +81,7 @@ class ResumableBackup(keras.callbacks.Callback):
         name = f"epoch-{epoch + 1:04d}.weights.h5"
         written = getattr(self.checkpoint, "epoch_file", None)
         if written is not None and written[0] == epoch and os.path.exists(written[1]):
-            copy_atomically(written[1], os.path.join(self.backup_dir, name), link=True)
+            link_atomically(written[1], os.path.join(self.backup_dir, name))
         else:
             save_weights_atomically(self.model, os.path.join(self.backup_dir, name))
         seeds = [keras.ops.convert_to_numpy(v).tolist() for v in _seed_states(self.model)]
