@@ -8,7 +8,7 @@ import kerasnets
 from kerasnets import parameter_count
 from kerasnets.registry import build_for_shapes
 from tests.conftest import assert_close, keras_weight_file, randomize_bn_statistics
-from tests.references import assert_parity, heal_keras, infer
+from tests.references import assert_parity, build_uninitialised, heal_keras, infer
 from weights_io import assign_weights, get_layout
 
 # ../shared/REFERENCE.md (trainable + BN affine, BN moving stats excluded)
@@ -66,7 +66,7 @@ def test_feature_map_sizes_follow_the_papers():
 
 @pytest.mark.parametrize("depth", [16, 19])
 def test_vgg_matches_keras_applications(depth):
-    ref = getattr(keras.applications, f"VGG{depth}")(weights=None, classifier_activation=None)
+    ref = build_uninitialised(getattr(keras.applications, f"VGG{depth}"), weights=None, classifier_activation=None)
     heal_keras(ref, np.random.default_rng(1).uniform(-100, 100, (2, 224, 224, 3)))
     ours = kerasnets.build(f"vgg{depth}", classifier_activation=None)
     assert parameter_count(ours) == ref.count_params()

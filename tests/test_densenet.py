@@ -9,7 +9,7 @@ import pytest
 import kerasnets
 from kerasnets.registry import build_for_shapes
 from tests.conftest import check_save_load_and_fit, copy_keras_weights
-from tests.references import assert_parity, heal_keras, infer
+from tests.references import assert_parity, build_uninitialised, heal_keras, infer
 
 # torchvision counts: trainable + BN affine.
 REFERENCE_PARAMS = {
@@ -57,7 +57,8 @@ def test_notes_small_densenet():
 )
 def test_keras_applications_parity(name, reference, via_file, tmp_path):
     shape = (64, 64, 3)
-    theirs = getattr(keras.applications, reference)(weights=None, input_shape=shape, classifier_activation=None)
+    theirs = build_uninitialised(getattr(keras.applications, reference), weights=None, input_shape=shape,
+                                 classifier_activation=None)
     heal_keras(theirs, np.random.default_rng(1).normal(size=(8,) + shape))
     ours = kerasnets.build(name, input_shape=shape, classifier_activation=None)
     assert kerasnets.parameter_count(ours, bn_moving_stats=True) == theirs.count_params()

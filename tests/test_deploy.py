@@ -14,7 +14,7 @@ import pytest
 
 import kerasnets
 from tests.conftest import assert_close
-from tests.references import assert_parity, heal_keras
+from tests.references import assert_parity, build_uninitialised, heal_keras
 from training import deploy
 
 RUNTIMES = ("saved_model", "onnx", "tflite")
@@ -42,7 +42,7 @@ def _pixels(shape, count, seed):
 
 
 def _small(name):
-    model = kerasnets.build(name, **EXPORTED[name])
+    model = build_uninitialised(kerasnets.build, name, **EXPORTED[name])
     return heal_keras(model, _pixels(model.inputs[0].shape[1:], 4, seed=3), seed=3)
 
 

@@ -15,7 +15,7 @@ import kerasnets
 import weights_io
 from kerasnets.identify import UnrecognisedWeightsError, identify, weighted_layer_table
 from tests.conftest import ROOT
-from tests.references import assert_parity, heal_keras, infer
+from tests.references import assert_parity, build_uninitialised, heal_keras, infer
 from weights_io.core import build_record
 from weights_io.layouts import get_layout
 
@@ -24,10 +24,11 @@ FIXTURES = ROOT / "tests" / "data" / "fixtures"
 
 def _publisher_model(name, layout, **options):
     """Model `name` built with the options `layout`'s publisher implies, healed."""
-    probe = kerasnets.build(name, **options)
+    probe = kerasnets.registry.build_for_shapes(name, **options)  # for its build record only
     record = build_record(probe)
     implied = get_layout(layout).implied_options(record.family, record.model)
-    model = kerasnets.build(name, **{**{k: v for k, v in implied.items() if k in record.options}, **options})
+    model = build_uninitialised(kerasnets.build, name,
+                                **{**{k: v for k, v in implied.items() if k in record.options}, **options})
     size = model.input_shape[1] or 64
     batch = np.random.default_rng(0).uniform(-1, 1, (6, size, size, 3)).astype("float32")
     heal_keras(model, batch)

@@ -18,7 +18,7 @@ from kerasnets.registry import build_for_shapes
 import weights_io
 from weights_io.assign import weighted_layers
 from tests.conftest import randomize_bn_statistics
-from tests.references import assert_parity, heal_keras
+from tests.references import assert_parity, build_uninitialised, heal_keras
 
 SMALL = (75, 75, 3)  # the smallest input keras.applications accepts for both
 
@@ -142,7 +142,8 @@ def inception_resnet_v2():
 @pytest.mark.parametrize("name, reference", [("inception_v3", "InceptionV3"),
                                              ("inception_resnet_v2", "InceptionResNetV2")])
 def test_keras_applications_parity(name, reference, request):
-    theirs = getattr(keras.applications, reference)(weights=None, input_shape=SMALL, classifier_activation=None)
+    theirs = build_uninitialised(getattr(keras.applications, reference), weights=None, input_shape=SMALL,
+                                 classifier_activation=None)
     heal_keras(theirs, np.random.default_rng(1).normal(size=(8,) + SMALL))
     if name == "inception_resnet_v2":
         ours = request.getfixturevalue("inception_resnet_v2")

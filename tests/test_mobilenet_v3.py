@@ -11,7 +11,7 @@ import weights_io
 from kerasnets.mobilenet_v3 import make_divisible
 from kerasnets.registry import build_for_shapes
 from tests.conftest import check_save_load_and_fit, copy_keras_weights
-from tests.references import assert_parity, heal_keras, infer
+from tests.references import assert_parity, build_uninitialised, heal_keras, infer
 
 # torchvision counts: trainable + BN affine.
 REFERENCE_PARAMS = {"mobilenet_v3_large": 5_483_032, "mobilenet_v3_small": 2_542_856}
@@ -35,9 +35,8 @@ def test_make_divisible():
 ])
 def test_keras_applications_parity(reference, size, options, tmp_path):
     shape = (64, 64, 3)
-    theirs = getattr(keras.applications, reference)(
-        weights=None, input_shape=shape, classifier_activation=None, **options
-    )
+    theirs = build_uninitialised(getattr(keras.applications, reference),
+                                 weights=None, input_shape=shape, classifier_activation=None, **options)
     heal_keras(theirs, np.random.default_rng(1).uniform(0, 255, size=(8,) + shape))
     ours = kerasnets.build_mobilenet_v3(size, input_shape=shape, classifier_activation=None, **options)
     assert kerasnets.parameter_count(ours, bn_moving_stats=True) == theirs.count_params()

@@ -15,7 +15,7 @@ import kerasnets
 from kerasnets import presets
 from tests.conftest import assert_close
 from tests.loopback import LoopbackServer, QuietHandler
-from tests.references import assert_parity, heal_keras, infer
+from tests.references import assert_parity, build_uninitialised, heal_keras, infer
 import weights_io
 from weights_io import WeightFile
 from weights_io.assign import weighted_layers
@@ -303,7 +303,8 @@ def test_keras_presets_load(name):
     """
     preset = KERAS_PRESETS[name]
     shape = (75, 75, 3) if preset.model.startswith("inception") else (64, 64, 3)
-    theirs = getattr(keras.applications, KERAS_APPS[preset.model])(weights=None, include_top=False, input_shape=shape)
+    theirs = build_uninitialised(getattr(keras.applications, KERAS_APPS[preset.model]), weights=None, include_top=False,
+                                 input_shape=shape)
     heal_keras(theirs, np.random.default_rng(1).uniform(0, 255, (8,) + shape))
     layers = weighted_layers(theirs)
     # Keras 3 renamed tf.keras' layers to ours: the hosted files keep the names the preset's layout gives

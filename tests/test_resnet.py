@@ -10,7 +10,7 @@ import kerasnets
 from kerasnets.resnet import CADENE_SENET, KERAS_APPLICATIONS
 from kerasnets.registry import build_for_shapes
 from tests.conftest import check_save_load_and_fit, copy_keras_weights, randomize_bn_statistics
-from tests.references import assert_parity, heal_keras, infer
+from tests.references import assert_parity, build_uninitialised, heal_keras, infer
 
 # torchvision (resnet*, resnext*) and timm (se*) counts: trainable + BN affine.
 REFERENCE_PARAMS = {
@@ -38,7 +38,8 @@ def test_parameter_count(name):
 )
 def test_keras_applications_parity(name, reference, via_file, tmp_path):
     shape = (64, 64, 3)
-    theirs = getattr(keras.applications, reference)(weights=None, input_shape=shape, classifier_activation=None)
+    theirs = build_uninitialised(getattr(keras.applications, reference), weights=None, input_shape=shape,
+                                 classifier_activation=None)
     x = np.random.default_rng(0).normal(size=(2,) + shape).astype("float32")
     heal_keras(theirs, np.random.default_rng(1).normal(size=(8,) + shape))
     ours = kerasnets.build(name, input_shape=shape, classifier_activation=None, **KERAS_APPLICATIONS)

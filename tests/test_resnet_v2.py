@@ -10,7 +10,7 @@ import kerasnets
 import weights_io
 from kerasnets.resnet import KERAS_APPLICATIONS_V2, TF_SLIM
 from tests.conftest import check_save_load_and_fit, copy_keras_weights
-from tests.references import assert_parity, heal_keras, infer
+from tests.references import assert_parity, build_uninitialised, heal_keras, infer
 from weights_io.core import build_record
 
 SHAPE = (64, 64, 3)
@@ -18,7 +18,7 @@ VARIANTS = [("resnet50_v2", "ResNet50V2"), ("resnet101_v2", "ResNet101V2"), ("re
 
 
 def _healed_reference(reference, **kwargs):
-    theirs = getattr(keras.applications, reference)(weights=None, input_shape=SHAPE, **kwargs)
+    theirs = build_uninitialised(getattr(keras.applications, reference), weights=None, input_shape=SHAPE, **kwargs)
     return heal_keras(theirs, np.random.default_rng(1).normal(size=(8,) + SHAPE))
 
 
