@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import kerasnets
-from tests.backends.configs import UNSUPPORTED, input_shapes, small_config
+from tests.backends.configs import UNSUPPORTED, Release, input_shapes, small_config
 from tests.conftest import ROOT
 from tests.references import assert_parity, build_uninitialised, heal_keras
 
@@ -79,6 +79,7 @@ def job(tmp_path_factory):
     jobdir = tmp_path_factory.mktemp("backends")
     procs = _start_workers(jobdir)  # they follow manifest.jsonl while this process builds
     rng = np.random.default_rng(0)
+    release = Release()
     try:
         with open(jobdir / "manifest.jsonl", "w") as manifest:
             for name in MODELS:
@@ -99,8 +100,9 @@ def job(tmp_path_factory):
                 manifest.write(json.dumps({"name": name, "kwargs": kwargs, "weights": f"{name}.weights.h5",
                                            "inputs": f"{name}.inputs.npz"}) + "\n")
                 manifest.flush()
+                params = model.count_params()
                 del model
-                keras.backend.clear_session()
+                release(params)
             manifest.write("END\n")
     finally:
         deadline = time.monotonic() + WORKER_TIMEOUT

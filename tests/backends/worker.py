@@ -31,15 +31,19 @@ def main(jobdir):
     import gc
 
     import kerasnets  # noqa: F401  (imported before the freeze, so that it is frozen too)
-    # clear_session() after each model runs a full collection; with the backend's modules frozen out of
-    # its sight it walks only what the models left (see tests/conftest.py's _collect)
+    from tests.backends.configs import Release
+
+    # Release() collects after every 2 GB of models; with the backend's modules frozen out of its
+    # sight a collection walks only what the models left (see tests/conftest.py's _collect)
     gc.collect()
     gc.freeze()
+    release = Release()
     results = {}
     results_path = os.path.join(jobdir, f"results.{backend}.json")
     for entry in _follow(os.path.join(jobdir, "manifest.jsonl")):
         name = entry["name"]
         start, cpu = time.perf_counter(), time.process_time()
+        model = None
         try:
             model = _build(name, entry["kwargs"], backend)
             model.load_weights(os.path.join(jobdir, entry["weights"]))
@@ -58,7 +62,9 @@ def main(jobdir):
                 "traceback": traceback.format_exc()[-3000:],
             }
         finally:
-            keras.backend.clear_session()
+            params = 0 if model is None else model.count_params()
+            model = None
+            release(params)
         with open(results_path, "w") as f:  # rewritten as it goes: a crash still leaves a record
             json.dump({"backend": backend, "keras": keras.__version__, "results": results}, f, indent=1)
     return 0
