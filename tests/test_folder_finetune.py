@@ -184,7 +184,7 @@ def test_cli_run_honours_output_and_options_and_says_where_everything_went(cli_r
         assert str(path) in summary and os.path.exists(path), path
 
 
-def test_saved_model_opens_with_kerasnets_alone_predicts_and_exports(cli_run, photos, tmp_path):
+def test_saved_model_opens_with_kerasnets_alone_predicts_and_exports(cli_run, photos, tmp_path, capsys):
     """final.keras / final.h5 / --output: keras.models.load_model after `import kerasnets` only (fresh process),
     no augmentation inside, the same outputs as each other; then `kerasnets predict`, `predictor` and every
     `kerasnets export` format whose package is installed."""
@@ -214,28 +214,27 @@ print("OUTS" + json.dumps(outs))
     for value in outs.values():
         np.testing.assert_allclose(value, first, rtol=1e-5, atol=1e-6)
 
-    status, out = _run("-m", "training.cli", "predict", "--model", str(run / "final.keras"), "--image", image,
-                       "--classes", str(run / "class_indices.json"))
+    # the CLI and the exports in this process: a fresh one is what the load above needed
+    from training import cli
+    from training.deploy import predictor
+
+    capsys.readouterr()
+    status = cli.main(["predict", "--model", str(run / "final.keras"), "--image", image,
+                       "--classes", str(run / "class_indices.json")])
+    out = capsys.readouterr().out
     assert status == 0 and "class: rocket" in out, out
 
     needs = {"keras": "keras", "h5": "h5py", "saved_model": "tensorflow", "onnx": "onnxruntime", "tflite": "tensorflow"}
     formats = [fmt for fmt, module in needs.items() if importlib.util.find_spec(module)]
-    script = f"""
-import sys
-from training import cli
-from training.deploy import predictor
-import keras, numpy as np
-for fmt in {formats!r}:
-    out = {str(tmp_path)!r} + "/model" + ("" if fmt == "saved_model" else "." + fmt)
-    assert cli.main(["export", {str(run / 'final.h5')!r}, "--format", fmt, "--output", out]) == 0, fmt
-model = keras.models.load_model({str(output)!r})
-x = np.random.default_rng(1).uniform(0, 255, (1, 32, 32, 3)).astype("float32")
-np.testing.assert_allclose(np.asarray(predictor(model)(x)), model.predict(x, verbose=0), rtol=1e-4, atol=1e-6)
-print("EXPORTED")
-"""
-    status, out = _run("-c", script)
-    assert status == 0 and "EXPORTED" in out, out
-    assert out.count("exported ") == len(formats), out
+    for fmt in formats:
+        out_path = str(tmp_path / ("model" if fmt == "saved_model" else "model." + fmt))
+        assert cli.main(["export", str(run / "final.h5"), "--format", fmt, "--output", out_path]) == 0, fmt
+    assert capsys.readouterr().out.count("exported ") == len(formats)
+    import keras
+
+    model = keras.models.load_model(output)
+    x = np.random.default_rng(1).uniform(0, 255, (1, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(predictor(model)(x)), model.predict(x, verbose=0), rtol=1e-4, atol=1e-6)
 
 
 def _source_with_an_extra_layer(path):
