@@ -146,8 +146,32 @@ def build(name, **kwargs):
 
 
 # A full garbage collection walks every object the process holds (0.26 s with TensorFlow loaded, 0.44 s with
-# torch beside it), so `each_built_model` runs one only after this many bytes of weights were let go.
+# torch beside it), so `ReleaseModels` runs one only after this many bytes of weights were let go.
 _COLLECT_AFTER_BYTES = 2 * 2**30
+
+
+class ReleaseModels:
+    """Frees model after model in a job that builds many: keras' `clear_session` after each, and a full
+    collection (a built model is a reference cycle) once `_COLLECT_AFTER_BYTES` of weights were let go.
+
+        release = ReleaseModels()
+        for ...:
+            model = ...; params = model.count_params(); del model; release(params)
+    """
+
+    def __init__(self):
+        self.pending = 0
+
+    def __call__(self, params):
+        import gc
+
+        import keras
+
+        keras.backend.clear_session(free_memory=False)
+        self.pending += 4 * params
+        if self.pending >= _COLLECT_AFTER_BYTES:
+            gc.collect()
+            self.pending = 0
 
 
 def build_for_shapes(name, **options):
@@ -180,16 +204,11 @@ def each_built_model(names=None):
     """
     import gc
 
-    import keras
-
-    pending = 0
+    release = ReleaseModels()
     for name in names or available_models():
         model = build_for_shapes(name)
         yield name, model
-        pending += 4 * model.count_params()
+        params = model.count_params()
         del model
-        keras.backend.clear_session(free_memory=False)
-        if pending >= _COLLECT_AFTER_BYTES:
-            gc.collect()
-            pending = 0
+        release(params)
     gc.collect()

@@ -23,8 +23,8 @@ os.environ.setdefault("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "1")
 # tests/test_classic.py. No mmap and no automatic trim keep freed memory in the process for the next tensor;
 # _collect's malloc_trim still hands it back after each file. (Transparent huge pages for the heap,
 # glibc.malloc.hugetlb=1, measured worse: four heavy files run together, 140-142 s and 96-99 s of system time
-# without, 145-152 s and 108-118 s with, alternating runs on 2026-12-05.) Read at process start: this reaches the xdist
-# workers and every subprocess a test starts, not the process that reads this file.
+# without, 145-152 s and 108-118 s with, alternating runs on 2026-12-05.) Read at process start: this reaches
+# the xdist workers and every subprocess a test starts, not the process that reads this file.
 os.environ.setdefault("GLIBC_TUNABLES", "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before the import of keras below
 

@@ -191,12 +191,13 @@ def heal_keras(model, batch, seed=0):
 
 
 def build_uninitialised(build, *args, **kwargs):
-    """`build(*args, **kwargs)` with its Keras 3 variables left without values, for `heal_keras` to fill.
+    """`build(*args, **kwargs)` with its Keras 3 variables left without values, for `heal_keras` (or a
+    weight file: tests/backends/worker.py) to fill.
 
-    The initialisers' draws are thrown away by heal_keras anyway, and they cost 3-4x the rest of the
-    build (ResNet-152 at 32x32: 1.2-2.4 s against 0.3). The variables are created in a StatelessScope
-    that does not initialise them on exit (Keras' deferred initialisation); the model must go through
-    heal_keras before any use.
+    The initialisers' draws would be overwritten anyway, and they cost 3-4x the rest of the build
+    (ResNet-152 at 32x32: 1.2-2.4 s against 0.3). The variables are created in a StatelessScope that
+    does not initialise them on exit (Keras' deferred initialisation); the model must get its values
+    before any use.
     """
     import keras
 

@@ -78,29 +78,3 @@ def input_shapes(model, default_spatial=64):
     """Batch-2 shapes of the model's inputs; unknown H/W take `default_spatial`."""
     return [(2,) + tuple(default_spatial if d is None else int(d) for d in t.shape[1:]) for t in model.inputs]
 
-
-class Release:
-    """Frees each model once its work is done: keras' clear_session, and a full collection once
-    COLLECT_AFTER_BYTES of weights have been let go (a built model is a reference cycle), as
-    kerasnets.registry.each_built_model does. A collection per model took 12 of the parent's 136 s.
-
-        release = Release()
-        ...; params = model.count_params(); del model; release(params)
-    """
-
-    COLLECT_AFTER_BYTES = 2 << 30
-
-    def __init__(self):
-        self.pending = 0
-
-    def __call__(self, params):
-        import gc
-
-        import keras
-
-        keras.backend.clear_session(free_memory=False)
-        self.pending += 4 * params
-        if self.pending >= self.COLLECT_AFTER_BYTES:
-            gc.collect()
-            self.pending = 0
-

@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 
 import kerasnets
-from tests.backends.configs import UNSUPPORTED, Release, input_shapes, small_config
+from kerasnets.registry import ReleaseModels
+from tests.backends.configs import UNSUPPORTED, input_shapes, small_config
 from tests.conftest import ROOT
 from tests.references import assert_parity, build_uninitialised, heal_keras
 
@@ -79,7 +80,7 @@ def job(tmp_path_factory):
     jobdir = tmp_path_factory.mktemp("backends")
     procs = _start_workers(jobdir)  # they follow manifest.jsonl while this process builds
     rng = np.random.default_rng(0)
-    release = Release()
+    release = ReleaseModels()
     try:
         with open(jobdir / "manifest.jsonl", "w") as manifest:
             for name in MODELS:

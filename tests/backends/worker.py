@@ -31,13 +31,13 @@ def main(jobdir):
     import gc
 
     import kerasnets  # noqa: F401  (imported before the freeze, so that it is frozen too)
-    from tests.backends.configs import Release
+    from kerasnets.registry import ReleaseModels
 
-    # Release() collects after every 2 GB of models; with the backend's modules frozen out of its
+    # ReleaseModels collects after every 2 GB of models; with the backend's modules frozen out of its
     # sight a collection walks only what the models left (see tests/conftest.py's _collect)
     gc.collect()
     gc.freeze()
-    release = Release()
+    release = ReleaseModels()
     results = {}
     results_path = os.path.join(jobdir, f"results.{backend}.json")
     for entry in _follow(os.path.join(jobdir, "manifest.jsonl")):
@@ -81,16 +81,15 @@ def _build(name, kwargs, backend):
     initialiser values, which the parity check would also catch). Torch and TensorFlow initialise
     in microseconds per variable: built as users build.
     """
-    import keras
-
     from tests.backends.configs import build_config
 
     if backend != "jax":
         return build_config(name, kwargs)
     from keras.src.backend.common import global_state
 
-    with keras.StatelessScope(initialize_variables=False):
-        model = build_config(name, kwargs)
+    from tests.references import build_uninitialised
+
+    model = build_uninitialised(build_config, name, kwargs)
     # state that no weight file holds (Dropout's seed generator: a constant initialiser) as users get it
     weights = {id(w) for w in model.weights}
     for variable in model.variables:
