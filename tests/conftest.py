@@ -28,6 +28,24 @@ os.environ.setdefault("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "1")
 os.environ.setdefault("GLIBC_TUNABLES", "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before the import of keras below
 
+
+def _cores_per_worker():
+    """The cores this process may use, shared out among the xdist workers that run side by side."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+
+
+# Each xdist worker's TensorFlow, torch and OpenMP pools get the worker's share of the cores, not all of them:
+# on the 2-core build machine two workers with two intra-op and two inter-op threads each kept four busy threads
+# on two cores, whose pools spin while they wait. Six heavy files together (-n 2, 2026-12-05): 187-189 s and
+# 313-317 CPU seconds with the default pools, 148 s and 253 with one thread of each. Set in the workers only
+# (the controller's environment reaches them, and without -n the one process keeps every core), before
+# TensorFlow and torch start; the subprocesses that tests start inherit them.
+THREADS_PER_WORKER = _cores_per_worker()
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _variable in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
+        os.environ[_variable] = str(THREADS_PER_WORKER)
+
 try:
     # torchvision imported after TensorFlow segfaults (in triton via torch._dynamo);
     # importing it first, when it is installed, makes the order safe for every test.

@@ -22,9 +22,10 @@ F = torch.nn.functional
 
 import kerasnets
 from kerasnets import presets
+from tests.conftest import THREADS_PER_WORKER  # noqa: E402
 from tests.references import assert_parity, heal_torch
 
-torch.set_num_threads(2)
+torch.set_num_threads(THREADS_PER_WORKER)  # the worker's share of the cores: see tests/conftest.py
 
 
 def double_conv(cin, cout):
