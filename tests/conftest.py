@@ -52,6 +52,10 @@ try:
     import torchvision  # noqa: F401
 except ImportError:
     pass
+else:
+    import torch
+
+    torch.set_num_threads(THREADS_PER_WORKER)  # the worker's share of the cores, as TensorFlow's above
 
 import keras  # noqa: E402  (every test uses it: imported once here)
 

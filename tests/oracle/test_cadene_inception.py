@@ -24,10 +24,7 @@ import keras  # noqa: E402
 
 import kerasnets  # noqa: E402
 import weights_io  # noqa: E402
-from tests.conftest import THREADS_PER_WORKER  # noqa: E402
 from tests.references import assert_parity, heal_torch, input_dependence  # noqa: E402
-
-torch.set_num_threads(THREADS_PER_WORKER)  # the worker's share of the cores: see tests/conftest.py
 
 
 def _saved_reference(factory, size, tmp_path):

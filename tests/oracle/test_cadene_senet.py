@@ -22,10 +22,8 @@ from pretrainedmodels.models import senet  # noqa: E402
 import kerasnets  # noqa: E402
 import weights_io  # noqa: E402
 from kerasnets.resnet import CADENE_SENET  # noqa: E402
-from tests.conftest import THREADS_PER_WORKER  # noqa: E402
 from tests.references import assert_parity, heal_torch, infer, input_dependence  # noqa: E402
 
-torch.set_num_threads(THREADS_PER_WORKER)  # the worker's share of the cores: see tests/conftest.py
 # Cadene's head is AvgPool2d(7), so the last map must be 7x7: 224. Its stem output (112) is even,
 # so ceil mode reads one more row and column than the padded pool: the option is exercised.
 SIZE = 224

@@ -24,11 +24,8 @@ nn = torch.nn
 
 import kerasnets  # noqa: E402
 from kerasnets import presets  # noqa: E402
-from tests.conftest import THREADS_PER_WORKER  # noqa: E402
 from tests.references import assert_parity, heal_torch, infer  # noqa: E402
 from weights_io.errors import WeightMismatchError  # noqa: E402
-
-torch.set_num_threads(THREADS_PER_WORKER)  # the worker's share of the cores: see tests/conftest.py
 
 
 class ResnetBlock(nn.Module):

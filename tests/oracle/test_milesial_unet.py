@@ -22,10 +22,7 @@ F = torch.nn.functional
 
 import kerasnets
 from kerasnets import presets
-from tests.conftest import THREADS_PER_WORKER  # noqa: E402
 from tests.references import assert_parity, heal_torch
-
-torch.set_num_threads(THREADS_PER_WORKER)  # the worker's share of the cores: see tests/conftest.py
 
 
 def double_conv(cin, cout):

@@ -20,12 +20,10 @@ pretrainedmodels = pytest.importorskip("pretrainedmodels")  # imports torchvisio
 
 import kerasnets  # noqa: E402
 from kerasnets import presets  # noqa: E402
-from tests.conftest import THREADS_PER_WORKER  # noqa: E402
 from tests.references import assert_parity, heal_torch, infer  # noqa: E402
 from weights_io import WeightFile  # noqa: E402
 from weights_io.core import group_flat  # noqa: E402
 
-torch.set_num_threads(THREADS_PER_WORKER)  # the worker's share of the cores: see tests/conftest.py
 CADENE = {p.name: p for p in presets.list_presets() if p.publisher.startswith("Cadene")}
 FACTORY = {"se_resnet50": "se_resnet50", "se_resnet101": "se_resnet101", "se_resnet152": "se_resnet152",
            "se_resnext50_32x4d": "se_resnext50_32x4d", "inception_v2": "bninception", "inception_v4": "inceptionv4"}

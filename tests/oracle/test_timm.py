@@ -29,10 +29,8 @@ import keras  # noqa: E402
 
 import kerasnets  # noqa: E402
 import weights_io  # noqa: E402
-from tests.conftest import THREADS_PER_WORKER  # noqa: E402
 from tests.references import assert_parity, heal_torch  # noqa: E402
 
-torch.set_num_threads(THREADS_PER_WORKER)  # the worker's share of the cores: see tests/conftest.py
 CLASSES = 10
 
 # (timm name, our registry name, layout timm's file is detected as, input size, options beyond the layout's)

@@ -18,11 +18,8 @@ torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 
 import kerasnets  # noqa: E402
-from tests.conftest import THREADS_PER_WORKER  # noqa: E402
 from tests.references import assert_parity, heal_keras, heal_torch, infer  # noqa: E402
 from weights_io import load_torch_weights, read_weights, save_torch_state_dict  # noqa: E402
-
-torch.set_num_threads(THREADS_PER_WORKER)  # the worker's share of the cores: see tests/conftest.py
 
 
 def _nchw(x):
