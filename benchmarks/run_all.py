@@ -29,6 +29,7 @@ SCRIPTS = {
     "weight_import.py": ["--rounds", "2"],
     "input_pipeline.py": ["--quick"],
     "predictor_latency.py": ["--quick"],
+    "onnx_export.py": ["--models", "vgg16", "--rounds", "3"],
 }
 
 # script -> arguments for --targets: issue 19's "done when" run, every target with --check

@@ -8,6 +8,7 @@ configurations (32x32 inputs where the net allows) to keep CI time down.
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import numpy as np
 import pytest
@@ -102,6 +103,63 @@ def test_mixed_precision_model_goes_to_onnx_as_its_float32_copy(tmp_path):
     report = deploy.export(model, tmp_path / "m", "onnx")
     np.testing.assert_allclose(deploy.load_runtime(report.path, "onnx")(x), f32, rtol=0,
                                atol=1e-4 * np.abs(f32).max())
+
+
+def test_onnx_export_without_tf2onnx_copies_writes_the_same_graph(models, tmp_path, monkeypatch):
+    """deploy's ONNX conversion (tf2onnx's passes on the graph itself) against keras' own export (tf2onnx
+    copying the graph before each pass, what a user's TF2ONNX_CATCH_ERRORS=TRUE also keeps): the same
+    nodes, the same outputs in onnxruntime."""
+    pytest.importorskip("onnxruntime")
+    onnx = pytest.importorskip("onnx")
+    tf2onnx_constants = pytest.importorskip("tf2onnx.constants")
+    assert deploy.TF2ONNX_CATCH_ERRORS == tf2onnx_constants.ENV_TF2ONNX_CATCH_ERRORS
+    model = _model(models, "unet")
+    ours, keras_own = str(tmp_path / "ours.onnx"), str(tmp_path / "keras.onnx")
+    monkeypatch.delenv(deploy.TF2ONNX_CATCH_ERRORS, raising=False)
+    deploy._keras_export(model, ours, "onnx")
+    assert deploy.TF2ONNX_CATCH_ERRORS not in os.environ
+    monkeypatch.setenv(deploy.TF2ONNX_CATCH_ERRORS, "TRUE")
+    model.export(keras_own, format="onnx", verbose=False)
+    graphs = [onnx.load(path).graph for path in (ours, keras_own)]
+    assert [n.op_type for n in graphs[0].node] == [n.op_type for n in graphs[1].node]
+    assert len(graphs[0].node) > 40  # a real graph: U-Net's convolutions, crops, concatenations
+    x = _pixels(model.inputs[0].shape[1:], 2, seed=5)
+    np.testing.assert_array_equal(deploy.load_runtime(ours, "onnx")(x), deploy.load_runtime(keras_own, "onnx")(x))
+
+
+class _ExportRecorder:
+    """A stand-in for a model: records TF2ONNX_CATCH_ERRORS at each export, writes a file, fails on demand."""
+
+    def __init__(self, fail_when=()):
+        self.seen, self.fail_when = [], fail_when
+
+    def export(self, path, format, verbose):
+        value = os.environ.get(deploy.TF2ONNX_CATCH_ERRORS)
+        self.seen.append((format, value))
+        with open(path, "w") as f:
+            f.write("partial")
+        if value in self.fail_when:
+            raise RuntimeError("an optimizer pass failed")
+
+
+def test_onnx_export_redoes_a_failed_conversion_the_copying_way(tmp_path, monkeypatch):
+    monkeypatch.delenv(deploy.TF2ONNX_CATCH_ERRORS, raising=False)
+    model = _ExportRecorder(fail_when=("FALSE",))
+    deploy._keras_export(model, str(tmp_path / "m.onnx"), "onnx")
+    assert model.seen == [("onnx", "FALSE"), ("onnx", None)]  # the second time tf2onnx's default, copying
+    assert deploy.TF2ONNX_CATCH_ERRORS not in os.environ
+
+    model = _ExportRecorder(fail_when=("FALSE", None))  # fails either way: the error of the copying conversion reaches the caller
+    with pytest.raises(RuntimeError, match="optimizer pass"):
+        deploy._keras_export(model, str(tmp_path / "n.onnx"), "onnx")
+    assert [value for _, value in model.seen] == ["FALSE", None]
+
+    monkeypatch.setenv(deploy.TF2ONNX_CATCH_ERRORS, "TRUE")  # the user's choice stands
+    model = _ExportRecorder()
+    deploy._keras_export(model, str(tmp_path / "o.onnx"), "onnx")
+    deploy._keras_export(model, str(tmp_path / "p"), "saved_model")
+    assert model.seen == [("onnx", "TRUE"), ("tf_saved_model", "TRUE")]
+    assert os.environ[deploy.TF2ONNX_CATCH_ERRORS] == "TRUE"
 
 
 def test_mismatching_artifact_is_refused(models, tmp_path, monkeypatch):
