@@ -33,10 +33,10 @@ def same_graph(path_a, path_b, x):
     import numpy as np
     import onnx
 
-    from training.deploy import _onnx_runtime
+    from training.deploy import load_runtime
 
     ops = [[node.op_type for node in onnx.load(path).graph.node] for path in (path_a, path_b)]
-    outputs = [np.asarray(_onnx_runtime(path)(x)[0]) for path in (path_a, path_b)]
+    outputs = [load_runtime(path, "onnx")(x) for path in (path_a, path_b)]
     return ops[0] == ops[1], float(np.abs(outputs[0] - outputs[1]).max())
 
 
