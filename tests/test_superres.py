@@ -216,8 +216,7 @@ def test_short_training_on_photos(tmp_path, capsys):
     reloaded = kerasnets.build_fsrcnn(scale=3, weights=str(out / "x3" / "best.weights.h5"))
     assert evaluate_psnr(reloaded, eval_data) == pytest.approx(result.best_psnr, abs=1e-4)
     epoch = result.best_epoch
-    again = kerasnets.build_fsrcnn(scale=3, weights=str(out / "x3" / f"epoch_{epoch}.weights.h5"))
-    assert evaluate_psnr(again, eval_data) == pytest.approx(result.best_psnr, abs=1e-4)
+    assert os.path.samefile(out / "x3" / "best.weights.h5", out / "x3" / f"epoch_{epoch}.weights.h5")  # one file
     with pytest.raises(ValueError, match="x3 patches"):
         train_fsrcnn(data / "train_x3.h5", data / "eval_x3.h5", 2, None, epochs=1, verbose=0)
 

@@ -215,17 +215,16 @@ def test_kfold_stratified():
 @pytest.mark.parametrize("every_epoch", [True, False])
 def test_epoch_end_weights_are_written_once_and_hold_that_epochs_weights(tmp_path, every_epoch):
     """The checkpoint, best and backup files of an epoch hold the weights the model had at that epoch's end;
-    with a per-epoch checkpoint the backup is that file hard-linked and the best its copy, not new saves."""
-    import h5py
-
-    from training.callbacks import AtomicCheckpoint, ResumableBackup
+    with a per-epoch checkpoint the backup and the best are that file hard-linked, not new saves or copies."""
+    from training.callbacks import AtomicCheckpoint, ResumableBackup, read_best_record
 
     rng = np.random.default_rng(0)
     x, y = rng.uniform(size=(24, 16, 16, 3)).astype("float32"), rng.integers(0, 3, 24)
     model = tiny_bn_net()
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
-    at_end = {}
-    snapshot = keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: at_end.update({e: model.get_weights()}))
+    at_end, losses = {}, []
+    snapshot = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda e, logs: (at_end.update({e: model.get_weights()}), losses.append(logs["loss"])))
     checkpoint = AtomicCheckpoint(tmp_path, monitor="loss", every_epoch=every_epoch)
     backup = ResumableBackup(tmp_path / "backup", delete_on_success=False, checkpoint=checkpoint)
     saves = []
@@ -252,11 +251,37 @@ def test_epoch_end_weights_are_written_once_and_hold_that_epochs_weights(tmp_pat
     assert holds(last, at_end[2]) and not holds(last, at_end[1])
     best_epoch = checkpoint.best_epoch
     assert holds(tmp_path / "best.weights.h5", at_end[best_epoch - 1])
-    with h5py.File(tmp_path / "best.weights.h5") as f:
-        assert json.loads(f.attrs["kerasnets_best"])["epoch"] == best_epoch
+    record = read_best_record(tmp_path / "best.weights.h5")
+    assert record["epoch"] == best_epoch and record["monitor"] == "loss"
+    assert record["value"] == min(losses) == losses[best_epoch - 1]
     if every_epoch:
         assert os.path.samefile(last, tmp_path / "checkpoints" / "epoch-003.weights.h5")
+        assert os.path.samefile(tmp_path / "best.weights.h5", tmp_path / "checkpoints" / f"epoch-{best_epoch:03d}.weights.h5")
+        for epoch in (1, 2, 3):  # every epoch's file carries its own record
+            assert read_best_record(tmp_path / "checkpoints" / f"epoch-{epoch:03d}.weights.h5")["value"] == losses[epoch - 1]
         assert len(saves) == 3  # one serialisation per epoch
     else:
         assert not (tmp_path / "checkpoints").exists()
         assert 3 < len(saves) <= 6  # each epoch's backup, and the best (at least once) written by itself
+
+
+def test_a_best_file_written_before_the_epoch_records_still_resumes_the_comparison(tmp_path):
+    """best.weights.h5 from before the records moved into every epoch's file (attribute `kerasnets_best`): a
+    resumed run reads its value and only a better epoch replaces it."""
+    import h5py
+
+    from training.callbacks import AtomicCheckpoint, read_best_record
+
+    model = tiny_bn_net()
+    model.save_weights(tmp_path / "best.weights.h5")
+    with h5py.File(tmp_path / "best.weights.h5", "a") as f:
+        f.attrs["kerasnets_best"] = json.dumps({"monitor": "loss", "value": 0.5, "epoch": 7})
+    checkpoint = AtomicCheckpoint(tmp_path, monitor="loss")
+    checkpoint.set_model(model)
+    checkpoint.on_train_begin()
+    assert (checkpoint.best, checkpoint.best_epoch) == (0.5, 7)
+    checkpoint.on_epoch_end(7, {"loss": 0.6})  # worse: the old best stays
+    assert read_best_record(tmp_path / "best.weights.h5") == {"monitor": "loss", "value": 0.5, "epoch": 7}
+    checkpoint.on_epoch_end(8, {"loss": 0.4})
+    assert read_best_record(tmp_path / "best.weights.h5") == {"monitor": "loss", "value": 0.4, "epoch": 9}
+    assert os.path.samefile(tmp_path / "best.weights.h5", tmp_path / "checkpoints" / "epoch-009.weights.h5")

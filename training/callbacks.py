@@ -10,7 +10,6 @@ import csv
 import json
 import math
 import os
-import shutil
 import warnings
 
 import h5py
@@ -20,6 +19,8 @@ import numpy as np
 from kerasnets.saving import atomic_path, link_atomically, save_weights_atomically
 
 SCHEDULES = (None, "step", "cosine", "plateau")
+RECORD_ATTRIBUTE = "kerasnets_checkpoint"  # a checkpoint's {"monitor", "value", "epoch"}
+LEGACY_RECORD_ATTRIBUTE = "kerasnets_best"  # the same, in best files written before the epoch files had it
 
 
 def _write_json_atomically(data, path):
@@ -100,8 +101,11 @@ class ResumableBackup(keras.callbacks.Callback):
 class AtomicCheckpoint(keras.callbacks.Callback):
     """Per-epoch weights and the best weights by `monitor`, written atomically.
 
-    The best value is kept in `best.json` beside the weights, so a resumed run
-    keeps comparing against the real best, not against infinity.
+    Each file carries its epoch's record ({"monitor", "value", "epoch"}, the HDF5
+    attribute `kerasnets_checkpoint`), so a resumed run keeps comparing against the
+    real best, not against infinity; `best.json` is a copy for people and scripts.
+    With per-epoch files, `best.weights.h5` is a hard link to the best epoch's file
+    (a copy where the file system has none): the weights are written once per epoch.
 
     Args:
         directory: run directory (files `best.weights.h5`, `best.json`, `checkpoints/`).
@@ -136,32 +140,33 @@ class AtomicCheckpoint(keras.callbacks.Callback):
             return True
         return value > self.best if self.mode == "max" else value < self.best
 
+    def _save(self, path, record):
+        """The model's weights at `path`, atomically, with `record` (or none) inside."""
+        with atomic_path(path) as tmp:
+            self.model.save_weights(tmp)
+            if record is not None:
+                with h5py.File(tmp, "a") as f:
+                    f.attrs[RECORD_ATTRIBUTE] = json.dumps(record)
+        return path
+
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
+        value = (logs or {}).get(self.monitor)
+        if value is None and epoch == 0:
+            warnings.warn(f"Checkpoint monitor {self.monitor!r} is not logged (have {sorted(logs or {})}).",
+                          stacklevel=2)
+        record = None if value is None else {"monitor": self.monitor, "value": float(value), "epoch": epoch + 1}
         self.epoch_file = None
         if self.every_epoch:
             path = os.path.join(self.directory, "checkpoints", f"epoch-{epoch + 1:03d}.weights.h5")
-            self.epoch_file = (epoch, save_weights_atomically(self.model, path))
-        value = logs.get(self.monitor)
-        if value is None:
-            if epoch == 0:
-                warnings.warn(f"Checkpoint monitor {self.monitor!r} is not logged (have {sorted(logs)}).",
-                              stacklevel=2)
+            self.epoch_file = (epoch, self._save(path, record))
+        if record is None or math.isnan(record["value"]) or not self._better(record["value"]):
             return
-        value = float(value)
-        if not math.isnan(value) and self._better(value):
-            self.best, self.best_epoch = value, epoch + 1
-            record = {"monitor": self.monitor, "value": value, "epoch": epoch + 1}
-            # The record travels inside the weights file (one atomic rename commits both);
-            # best.json is a copy for people and scripts.
-            with atomic_path(self.best_path) as tmp:
-                if self.epoch_file is not None:  # the same weights: a copy, not a second serialisation
-                    shutil.copyfile(self.epoch_file[1], tmp)
-                else:
-                    self.model.save_weights(tmp)
-                with h5py.File(tmp, "a") as f:
-                    f.attrs["kerasnets_best"] = json.dumps(record)
-            _write_json_atomically(record, self.best_json)
+        self.best, self.best_epoch = record["value"], epoch + 1
+        if self.epoch_file is not None:  # the same weights and record: a second name, not a second file
+            link_atomically(self.epoch_file[1], self.best_path)
+        else:
+            self._save(self.best_path, record)
+        _write_json_atomically(record, self.best_json)
 
 
 def read_resume_state(backup_dir):
@@ -178,7 +183,7 @@ def read_best_record(best_weights_path):
     if not os.path.exists(best_weights_path):
         return None
     with h5py.File(best_weights_path, "r") as f:
-        record = f.attrs.get("kerasnets_best")
+        record = f.attrs.get(RECORD_ATTRIBUTE, f.attrs.get(LEGACY_RECORD_ATTRIBUTE))
     return json.loads(record) if record is not None else None
 
 

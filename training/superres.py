@@ -38,7 +38,7 @@ import h5py
 import keras
 import numpy as np
 
-from kerasnets.saving import save_weights_atomically
+from kerasnets.saving import link_atomically, save_weights_atomically
 from training.image_metrics import rgb_to_y
 
 __all__ = [
@@ -304,8 +304,9 @@ class EvalPSNR(keras.callbacks.Callback):
         self.best_epoch, self.best_psnr, self.best_weights = -1, -np.inf, None
 
     def on_epoch_end(self, epoch, logs=None):
+        epoch_file = None
         if self.outputs_dir:
-            save_weights_atomically(self.model, os.path.join(self.outputs_dir, f"epoch_{epoch}.weights.h5"))
+            epoch_file = save_weights_atomically(self.model, os.path.join(self.outputs_dir, f"epoch_{epoch}.weights.h5"))
         value = evaluate_psnr(self.model, self.eval_data)
         if logs is not None:
             logs["eval_psnr"] = value
@@ -314,8 +315,8 @@ class EvalPSNR(keras.callbacks.Callback):
         if value > self.best_psnr:
             self.best_epoch, self.best_psnr = epoch, value
             self.best_weights = [np.array(w) for w in self.model.get_weights()]
-            if self.outputs_dir:
-                save_weights_atomically(self.model, os.path.join(self.outputs_dir, "best.weights.h5"))
+            if epoch_file:  # the same weights: a second name for the epoch's file
+                link_atomically(epoch_file, os.path.join(self.outputs_dir, "best.weights.h5"))
 
 
 @dataclasses.dataclass
