@@ -81,6 +81,7 @@ def job(tmp_path_factory):
     procs = _start_workers(jobdir)  # they follow manifest.jsonl while this process builds
     rng = np.random.default_rng(0)
     release = ReleaseModels()
+    unread = []  # models whose weight file some worker has still to load
     try:
         with open(jobdir / "manifest.jsonl", "w") as manifest:
             for name in MODELS:
@@ -97,7 +98,9 @@ def job(tmp_path_factory):
                 np.savez(jobdir / f"{name}.tensorflow.npz",
                          **{f"y{i}": keras.ops.convert_to_numpy(o) for i, o in enumerate(outputs)})
                 np.savez(jobdir / f"{name}.inputs.npz", **{f"x{i}": x for i, x in enumerate(xs)})
+                unread = _delete_read_weights(jobdir, procs, unread)  # just before the save: see its docstring
                 model.save_weights(jobdir / f"{name}.weights.h5")
+                unread.append(name)
                 manifest.write(json.dumps({"name": name, "kwargs": kwargs, "weights": f"{name}.weights.h5",
                                            "inputs": f"{name}.inputs.npz"}) + "\n")
                 manifest.flush()
@@ -117,6 +120,29 @@ def job(tmp_path_factory):
     yield jobdir
     for name in MODELS:  # several GB of weight files
         (jobdir / f"{name}.weights.h5").unlink(missing_ok=True)
+
+
+def _delete_read_weights(jobdir, procs, names):
+    """Deletes the weight files of `names` that every worker has done with; returns the others.
+
+    The registry's files hold 3.8 GB. Page-cache pages that a deleted file frees are reused at once
+    by the next write, while pages the kernel has not used for a few seconds cost a fresh zeroed page
+    (on the build VM, whose free pages go back to the host: 2.2 s of system time for 350 MB written
+    to new pages, 0.05 s when just freed); so the parent deletes what both workers have loaded
+    right before it writes the next file, instead of leaving them all to the end.
+    """
+    done = None
+    for backend in procs:
+        try:
+            results = json.loads((jobdir / f"results.{backend}.json").read_text())["results"]
+        except (OSError, ValueError, KeyError):  # not written yet, or caught mid-rewrite
+            results = {}
+        done = set(results) if done is None else done & set(results)
+    done = done or set()
+    for name in names:
+        if name in done:
+            (jobdir / f"{name}.weights.h5").unlink(missing_ok=True)
+    return [name for name in names if name not in done]
 
 
 def _worker_results(jobdir, backend):
