@@ -136,11 +136,13 @@ def _release_models_after_each_file(request):
     """Frees what a test file built once it is done: a worker runs file after file, and without this
     its memory grew past 5 GB and one was killed for memory (24 GB, two workers, 2026-12-04).
     KERASNETS_TEST_RSS_LOG=path appends each file's resident MB (at its end, before and after
-    release), seconds, and CPU seconds (user, system, then its waited-for children's user, system):
+    release), seconds, and CPU seconds (user, system, then its waited-for children's user, system)
+    and MB written (wchar: files, pipes, sockets; this process only):
     where a worker's memory and time go."""
     import time
 
     start, cpu = time.perf_counter(), os.times()
+    written = _bytes_written()
     if not _resident_after_collection[0]:  # the worker's first file: its size before any test
         _resident_after_collection[0] = _resident_mb()
     yield
@@ -155,7 +157,17 @@ def _release_models_after_each_file(request):
         with open(log, "a") as out:
             used = [now - then for now, then in zip(os.times(), cpu)]  # user, system, children's user, system
             out.write(f"{os.getpid()} {request.node.nodeid} {before:.0f} {_resident_mb():.0f} "
-                      f"{time.perf_counter() - start:.1f} " + " ".join(f"{t:.1f}" for t in used[:4]) + "\n")
+                      f"{time.perf_counter() - start:.1f} " + " ".join(f"{t:.1f}" for t in used[:4]) +
+                      f" {(_bytes_written() - written) / 2**20:.0f}\n")
+
+
+def _bytes_written():
+    """Bytes this process has written to files, pipes and sockets so far (Linux; 0 elsewhere)."""
+    try:
+        with open("/proc/self/io") as io:
+            return next(int(line.split()[1]) for line in io if line.startswith("wchar:"))
+    except (OSError, StopIteration):
+        return 0
 
 
 def assert_close(actual, expected, rtol=1e-4, what="output"):
