@@ -185,8 +185,10 @@ def heal_keras(model, batch, seed=0):
                 continue
             _assign(variable, value.astype("float32"))
     _initialise_the_rest(model)
-    _calibrate_in_order(model, norms, batch, rng)
-    _temper_softmax_classifier(model, batch)
+    classifier = _softmax_classifier(model)
+    logits = _calibrate_in_order(model, norms, batch, rng, classifier)
+    if classifier is not None:
+        _temper(classifier, logits)
     return model
 
 
@@ -231,15 +233,18 @@ def _initialise_the_rest(model):
     global_state.set_global_attribute("uninitialized_variables", [v for v in pending if _uninitialised(v)])
 
 
-def _calibrate_in_order(model, norms, batch, rng):
-    """Sets each BN's statistics from what reaches it at inference, upstream perturbations included.
+def _calibrate_in_order(model, norms, batch, rng, classifier=None):
+    """Sets each BN's statistics from what reaches it at inference, upstream perturbations included;
+    returns the pre-softmax output of `classifier` (a layer, or None) in that pass.
 
     One inference pass in which every BN layer, on its turn, measures its
     input's batch statistics, stores their perturbed version and normalises
     with it: downstream layers calibrate on the signal inference will give
-    them. (Calibrating all layers at once in training mode and perturbing
-    afterwards lets the perturbations compound: SE-ResNet-152's activations
-    grew 1500x through its 36 conv4 blocks and its logits became chaotic.)
+    them, and the classifier's output is what inference will give (so the
+    softmax tempering needs no second pass). (Calibrating all layers at once in
+    training mode and perturbing afterwards lets the perturbations compound:
+    SE-ResNet-152's activations grew 1500x through its 36 conv4 blocks and its
+    logits became chaotic.)
     """
     def calibrating_call(layer, own_call):
         def call(inputs, *args, **kwargs):
@@ -257,45 +262,60 @@ def _calibrate_in_order(model, norms, batch, rng):
 
         return call
 
+    captured = []
+
+    def capturing_call(own_call):
+        def call(*args, **kwargs):
+            outputs = own_call(*args, **kwargs)
+            captured.append(np.asarray(outputs))
+            return outputs
+
+        return call
+
     for layer in norms:
         layer.call = calibrating_call(layer, layer.call)
+    own_activation = getattr(classifier, "activation", None)
+    if classifier is not None:
+        classifier.call = capturing_call(classifier.call)
+        if _activation_name(classifier) == "softmax":
+            classifier.activation = _identity  # the pre-softmax output, for the tempering
     try:
         model(_as_inputs(batch), training=False)
     finally:
-        for layer in norms:
+        for layer in norms + ([classifier] if classifier is not None else []):
             del layer.call  # back to the class's method
+        if own_activation is not None:
+            classifier.activation = own_activation
+    return captured[-1] if captured else None
 
 
 SOFTMAX_LOGIT_SCALE = 4.0  # max |logit| before a softmax: its probabilities stay far from one-hot
 
 
-def _temper_softmax_classifier(model, batch):
-    """Scale the classifier feeding an output softmax so its logits reach about +-4.
+def _identity(x):
+    return x
 
-    He-normal heads give logits in the hundreds: the softmax saturates to the
-    same one-hot vector for every input and the probabilities cannot tell.
+
+def _softmax_classifier(model):
+    """The weighted layer whose output the model's (first) output passes through a softmax, or None.
+
+    He-normal heads give logits in the hundreds: the softmax saturates to the same one-hot vector
+    for every input and the probabilities cannot tell; `_temper` scales that layer.
     """
     layer, softmax = model.outputs[0]._keras_history[0], False
     while not hasattr(layer, "kernel"):
         if _activation_name(layer) == "softmax" or type(layer).__name__ == "Softmax":
             softmax = True
         elif type(layer).__name__ not in ("Activation", "Flatten", "Reshape", "Dropout"):
-            return
+            return None
         layer = layer.input._keras_history[0]
-    own_activation = getattr(layer, "activation", None)
-    if _activation_name(layer) == "softmax":
-        softmax = True
-        layer.activation = lambda t: t  # the layer's pre-softmax output, for the measurement
-    if not softmax:
-        return
-    try:
-        inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
-        logits = np.asarray(_model_class(model)(inputs, layer.output)(_as_inputs(batch), training=False))
-    finally:
-        if own_activation is not None:
-            layer.activation = own_activation
+    return layer if softmax or _activation_name(layer) == "softmax" else None
+
+
+def _temper(classifier, logits):
+    """Scales `classifier` so that its `logits` (measured on the calibration batch) reach about +-4."""
     scale = SOFTMAX_LOGIT_SCALE / max(np.abs(logits).max(), 1e-12)
-    for variable in (layer.kernel, getattr(layer, "bias", None)):
+    for variable in (classifier.kernel, getattr(classifier, "bias", None)):
         if variable is not None:
             variable.assign((np.asarray(variable) * scale).astype("float32"))
 
@@ -305,16 +325,6 @@ def _as_inputs(batch):
     if isinstance(batch, (list, tuple)):
         return [np.asarray(b, "float32") for b in batch]
     return np.asarray(batch, "float32")
-
-
-def _model_class(model):
-    if type(model).__module__.startswith("tf_keras"):
-        import tf_keras
-
-        return tf_keras.Model
-    import keras
-
-    return keras.Model
 
 
 def _activation_name(layer):
