@@ -24,7 +24,8 @@ SHAPE = (72, 88, 3)  # odd sizes on the way down: TF 'SAME' and conv2d_same both
 
 @functools.lru_cache(maxsize=None)  # each net serves several tests; tests/conftest.py clears it after the file
 def _slim(version, depth, classes):
-    """(logits of two inputs, {variable name: value}, inputs) of a healed tf_slim resnet."""
+    """(logits of two inputs, {variable name: value}, inputs, checkpoint prefix, its folder) of a healed
+    tf_slim resnet; the folder (a TemporaryDirectory) is deleted once the cache lets go of it."""
     tf_slim = import_tf_slim()
     from tf_slim.nets import resnet_v1, resnet_v2
 
@@ -42,8 +43,9 @@ def _slim(version, depth, classes):
             out = session.run(logits, {inputs: x}).reshape(len(x), -1)
             variables = {v.op.name: session.run(v) for v in tf.compat.v1.global_variables()}
             # a real checkpoint, for the tf-checkpoint reader (V2: prefix.index + data shard)
-            checkpoint = tf.compat.v1.train.Saver().save(session, tempfile.mkdtemp() + "/model.ckpt")
-    return out, variables, x, checkpoint
+            folder = tempfile.TemporaryDirectory(prefix="slim-resnet-")
+            checkpoint = tf.compat.v1.train.Saver().save(session, folder.name + "/model.ckpt")
+    return out, variables, x, checkpoint, folder
 
 
 def _ours(version, depth, classes, **options):
@@ -53,7 +55,7 @@ def _ours(version, depth, classes, **options):
 
 @pytest.mark.parametrize("version, depth, classes", [("v1", 50, 1000), ("v2", 50, 1001), ("v1", 50, 1001)])
 def test_slim_parity(version, depth, classes):
-    reference, variables, x, _ = _slim(version, depth, classes)
+    reference, variables, x, *_ = _slim(version, depth, classes)
     layout = weights_io.get_layout(f"tf-slim-resnet-{version}")
     file = weight_file(variables)
     ours = _ours(version, depth, 1000, **TF_SLIM)
@@ -67,7 +69,7 @@ def test_slim_parity(version, depth, classes):
 
 
 def test_keep_background():
-    reference, variables, x, _ = _slim("v2", 50, 1001)
+    reference, variables, x, *_ = _slim("v2", 50, 1001)
     layout = weights_io.get_layout("tf-slim-resnet-v2")
     ours = _ours("v2", 50, 1001, **TF_SLIM)
     with pytest.raises(WeightMismatchError, match="keep_background"):
@@ -78,7 +80,7 @@ def test_keep_background():
 
 def test_wrong_options_are_loud():
     """Slim weights into keras.applications-style v2 (eps 1.001e-5, padded stem pool): refused, model untouched."""
-    _, variables, _, _ = _slim("v2", 50, 1001)
+    _, variables, *_ = _slim("v2", 50, 1001)
     ours = _ours("v2", 50, 1000)
     before = [np.array(w) for w in ours.get_weights()[:3]]
     with pytest.raises(WeightMismatchError, match="stem_pool"):
@@ -90,7 +92,7 @@ def test_checkpoint_file_loads_by_detected_layout():
     """Saver's checkpoint -> weights_io.load_weights (reader, sandbox, detected layout), background dropped."""
     if "tf-checkpoint" not in weights_io.READERS:
         pytest.skip("no tf-checkpoint reader")
-    reference, _, x, checkpoint = _slim("v2", 50, 1001)
+    reference, _, x, checkpoint, _ = _slim("v2", 50, 1001)
     ours = _ours("v2", 50, 1000, **TF_SLIM)
     report = weights_io.load_weights(ours, checkpoint)
     assert report.layout == "tf-slim-resnet-v2" and report.ok and not report.unexpected
