@@ -28,6 +28,80 @@ os.environ.setdefault("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "1")
 os.environ.setdefault("GLIBC_TUNABLES", "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before the import of keras below
 
+# The suite writes ~28 GB of files (weight files, checkpoints, exports), nearly all deleted right after.
+# On a disk file system each write costs the kernel block allocation, writeback and, under `discard`,
+# a trim: writing, reading and deleting a 348 MB file 8 times took 14-18 s of system time on the build
+# VM's ext4 /tmp and 3.3 s on its tmpfs /dev/shm; tests/oracle/test_timm.py with test_folder_finetune.py
+# (-n 2, twice each, alternating) 75-77 s of system time and 100-105 s with /tmp, 55-56 s and 90-93 s with
+# tmpfs (2026-12-05). So the run's temporary files (pytest's tmp_path, tempfile's, the subprocesses' through
+# TMPDIR) go to a folder in memory where the machine has one with room (a full run held at most 1.9 GB
+# there), and the folder goes at the end of a run that passed. A TMPDIR the caller chose stands.
+TEMP_IN_MEMORY_NEEDS_GB = 8
+_TEMP_ROOT_VARIABLE = "KERASNETS_TEST_TEMP_ROOT"
+
+
+def _memory_file_system_with_room(mount="/dev/shm", needs=TEMP_IN_MEMORY_NEEDS_GB * 2**30):
+    """`mount` if it is a tmpfs with `needs` bytes free and as much memory available, else None."""
+    try:
+        with open("/proc/mounts") as mounts:
+            if not any(line.split()[1:3] == [mount, "tmpfs"] for line in mounts):
+                return None
+        with open("/proc/meminfo") as meminfo:
+            available = next(int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemAvailable:"))
+        free = os.statvfs(mount)
+    except (OSError, StopIteration):  # not Linux
+        return None
+    return mount if min(free.f_bavail * free.f_frsize, available) >= needs else None
+
+
+def _temporary_files_in_memory():
+    """Points TMPDIR at a fresh folder on a roomy tmpfs, for this process and those it starts."""
+    import tempfile
+
+    if "TMPDIR" in os.environ:
+        return
+    mount = _memory_file_system_with_room()
+    if mount:
+        os.environ["TMPDIR"] = os.environ[_TEMP_ROOT_VARIABLE] = tempfile.mkdtemp(prefix="kerasnets-tests-",
+                                                                                 dir=mount)
+        tempfile.tempdir = None  # gettempdir() may have been cached already (pytest's capture files)
+
+
+# protobuf's Python runtime (upb, the only one TensorFlow uses) calls malloc_trim(0) after every 10,000 frees
+# of its messages (python/protobuf.c, upb_trim_allocfunc; protobuf's main branch has since switched it off).
+# TensorFlow frees that many protos while it traces a function or exports a model, so a worker hands its whole
+# freed heap back to the kernel every few seconds, and pays a fresh zeroed page for each page it touches again:
+# tests/test_classic.py and tests/test_deploy.py (-n 0, 2026-12-05) had the kernel allocate 29.1-29.4 GB of
+# pages as they stand, 21.5 GB with protobuf's trim silenced, 11.6 GB with no trim after a test either (see
+# _collect_big_garbage), and took 72-76 s of system time against 50 s. So the processes the suite starts
+# (xdist workers, subprocesses) preload a malloc_trim that does nothing, where the machine has a C compiler
+# and glibc; the suite's own trims (_return_freed_memory) reach glibc's by name and still hand memory back.
+QUIET_MALLOC_TRIM = "int malloc_trim(unsigned long pad) { (void)pad; return 0; }\n"
+
+
+def _preload_a_quiet_malloc_trim():
+    """Compiles QUIET_MALLOC_TRIM and adds it to LD_PRELOAD for the processes started from now on."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if not compiler or os.uname().sysname != "Linux":
+        return None
+    if os.confstr("CS_GNU_LIBC_VERSION") is None:  # not glibc: no upb trim to silence
+        return None
+    folder = tempfile.mkdtemp(prefix="kerasnets-quiet-trim-")
+    source, library = os.path.join(folder, "quiet_trim.c"), os.path.join(folder, "libquiet_trim.so")
+    with open(source, "w") as out:
+        out.write(QUIET_MALLOC_TRIM)
+    built = subprocess.run([compiler, "-O2", "-shared", "-fPIC", "-o", library, source], capture_output=True)
+    if built.returncode == 0:
+        os.environ["LD_PRELOAD"] = " ".join(filter(None, [library, os.environ.get("LD_PRELOAD")]))
+    return folder
+
+
+_QUIET_TRIM_FOLDER = []
+
 
 def _cores_per_worker():
     """The cores this process may use, shared out among the xdist workers that run side by side."""
@@ -102,8 +176,8 @@ COLLECT_AFTER_GROWTH_MB = 1500
 _resident_after_collection = [0.0]
 
 
-def _collect(freeze=False):
-    """A full collection, freed pages handed back, and the resident size it left noted.
+def _collect(freeze=False, hand_back=True):
+    """A full collection, freed pages handed back (with `hand_back`), and the resident size it left noted.
 
     `freeze` then moves what survived out of the collector's sight (gc.freeze). TensorFlow, torch and
     JAX leave millions of long-lived objects that each full collection walks: keras' clear_session()
@@ -115,7 +189,8 @@ def _collect(freeze=False):
     gc.collect()
     if freeze:
         gc.freeze()
-    _return_freed_memory()
+    if hand_back:
+        _return_freed_memory()
     _resident_after_collection[0] = _resident_mb()
 
 
@@ -125,10 +200,13 @@ def _collect_big_garbage():
     count, not bytes, so a file that builds VGG after VGG held 7.6 GB until its end. A worker that grew
     COLLECT_AFTER_GROWTH_MB since its last collection collects after the test. Not after every test: with
     TensorFlow, torch and JAX loaded a collection takes a fraction of a second, and collecting after each
-    test once a worker sat above a fixed 3 GB made tests/test_fuzz_readers.py 2.4x slower."""
+    test once a worker sat above a fixed 3 GB made tests/test_fuzz_readers.py 2.4x slower. The freed
+    memory stays in the worker for the file's next tests: handing it back and faulting it in again
+    was 10 of the 21.5 GB of pages the kernel allocated for tests/test_classic.py and test_deploy.py
+    (see QUIET_MALLOC_TRIM); the file's end hands it back."""
     yield
     if _resident_mb() > _resident_after_collection[0] + COLLECT_AFTER_GROWTH_MB:
-        _collect()
+        _collect(hand_back=False)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -232,8 +310,30 @@ def pytest_collection_modifyitems(session, config, items):
     items[:] = [item for _, item in sorted(enumerate(items), key=key)]
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest's tmpdir plugin reads the temporary folder
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: heavier tests (full-size models, training runs)")
+    if not hasattr(config, "workerinput"):  # the run's first process: xdist workers inherit both
+        _temporary_files_in_memory()
+        _QUIET_TRIM_FOLDER.append(_preload_a_quiet_malloc_trim())
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The in-memory temporary folder goes with a run that passed (a failed run's stays, for its files),
+    and the quiet malloc_trim's folder with every run."""
+    import shutil
+
+    if hasattr(session.config, "workerinput"):
+        return
+    for folder in filter(None, _QUIET_TRIM_FOLDER):  # the processes that preload it have it mapped: safe
+        shutil.rmtree(folder, ignore_errors=True)
+    root = os.environ.get(_TEMP_ROOT_VARIABLE)
+    if not root:
+        return
+    if exitstatus == 0:
+        shutil.rmtree(root, ignore_errors=True)
+    else:
+        print(f"\nthis run's temporary files, in memory until deleted: {root}")
 
 
 def keras_weight_file(model):
