@@ -34,7 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before the import of keras
 # VM's ext4 /tmp and 3.3 s on its tmpfs /dev/shm; tests/oracle/test_timm.py with test_folder_finetune.py
 # (-n 2, twice each, alternating) 75-77 s of system time and 100-105 s with /tmp, 55-56 s and 90-93 s with
 # tmpfs (2026-12-05). So the run's temporary files (pytest's tmp_path, tempfile's, the subprocesses' through
-# TMPDIR) go to a folder in memory where the machine has one with room (a full run held at most 1.9 GB
+# TMPDIR) go to a folder in memory where the machine has one with room (a full run held at most 2.0 GB
 # there), and the folder goes at the end of a run that passed. A TMPDIR the caller chose stands.
 TEMP_IN_MEMORY_NEEDS_GB = 8
 _TEMP_ROOT_VARIABLE = "KERASNETS_TEST_TEMP_ROOT"
@@ -79,16 +79,22 @@ def _temporary_files_in_memory():
 QUIET_MALLOC_TRIM = "int malloc_trim(unsigned long pad) { (void)pad; return 0; }\n"
 
 
+def _quiet_trim_compiler():
+    """The C compiler that builds QUIET_MALLOC_TRIM, or None where there is none or no glibc to quieten."""
+    import shutil
+
+    if os.uname().sysname != "Linux" or os.confstr("CS_GNU_LIBC_VERSION") is None:
+        return None
+    return shutil.which("cc") or shutil.which("gcc")
+
+
 def _preload_a_quiet_malloc_trim():
     """Compiles QUIET_MALLOC_TRIM and adds it to LD_PRELOAD for the processes started from now on."""
-    import shutil
     import subprocess
     import tempfile
 
-    compiler = shutil.which("cc") or shutil.which("gcc")
-    if not compiler or os.uname().sysname != "Linux":
-        return None
-    if os.confstr("CS_GNU_LIBC_VERSION") is None:  # not glibc: no upb trim to silence
+    compiler = _quiet_trim_compiler()
+    if not compiler:
         return None
     folder = tempfile.mkdtemp(prefix="kerasnets-quiet-trim-")
     source, library = os.path.join(folder, "quiet_trim.c"), os.path.join(folder, "libquiet_trim.so")
