@@ -75,6 +75,7 @@ def write_seeds(directory):
     caffemodel = directory / "seed.caffemodel"  # a V2 Caffe NetParameter: shape.dim, legacy dims, double_data
     write_caffe_seed(caffemodel, rng)
     seeds["caffemodel"] = caffemodel
+    seeds["tf-graphdef"] = _ROOT / "tests" / "data" / "fsrcnn_tensorflow" / "FSRCNN_x2.pb"  # a released frozen graph
     for name in REAL_FILES:
         if (FIXTURES / name).exists():
             seeds[name] = FIXTURES / name

@@ -76,9 +76,12 @@ def detect_format(path):
     if head[:2] == b"\x80\x02" or head[:1] == b"\x80":
         return "torch-legacy"
     from weights_io.readers.caffe import is_caffemodel
+    from weights_io.readers.tf_graphdef import is_graphdef
 
     if is_caffemodel(path):  # a protobuf has no magic: its first fields and first layer must parse as Caffe's
         return "caffemodel"
+    if is_graphdef(path):  # ... nor GraphDef's: its first nodes must have names and op names
+        return "tf-graphdef"
     raise WeightFileError(f"Unrecognised weight file format (first bytes {head[:8]!r})", path=path)
 
 
@@ -139,6 +142,6 @@ def read_weights(path, format=None, *, mmap=False, trusted=False):
 
 
 # Format modules register their readers on import; add yours to this tuple.
-_FORMAT_MODULES = ("npy", "torch", "keras_h5", "mat", "safetensors", "tf_checkpoint", "caffe")
+_FORMAT_MODULES = ("npy", "torch", "keras_h5", "mat", "safetensors", "tf_checkpoint", "tf_graphdef", "caffe")
 for _module in _FORMAT_MODULES:
     importlib.import_module(f"weights_io.readers.{_module}")

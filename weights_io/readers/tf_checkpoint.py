@@ -196,7 +196,8 @@ def _clean_name(name):
     return name[: -len(_VARIABLE_SUFFIX)] if name.endswith(_VARIABLE_SUFFIX) else name
 
 
-def _group(flat):
+def group_by_scope(flat):
+    """`{"scope/param": array}` as `{"scope": {"param": array}}`; a name without a scope is a layer with param ""."""
     tensors = {}
     for name, array in flat.items():
         layer, _, param = name.rpartition("/")
@@ -435,7 +436,7 @@ def _result(flat, skipped, fmt, path, extra):
         key = _clean_name(name)
         cleaned[key if key not in flat or key == name else name] = array
     metadata = {"skipped": [f"{name} ({kind})" for name, kind in skipped], **extra}
-    return WeightFile(tensors=_group(cleaned), convention="tf", format=fmt, path=path, metadata=metadata)
+    return WeightFile(tensors=group_by_scope(cleaned), convention="tf", format=fmt, path=path, metadata=metadata)
 
 
 def _read(path, fmt, decode):
