@@ -29,6 +29,13 @@ Provenance of every fact in the table:
   BGR 0..255 with no mean, as its test and webcam scripts feed frames.
 * FSRCNN-pytorch rows: the Dropbox pages in yjn870/FSRCNN-pytorch's README
   (pages, not direct downloads: manual), Set5 PSNR from the same README.
+* FSRCNN_Tensorflow rows (Saafke/FSRCNN_Tensorflow, Apache-2.0; the FSRCNN
+  models OpenCV's dnn_superres documents): models/FSRCNN_x{2,3,4}.pb at the
+  repository's commit 6a4812c (so the URL cannot change under the hash: the
+  sha256 is that commit's file, the publisher gives none); d, s, m = 56, 12, 4
+  and a sub-pixel output (its fsrcnn.py); input Y of OpenCV's COLOR_BGR2YCrCb
+  (full range) / 255, LR images by cv2.INTER_CUBIC (its data_utils.py); no
+  published score.
 * junyanz CycleGAN rows: the names and URL pattern of
   scripts/download_cyclegan_model.sh (direct links, no hash published:
   trusted on first use); the test-time settings of its test.py and README
@@ -387,6 +394,30 @@ def fsrcnn_rows():
     } for scale, (url, psnr) in FSRCNN_PAGES.items()]
 
 
+FSRCNN_TENSORFLOW = "https://raw.githubusercontent.com/Saafke/FSRCNN_Tensorflow/6a4812c4ef1c4f5947d79beafa32a05a6eb4a94d/models/"
+FSRCNN_TENSORFLOW_SHA256 = {
+    2: "366b33f0084c7b3f2bf6724f0a2c77bca94fcec9d7b6d72389d330073b380d5c",
+    3: "efd38655a815908c6c8954db6052f128e76a735f1de657894c477d0dc0b64481",
+    4: "5c68d18db561aed8ead4ffedf1b897ea615baaf60ebf6c35f8e641f8fa4a21bf",
+}
+
+
+def fsrcnn_tensorflow_rows():
+    return [{
+        "name": f"fsrcnn.opencv_x{scale}", "model": "fsrcnn", "options": {"scale": scale, "upsampler": "subpixel"},
+        "task": "image-to-image",
+        "publisher": "Saafke/FSRCNN_Tensorflow (OpenCV dnn_superres), FSRCNN(56,12,4) sub-pixel, T91 + General100",
+        "url": f"{FSRCNN_TENSORFLOW}FSRCNN_x{scale}.pb", "manual_download": False,
+        "file_name": f"FSRCNN_x{scale}.pb", "file_size_mb": 0.04,
+        "hash": {"algorithm": "sha256", "value": sha256}, "format": "tf-graphdef", "layout": "fsrcnn-tensorflow",
+        "key_renames": [], "head": [],
+        "preprocessing": {"mode": "y_full", "color": "Y (OpenCV COLOR_BGR2YCrCb, full range)", "scale": 1 / 255,
+                          "mean": None, "std": None, "input_size": None, "resize": None, "crop": None,
+                          "interpolation": "bicubic (the LR image is a cv2.INTER_CUBIC x1/scale downsample)"},
+        "classes": None, "accuracy": None, "default": False,
+    } for scale, sha256 in FSRCNN_TENSORFLOW_SHA256.items()]
+
+
 JUNYANZ = "junyanz/pytorch-CycleGAN-and-pix2pix"
 CYCLEGAN_BASE = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/"
 # The names scripts/download_cyclegan_model.sh accepts; each file is one generator (latest_net_G.pth).
@@ -583,7 +614,7 @@ def timm_rows(rows):
 def main():
     from torchvision.models._meta import _IMAGENET_CATEGORIES
 
-    rows = (torchvision_rows() + keras_rows() + vgg_file_rows() + cadene_rows() + fsrcnn_rows()
+    rows = (torchvision_rows() + keras_rows() + vgg_file_rows() + cadene_rows() + fsrcnn_rows() + fsrcnn_tensorflow_rows()
             + junyanz_rows() + junyanz_pix2pix_rows() + milesial_rows() + caffe_rows() + segnet_rows())
     rows += slim_rows(rows) + timm_rows(rows)
     # "imagenet" = the builder's default preset: one whose options are the builder's defaults.

@@ -6,11 +6,16 @@
     expanding           conv1x1(d) + PReLU(d)
     deconvolution       ConvTranspose2d(d -> channels, 9, stride=scale, padding=4, output_padding=scale-1)
 
+or, with ``upsampler="subpixel"`` (FSRCNN_Tensorflow, whose models OpenCV's
+dnn_superres runs), in place of the deconvolution:
+
+    sub-pixel           conv1x1(d -> channels * scale**2, no bias), depth_to_space(scale), + bias(channels)
+
 Layer names: ``extract_conv``/``extract_prelu``, ``shrink_conv``/``shrink_prelu``,
 ``map{i}_conv``/``map{i}_prelu`` (i = 1..m), ``expand_conv``/``expand_prelu``,
-``deconv`` and ``deconv_crop``. The ``fsrcnn-pytorch`` layout in
-``weights_io.layouts.fsrcnn`` maps the repository's ``first_part``/``mid_part``/
-``last_part`` keys onto them.
+then ``deconv`` and ``deconv_crop`` or ``subpixel_conv`` and ``subpixel_shuffle``.
+The ``fsrcnn-pytorch`` and ``fsrcnn-tensorflow`` layouts in
+``weights_io.layouts.fsrcnn`` map the publishers' names onto them.
 
 The output is exactly torch's: H*scale x W*scale, same values (see
 `torch_conv_transpose`). PReLU slopes are per channel (torch's
@@ -24,6 +29,7 @@ import math
 import keras
 
 from kerasnets.builder_utils import check_options, finish_model, make_inputs, resolve_input_shape
+from kerasnets.layers import PixelShuffle
 from kerasnets.registry import register_model
 
 
@@ -57,6 +63,9 @@ def torch_conv_transpose(x, filters, kernel_size, *, stride, padding, output_pad
     return x
 
 
+UPSAMPLERS = ("deconv", "subpixel")
+
+
 def _conv_prelu(x, filters, kernel_size, name):
     # FSRCNN-pytorch: N(0, sqrt(2 / (out * kh * kw))) weights, zero bias, torch-default PReLU 0.25.
     std = math.sqrt(2.0 / (filters * kernel_size * kernel_size))
@@ -77,8 +86,8 @@ def _positive(value, arg_name, minimum=1):
 
 @register_model("fsrcnn", family="fsrcnn", input_shape=(None, None, 1), task="image-to-image",
                 reference="FSRCNN-pytorch (yjn870) models.FSRCNN; Dong et al. 2016")
-def build_fsrcnn(scale=2, num_channels=1, d=56, s=12, m=4, *, weights=None, input_shape=None, input_tensor=None,
-                 name=None, **options):
+def build_fsrcnn(scale=2, num_channels=1, d=56, s=12, m=4, *, upsampler="deconv", weights=None, input_shape=None,
+                 input_tensor=None, name=None, **options):
     """FSRCNN super-resolution network; see the module docstring.
 
     Args:
@@ -87,6 +96,9 @@ def build_fsrcnn(scale=2, num_channels=1, d=56, s=12, m=4, *, weights=None, inpu
         d: feature width (56 in the paper, 32 for FSRCNN-s).
         s: shrunk width (12; 5 for FSRCNN-s).
         m: number of 3x3 mapping layers (4; 1 for FSRCNN-s).
+        upsampler: ``"deconv"`` (the paper's 9x9 transposed convolution) or
+            ``"subpixel"`` (FSRCNN_Tensorflow's 1x1 convolution and
+            depth_to_space, as in OpenCV's dnn_superres models).
         weights: path of a weight file (e.g. an FSRCNN-pytorch ``.pth``), or None.
         input_shape: (H, W, num_channels); H and W may be None (default).
         input_tensor: optional Keras tensor to use as the input.
@@ -99,6 +111,8 @@ def build_fsrcnn(scale=2, num_channels=1, d=56, s=12, m=4, *, weights=None, inpu
     for value, arg_name in ((scale, "scale"), (num_channels, "num_channels"), (d, "d"), (s, "s")):
         _positive(value, arg_name)
     _positive(m, "m", minimum=0)
+    if upsampler not in UPSAMPLERS:
+        raise ValueError(f"`upsampler` must be one of {UPSAMPLERS}. Received: upsampler={upsampler!r}")
     model_name = name or f"fsrcnn_x{scale}"
     shape = resolve_input_shape(input_shape, default_shape=(None, None, num_channels), min_size=1,
                                 channels=num_channels, model_name=model_name)
@@ -108,8 +122,14 @@ def build_fsrcnn(scale=2, num_channels=1, d=56, s=12, m=4, *, weights=None, inpu
     for i in range(1, m + 1):
         x = _conv_prelu(x, s, 3, f"map{i}")
     x = _conv_prelu(x, d, 1, "expand")
-    x = torch_conv_transpose(
-        x, num_channels, 9, stride=scale, padding=4, output_padding=scale - 1,
-        kernel_initializer=keras.initializers.RandomNormal(0.0, 1e-3), name="deconv",
-    )
+    if upsampler == "subpixel":
+        # FSRCNN_Tensorflow initialises every kernel N(0, 0.1) and every bias 0
+        x = keras.layers.Conv2D(num_channels * scale * scale, 1, use_bias=False, name="subpixel_conv",
+                                kernel_initializer=keras.initializers.RandomNormal(0.0, 0.1))(x)
+        x = PixelShuffle(scale, channel_order="tf", use_bias=True, name="subpixel_shuffle")(x)
+    else:
+        x = torch_conv_transpose(
+            x, num_channels, 9, stride=scale, padding=4, output_padding=scale - 1,
+            kernel_initializer=keras.initializers.RandomNormal(0.0, 1e-3), name="deconv",
+        )
     return finish_model(inputs, x, input_tensor=input_tensor, name=model_name, weights=weights)

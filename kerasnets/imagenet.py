@@ -29,9 +29,12 @@ from kerasnets import presets
 from kerasnets.preprocessing import MODES
 from kerasnets.preprocessing import preprocess_input as _preprocess_mode
 
-# The modes are kerasnets.preprocessing.MODES, plus "y" (FSRCNN: BT.601 luma of RGB, in [0, 1]).
-# ITU-R BT.601 studio-range luma, as FSRCNN-pytorch's convert_rgb_to_y.
+# The modes are kerasnets.preprocessing.MODES, plus the one-channel luma modes of the FSRCNN presets:
+# "y", ITU-R BT.601 studio-range luma (16..235) as FSRCNN-pytorch's convert_rgb_to_y, and "y_full", the
+# full-range luma (0..255) of OpenCV's COLOR_BGR2YCrCb that FSRCNN_Tensorflow trained on; both / 255.
 _Y_WEIGHTS = np.array([64.738, 129.057, 25.064], "float32") / 256.0
+_Y_FULL_WEIGHTS = np.array([0.299, 0.587, 0.114], "float32")
+_LUMA = {"y": (_Y_WEIGHTS, 16.0), "y_full": (_Y_FULL_WEIGHTS, 0.0)}
 
 
 def _mode_of(preset, mode):
@@ -40,8 +43,8 @@ def _mode_of(preset, mode):
     if preset is not None:
         preset = presets.get_preset(preset) if isinstance(preset, str) else preset
         mode = preset.preprocessing["mode"]
-    if mode != "y" and mode not in MODES:
-        raise ValueError(f"`mode` must be one of {tuple(MODES) + ('y',)}. Received: mode={mode!r}")
+    if mode not in _LUMA and mode not in MODES:
+        raise ValueError(f"`mode` must be one of {tuple(MODES) + tuple(_LUMA)}. Received: mode={mode!r}")
     return mode
 
 
@@ -52,17 +55,18 @@ def preprocess_input(x, preset=None, mode=None):
         x: array or tensor (..., H, W, 3), RGB, channels last, values 0..255.
         preset: a preset name (its ``preprocessing.mode`` is used), or None.
         mode: ``"caffe"``, ``"matconvnet"``, ``"torch"``, ``"tf"``, ``"none"``,
-            ``"raw"`` or ``"y"``, when no preset is given.
+            ``"raw"``, ``"y"`` or ``"y_full"``, when no preset is given.
 
     Returns:
-        float32 numpy array for numpy input, else a tensor; (..., H, W, 1) for "y".
+        float32 numpy array for numpy input, else a tensor; (..., H, W, 1) for "y" and "y_full".
     """
     mode = _mode_of(preset, mode)
     is_numpy = isinstance(x, (np.ndarray, list, tuple)) or np.isscalar(x)
     ops = np if is_numpy else keras.ops
     x = np.asarray(x, "float32") if is_numpy else keras.ops.cast(x, "float32")
-    if mode == "y":
-        y = (16.0 + ops.sum(x * _Y_WEIGHTS, axis=-1, keepdims=True)) / 255.0
+    if mode in _LUMA:
+        weights, offset = _LUMA[mode]
+        y = (offset + ops.sum(x * weights, axis=-1, keepdims=True)) / 255.0
         return y.astype("float32") if is_numpy else y
     out = _preprocess_mode(x, mode)
     return np.asarray(out, "float32") if is_numpy else out

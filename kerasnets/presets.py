@@ -12,7 +12,9 @@ Loading a preset (`load_preset`, or any builder's ``weights=``):
    default home ``~/.cache/kerasnets``) is used as is: no source, no conversion;
 2. otherwise the source file is taken from the cache (``$KERASNETS_HOME/weights/``),
    from ``weights_file=`` / the directory ``$KERASNETS_WEIGHTS_DIR``, or
-   downloaded with `keras.utils.get_file`; its hash is checked (torchvision:
+   downloaded with `keras.utils.get_file` (from ``$KERASNETS_WEIGHTS_MIRROR/<file
+   name>`` when that base URL is set: a local or in-house copy of the
+   publishers' files, manual-download rows included); its hash is checked (torchvision:
    the sha256 prefix in the file name, keras: md5; sources that publish no
    hash are trusted on first use: the sha256 is printed and recorded, and
    later files must match it);
@@ -238,9 +240,19 @@ def _unavailable(preset, reason):
     return PresetUnavailableError(
         f"Weights for preset {preset.name!r} are not available: {reason}. {how_to.capitalize()}: "
         f"{preset.url}\n  file name: {preset.file_name}\n  put it at: {where}\n  (or pass weights_file=<path>, "
-        f"or put it in $KERASNETS_WEIGHTS_DIR)\n  hash: {hash_text}\n  then run again, or "
+        f"or put it in $KERASNETS_WEIGHTS_DIR, or serve it at $KERASNETS_WEIGHTS_MIRROR/{preset.file_name})\n"
+        f"  hash: {hash_text}\n  then run again, or "
         f"`kerasnets fetch-weights {preset.name} --file <path>`."
     )
+
+
+def _mirror():
+    return os.environ.get("KERASNETS_WEIGHTS_MIRROR", "").rstrip("/")
+
+
+def source_url(preset):
+    """Where `preset`'s file downloads from: ``$KERASNETS_WEIGHTS_MIRROR/<file name>`` if set, else its URL."""
+    return f"{_mirror()}/{preset.file_name}" if _mirror() else preset.url
 
 
 def _download(preset, target):
@@ -251,13 +263,13 @@ def _download(preset, target):
         os.remove(part)  # a killed download; get_file would take it for a finished one
     try:
         fetched = keras.utils.get_file(
-            os.path.basename(part), preset.url, cache_dir=os.path.dirname(os.path.dirname(part)),
+            os.path.basename(part), source_url(preset), cache_dir=os.path.dirname(os.path.dirname(part)),
             cache_subdir=os.path.basename(os.path.dirname(part)),
         )
     except Exception as err:  # get_file raises bare Exception for URL errors
         if os.path.exists(part):
             os.remove(part)
-        raise _unavailable(preset, f"the download from {preset.url} failed ({err})") from err
+        raise _unavailable(preset, f"the download from {source_url(preset)} failed ({err})") from err
     try:
         verify_file(fetched, preset)
     except ValueError:
@@ -317,7 +329,7 @@ def locate_source(preset, weights_file=None, download=True):
     offline = not download or _offline()
     if preset.hub:
         return _from_hub(preset, download=not offline)
-    if preset.manual_download or not preset.url:
+    if (preset.manual_download or not preset.url) and not _mirror():
         raise _unavailable(preset, "it has no direct download link and no local copy was found")
     if offline:
         raise _unavailable(preset, "it is not in the cache and downloading is off (download=False or KERASNETS_OFFLINE)")

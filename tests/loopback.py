@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import pathlib
 import threading
 
 
@@ -28,3 +29,28 @@ class LoopbackServer:
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(timeout=5)
+
+
+# Published files the tests and the notebooks use as the presets' downloads (KERASNETS_WEIGHTS_MIRROR).
+RELEASED_WEIGHTS = pathlib.Path(__file__).resolve().parent / "data" / "fsrcnn_tensorflow"
+
+
+def serve_folder(folder, suffixes=(".pb",)):
+    """A LoopbackServer giving GET /<name> for the files of `folder` with those suffixes (nothing else, no
+    subfolders); 404 otherwise."""
+    folder = pathlib.Path(folder)
+
+    class Handler(QuietHandler):
+        def do_GET(self):
+            name = self.path.lstrip("/")
+            path = folder / name
+            if "/" in name or path.suffix not in suffixes or not path.is_file():
+                self.send_error(404)
+                return
+            body = path.read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    return LoopbackServer(Handler)

@@ -1,4 +1,5 @@
-"""FSRCNN: the notes' parameter count, torch's ConvTranspose2d geometry, save/load, a training step, bad arguments."""
+"""FSRCNN: the notes' parameter count, torch's ConvTranspose2d geometry, save/load, a training step, bad arguments;
+FSRCNN_Tensorflow's released models (tests/data/fsrcnn_tensorflow) through their presets, against their own graph."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import kerasnets
 import weights_io
 from kerasnets.fsrcnn import torch_conv_transpose
 from tests.conftest import assert_close
-from tests.references import infer
+from tests.loopback import RELEASED_WEIGHTS, serve_folder
+from tests.references import assert_parity, infer
 
 
 def _expected_params(num_channels=1, d=56, s=12, m=4):
@@ -96,8 +98,110 @@ def test_one_training_step():
 @pytest.mark.parametrize(
     "kwargs, message",
     [({"scale": 0}, "scale"), ({"d": 2.5}, "`d`"), ({"m": -1}, "`m`"), ({"input_shape": (8, 8, 3)}, "channels"),
-     ({"num_channels": 0}, "num_channels"), ({"bogus": 1}, "Unknown option")],
+     ({"num_channels": 0}, "num_channels"), ({"bogus": 1}, "Unknown option"), ({"upsampler": "pixel"}, "upsampler")],
 )
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         kerasnets.build_fsrcnn(**kwargs)
+
+
+# ---- FSRCNN_Tensorflow's released models (OpenCV dnn_superres), through their presets ----
+
+RELEASED = RELEASED_WEIGHTS
+
+
+@pytest.fixture
+def released_mirror(tmp_path, monkeypatch):
+    """The released .pb files served on 127.0.0.1 as the presets' download mirror; a fresh cache."""
+    server = serve_folder(RELEASED)
+    monkeypatch.setenv("KERASNETS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("KERASNETS_WEIGHTS_MIRROR", server.url)
+    for name in ("KERASNETS_WEIGHTS_DIR", "KERASNETS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    yield server
+    server.stop()
+
+
+def _published_graph(scale):
+    """FSRCNN_Tensorflow's frozen graph run by TensorFlow: LR luma (N, H, W, 1) -> its NHWC_output."""
+    import tensorflow as tf
+
+    graph_def = tf.compat.v1.GraphDef()
+    graph_def.ParseFromString((RELEASED / f"FSRCNN_x{scale}.pb").read_bytes())
+    graph = tf.compat.v1.wrap_function(lambda: tf.compat.v1.import_graph_def(graph_def, name=""), [])
+    run = graph.prune(graph.graph.get_tensor_by_name("IteratorGetNext:0"),
+                      graph.graph.get_tensor_by_name("NHWC_output:0"))
+    return lambda x: run(tf.constant(x)).numpy()
+
+
+def _camera_luma(scale, count=2, size=48):
+    """`count` different crops of scikit-image's camera, bicubic-downscaled by `scale` (their recipe), in [0, 1]."""
+    import cv2
+    import skimage.data
+
+    image = skimage.data.camera()
+    crops = [image[80 + 60 * i:80 + 60 * i + size * scale, 100 + 90 * i:100 + 90 * i + size * scale]
+             for i in range(count)]
+    lr = [cv2.resize(c, (size, size), interpolation=cv2.INTER_CUBIC) for c in crops]
+    return np.stack(lr)[..., None].astype("float32") / 255.0, np.stack(crops)[..., None].astype("float32") / 255.0
+
+
+def test_subpixel_parameter_count_is_the_released_graphs():
+    # conv + bias + PReLU slopes for layers 1..m+3, then the 1x1 kernel to scale**2 channels and one bias
+    conv = lambda cin, cout, k: cin * cout * k * k + 2 * cout  # noqa: E731
+    for scale in (2, 3, 4):
+        expected = conv(1, 56, 5) + conv(56, 12, 1) + 4 * conv(12, 12, 3) + conv(12, 56, 1) + 56 * scale**2 + 1
+        released = sum(a.size for a in _tensorflow_weights(scale).values())
+        model = kerasnets.build_fsrcnn(scale, upsampler="subpixel")
+        assert kerasnets.parameter_count(model) == expected == released
+
+
+def _tensorflow_weights(scale):
+    from tensorflow.python.framework import tensor_util
+    import tensorflow as tf
+
+    graph_def = tf.compat.v1.GraphDef()
+    graph_def.ParseFromString((RELEASED / f"FSRCNN_x{scale}.pb").read_bytes())
+    arrays = {n.name: tensor_util.MakeNdarray(n.attr["value"].tensor) for n in graph_def.node if n.op == "Const"}
+    return {name: a for name, a in arrays.items() if a.ndim and a.dtype.kind == "f"}  # not its NCHW permutation
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_released_presets_compute_the_published_graph(released_mirror, scale):
+    model = kerasnets.build_preset(f"fsrcnn.opencv_x{scale}")
+    assert model.get_layer("subpixel_shuffle").channel_order == "tf"
+    lr, _ = _camera_luma(scale)
+    assert_parity(infer(model, lr), _published_graph(scale)(lr), what=f"x{scale} super-resolved luma")
+
+
+def test_released_x3_beats_bicubic_on_a_real_photo(released_mirror):
+    """The weights are the trained ones and the preset's recipe fits them: above bicubic on held-out crops."""
+    import cv2
+
+    from training.superres import calc_psnr
+
+    lr, hr = _camera_luma(3, count=3, size=64)
+    sr = np.clip(infer(kerasnets.build_preset("fsrcnn.opencv_x3"), lr), 0, 1)
+    bicubic = np.stack([cv2.resize(x[..., 0], None, fx=3, fy=3, interpolation=cv2.INTER_CUBIC) for x in lr])[..., None]
+    ours, baseline = calc_psnr(sr, hr), calc_psnr(np.clip(bicubic, 0, 1), hr)
+    print(f"x3 camera crops: FSRCNN {ours:.2f} dB, bicubic {baseline:.2f} dB")
+    assert ours > baseline + 0.3
+
+
+def test_released_preset_download_is_checked_and_cached(released_mirror, tmp_path):
+    model = kerasnets.build_fsrcnn(2, upsampler="subpixel")
+    kerasnets.presets.load_preset(model, "fsrcnn.opencv_x2")
+    assert (tmp_path / "home" / "weights" / "FSRCNN_x2.pb").read_bytes() == (RELEASED / "FSRCNN_x2.pb").read_bytes()
+    deconv = kerasnets.build_fsrcnn(2)
+    with pytest.raises(ValueError, match="upsampler"):  # the paper's deconvolution cannot take these weights
+        kerasnets.presets.load_preset(deconv, "fsrcnn.opencv_x2")
+
+
+def test_subpixel_model_saves_and_reloads(tmp_path):
+    model = kerasnets.build_fsrcnn(3, upsampler="subpixel", m=1)
+    model.get_layer("subpixel_shuffle").bias.assign([0.3])
+    x = np.random.default_rng(4).uniform(0, 1, (2, 9, 11, 1)).astype("float32")
+    model.save(tmp_path / "fsrcnn.keras")
+    loaded = keras.models.load_model(tmp_path / "fsrcnn.keras")
+    np.testing.assert_array_equal(infer(loaded, x), infer(model, x))
+    assert loaded.get_layer("subpixel_shuffle").use_bias

@@ -25,6 +25,7 @@ from weights_io.assign import weighted_layers
 def home(tmp_path, monkeypatch):
     monkeypatch.setenv("KERASNETS_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("KERASNETS_WEIGHTS_DIR", raising=False)
+    monkeypatch.delenv("KERASNETS_WEIGHTS_MIRROR", raising=False)
     return tmp_path / "home"
 
 
@@ -114,6 +115,24 @@ def test_interrupted_download_leaves_nothing_and_next_call_fetches(server, monke
     assert not os.listdir(home / "weights")  # no partial file mistaken for a finished one
     server.truncate.clear()
     assert open(presets.locate_source(preset), "rb").read() == body
+
+
+def test_weights_mirror_serves_every_row_and_hashes_still_hold(server, monkeypatch, home):
+    body = _blob(seed=5)
+    server.files["mirrored.pth"] = body
+    server.files["swapped.pth"] = _blob(seed=6)
+    manual = _fake_preset(monkeypatch, name="t.mirror", url="https://example.invalid/a-web-page", manual_download=True,
+                          file_name="mirrored.pth", hash={"algorithm": "sha256", "value": hashlib.sha256(body).hexdigest()})
+    with pytest.raises(presets.PresetUnavailableError, match="KERASNETS_WEIGHTS_MIRROR/mirrored.pth"):
+        presets.locate_source(manual)  # a web page, no mirror: the error says where a mirror would serve it
+    monkeypatch.setenv("KERASNETS_WEIGHTS_MIRROR", server.url)  # with its trailing slash
+    assert open(presets.locate_source(manual), "rb").read() == body
+    assert server.requests == ["/mirrored.pth"]
+    swapped = _fake_preset(monkeypatch, name="t.swapped", file_name="swapped.pth",
+                           hash={"algorithm": "sha256", "value": hashlib.sha256(body).hexdigest()})
+    with pytest.raises(ValueError, match="Hash mismatch for t.swapped"):
+        presets.locate_source(swapped)  # a mirror cannot hand over another file
+    assert sorted(os.listdir(home / "weights")) == ["mirrored.pth"]
 
 
 def test_offline_error_says_what_to_put_where(monkeypatch, home):
@@ -234,10 +253,10 @@ def test_table_is_consistent():
     for p in table:
         assert p.model in registered, p.name
         assert p.layout in weights_io.LAYOUTS, p.name
-        assert p.url and (p.hash is None or p.hash["algorithm"] in ("sha256-prefix", "md5", "sha1")), p.name
+        assert p.url and (p.hash is None or p.hash["algorithm"] in ("sha256-prefix", "sha256", "md5", "sha1")), p.name
         if p.hash and p.hash["algorithm"] == "sha256-prefix":
             assert f"-{p.hash['value']}." in p.file_name  # torch.hub's convention: the prefix is in the name
-        assert p.preprocessing["mode"] in kerasnets.imagenet.MODES or p.preprocessing["mode"] == "y"
+        assert p.preprocessing["mode"] in kerasnets.imagenet.MODES or p.preprocessing["mode"] in ("y", "y_full")
     defaults = [p for p in table if p.default]
     assert len({p.model for p in defaults}) == len(defaults)  # one "imagenet" per model
     assert presets.get_preset("resnet50.torchvision_v2").accuracy["top1"] == 80.858

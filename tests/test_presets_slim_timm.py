@@ -29,7 +29,7 @@ HUB_ROWS = [p for p in presets.list_presets() if p.hub]
 def home(tmp_path, monkeypatch):
     monkeypatch.setenv("KERASNETS_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    for name in ("KERASNETS_WEIGHTS_DIR", "KERASNETS_OFFLINE", "HF_HUB_CACHE", "HF_ENDPOINT"):
+    for name in ("KERASNETS_WEIGHTS_DIR", "KERASNETS_WEIGHTS_MIRROR", "KERASNETS_OFFLINE", "HF_HUB_CACHE", "HF_ENDPOINT"):
         monkeypatch.delenv(name, raising=False)
     try:
         from huggingface_hub import constants

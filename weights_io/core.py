@@ -150,6 +150,11 @@ class Layout:
         fits: None, or a predicate on the file: where it is False the layout
             places nothing (nets whose names and shapes agree but whose
             structure differs, told apart by a caffemodel's layer order).
+        source_names: None, or a function of a source key (``"f1."``: a
+            name without a scope has the parameter "") giving the
+            ``"layer.param"`` key it stands for, or None to keep it; for
+            publishers who name each array alone (FSRCNN_Tensorflow's ``f1``,
+            ``b1``, ``alpha1`` are one layer's kernel, bias and slope).
     """
 
     name: str
@@ -164,9 +169,14 @@ class Layout:
     optional_sources: str | None = None
     merge_sources: Callable[[str], str | None] | None = None
     fits: Callable[[WeightFile], bool] | None = None
+    source_names: Callable[[str], str | None] | None = None
 
     def view(self, weight_file):
-        """`weight_file` as this layout reads it: a caffemodel's numbered blobs named (`caffe_blobs`)."""
+        """`weight_file` as this layout reads it: a caffemodel's numbered blobs named (`caffe_blobs`), arrays
+        named alone regrouped (`source_names`)."""
+        if self.source_names is not None:
+            flat = {self.source_names(key) or key: array for key, array in weight_file.flat().items()}
+            weight_file = dataclasses.replace(weight_file, tensors=group_flat(flat))
         if weight_file.format != "caffemodel":
             return weight_file
         from weights_io.caffe_blobs import named_blobs

@@ -29,10 +29,14 @@ class PixelShuffle(keras.layers.Layer):
     Args:
         upscale_factor: r.
         channel_order: ``"torch"`` or ``"tf"``.
+        use_bias: add a learned bias per output channel after the shuffle
+            (FSRCNN_Tensorflow adds its last bias after `depth_to_space`: one
+            value per output channel, not one per sub-pixel).
     """
 
-    def __init__(self, upscale_factor=2, channel_order="torch", **kwargs):
+    def __init__(self, upscale_factor=2, channel_order="torch", use_bias=False, **kwargs):
         super().__init__(**kwargs)
+        self.use_bias = bool(use_bias)
         self.upscale_factor = _positive_int(upscale_factor, "upscale_factor")
         if channel_order not in CHANNEL_ORDERS:
             raise ValueError(f"`channel_order` must be one of {CHANNEL_ORDERS}. Received: channel_order={channel_order!r}")
@@ -45,6 +49,8 @@ class PixelShuffle(keras.layers.Layer):
                 f"PixelShuffle({self.upscale_factor}) needs a channel count divisible by "
                 f"{self.upscale_factor ** 2}. Received input shape {tuple(input_shape)}"
             )
+        if self.use_bias:
+            self.bias = self.add_weight(shape=(channels // self.upscale_factor**2,), initializer="zeros", name="bias")
 
     def call(self, inputs):
         r = self.upscale_factor
@@ -57,7 +63,8 @@ class PixelShuffle(keras.layers.Layer):
         else:
             x = ops.reshape(inputs, (-1, height, width, r, r, channels))
             x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
-        return ops.reshape(x, (-1, height * r, width * r, channels))
+        x = ops.reshape(x, (-1, height * r, width * r, channels))
+        return x + ops.cast(self.bias, x.dtype) if self.use_bias else x
 
     def compute_output_shape(self, input_shape):
         r = self.upscale_factor
@@ -67,7 +74,7 @@ class PixelShuffle(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(upscale_factor=self.upscale_factor, channel_order=self.channel_order)
+        config.update(upscale_factor=self.upscale_factor, channel_order=self.channel_order, use_bias=self.use_bias)
         return config
 
 

@@ -166,20 +166,20 @@ def detect_layout(names, weight_file):
     Ties go to the layout that leaves fewer model layers unmapped, then to
     registration order (identity first).
     """
-    sources = set(weight_file.tensors)
     best, best_score = None, (0, 0)
     for layout in LAYOUTS.values():
         if layout.pair_in_order is not None or layout is KERAS_APPLICATIONS:
             continue
-        mapped = layout.mapping(names, weight_file)
-        hits = len(sources & set(mapped.values()))
+        viewed = layout.view(weight_file) if layout.source_names is not None else weight_file  # arrays regrouped
+        mapped = layout.mapping(names, viewed)
+        hits = len(set(viewed.tensors) & set(mapped.values()))
         score = (hits, -(len(names) - len(mapped)))
         if hits and score > best_score:
             best, best_score = layout, score
     if best is None:
         raise ValueError(
             "No known layout matches this file: none of its layer names "
-            f"({sorted(sources)[:6]}...) correspond to the model's layers ({names[:6]}...). "
+            f"({sorted(weight_file.tensors)[:6]}...) correspond to the model's layers ({names[:6]}...). "
             f"Pass source=<layout> (one of {sorted(LAYOUTS)})."
         )
     return best

@@ -1,9 +1,14 @@
-"""FSRCNN-pytorch (yjn870/FSRCNN-pytorch) names onto kerasnets.fsrcnn's.
+"""FSRCNN publishers' names onto kerasnets.fsrcnn's.
 
-The repository's model is three `nn.Sequential`s: ``first_part`` = [conv5x5,
-PReLU], ``mid_part`` = [conv1x1, PReLU, m x (conv3x3, PReLU), conv1x1, PReLU]
-and ``last_part`` = the ConvTranspose2d. Its indices depend on m, so the
-layout counts our ``map{i}`` layers.
+``fsrcnn-pytorch`` (yjn870/FSRCNN-pytorch): three `nn.Sequential`s,
+``first_part`` = [conv5x5, PReLU], ``mid_part`` = [conv1x1, PReLU, m x
+(conv3x3, PReLU), conv1x1, PReLU] and ``last_part`` = the ConvTranspose2d. Its
+indices depend on m, so the layout counts our ``map{i}`` layers.
+
+``fsrcnn-tensorflow`` (Saafke/FSRCNN_Tensorflow, the FSRCNN models OpenCV's
+dnn_superres documents): arrays named alone, ``f{i}``/``b{i}``/``alpha{i}``
+for layer i = 1 .. m + 4 in network order, and a sub-pixel output: ``f{m+4}``
+is a 1x1 convolution to scale**2 channels, `depth_to_space`, then ``b{m+4}``.
 """
 
 from __future__ import annotations
@@ -14,11 +19,13 @@ from weights_io.core import Layout
 from weights_io.layouts import register_layout
 
 _MAP = re.compile(r"map(\d+)_(conv|prelu)")
+_ALONE = re.compile(r"(f|b|alpha)(\d+)\.")
+_ALONE_AS = {"f": "conv{}.weights", "b": "conv{}.biases", "alpha": "prelu{}.alpha"}
 _KIND = {"conv": 0, "prelu": 1}
 
 
 def _fsrcnn_pytorch(names):
-    m = sum(1 for n in names if _MAP.fullmatch(n) and n.endswith("_conv"))
+    m = _mapping_layers(names)
     fixed = {
         "extract_conv": "first_part.0", "extract_prelu": "first_part.1",
         "shrink_conv": "mid_part.0", "shrink_prelu": "mid_part.1",
@@ -35,11 +42,46 @@ def _fsrcnn_pytorch(names):
     return mapping
 
 
+def _mapping_layers(names):
+    return sum(1 for n in names if _MAP.fullmatch(n) and n.endswith("_conv"))
+
+
+def _fsrcnn_tensorflow(names):
+    m = _mapping_layers(names)
+    index = {"extract": 1, "shrink": 2, "expand": m + 3, **{f"map{i}": 2 + i for i in range(1, m + 1)}}
+    mapping = {}
+    for name in names:
+        stage, _, kind = name.rpartition("_")
+        if stage in index and kind in ("conv", "prelu"):
+            mapping[name] = f"{'conv' if kind == 'conv' else 'prelu'}{index[stage]}"
+    for name in ("subpixel_conv", "subpixel_shuffle"):  # the kernel, then the bias added after the shuffle
+        if name in names:
+            mapping[name] = f"conv{m + 4}"
+    return mapping
+
+
+def _tensorflow_source_name(key):
+    match = _ALONE.fullmatch(key)
+    return _ALONE_AS[match.group(1)].format(match.group(2)) if match else None
+
+
 register_layout(
     Layout(
         name="fsrcnn-pytorch",
         map_names=_fsrcnn_pytorch,
         description="FSRCNN-pytorch: first_part.{0,1}, mid_part.<i>, last_part.",
         first_conv="extract_conv",
+        options={"upsampler": "deconv"},
+    )
+)
+
+register_layout(
+    Layout(
+        name="fsrcnn-tensorflow",
+        map_names=_fsrcnn_tensorflow,
+        description="FSRCNN_Tensorflow (OpenCV dnn_superres models): f<i>, b<i>, alpha<i>; sub-pixel output.",
+        first_conv="extract_conv",
+        options={"upsampler": "subpixel"},
+        source_names=_tensorflow_source_name,
     )
 )
