@@ -20,7 +20,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 sys.path.insert(0, str(ROOT / "notebooks" / "src"))
 
-from build import LOG_NOISE, notebook_from_source, source_sha256  # noqa: E402
+from build import LOG_NOISE, notebook_from_source, released_weights_mirror, source_sha256  # noqa: E402
 
 # a cell draws when it calls pyplot, a .plot/imshow/show method, or one of training's plot_* helpers
 DRAWS = re.compile(r"\bplt\.|\.plot\(|\bimshow\(|\.show\(|\bplot_\w+\(")
@@ -110,9 +110,20 @@ def test_checks_trip_on_a_stale_figureless_noisy_copy(tmp_path):
     assert len(noisy_outputs(noisy)) == 1
 
 
+@pytest.fixture(scope="module")
+def weights_mirror():
+    """The published weights the notebooks show (presets), served from tests/data: nothing downloads."""
+    server = released_weights_mirror()
+    yield server.url
+    server.stop()
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs(path, tmp_path, monkeypatch):
+def test_notebook_runs(path, tmp_path, monkeypatch, weights_mirror):
     monkeypatch.setenv("KERASNETS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("KERASNETS_WEIGHTS_MIRROR", weights_mirror)
+    for name in ("KERASNETS_WEIGHTS_DIR", "KERASNETS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MPLBACKEND", INLINE)
     # the notebooks' mkdtemp folders (checkpoints of three fine-tuning runs: 1.5 GB for 03) go
     # here and are removed after, instead of piling up in /tmp run after run

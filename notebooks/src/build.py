@@ -6,7 +6,9 @@
 A source is plain Python with `# %%` (code) and `# %% [markdown]` (markdown)
 cell markers, so notebooks are reviewed as text. With --execute each notebook
 runs on a fresh kernel (nbclient; inline matplotlib backend, KERASNETS_HOME and
-the working folder in a temp dir), TF/absl/CUDA start-up log lines are removed
+the working folder in a temp dir; the published weights a notebook shows come from
+the repository's copies in tests/data through a loopback server, the presets'
+$KERASNETS_WEIGHTS_MIRROR: nothing downloads), TF/absl/CUDA start-up log lines are removed
 from its outputs, and every code cell records the sha256 of the source it ran
 (metadata kerasnets.source_sha256), so tests/test_notebooks.py can tell stale
 outputs from fresh ones.
@@ -24,6 +26,16 @@ import time
 import nbformat
 
 HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+
+
+def released_weights_mirror():
+    """A loopback server of the published weight files the notebooks load through presets (tests/data copies)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from tests.loopback import RELEASED_WEIGHTS, serve_folder
+
+    return serve_folder(RELEASED_WEIGHTS)
 
 
 def cells_from_source(text):
@@ -77,14 +89,17 @@ def execute(nb, timeout=1200):
     # committed figures at a modest dpi keep the .ipynb files small (photo grids are large PNGs)
     (scratch / "mplrc").mkdir()
     (scratch / "mplrc" / "matplotlibrc").write_text(f"figure.dpi: {FIGURE_DPI}\n")
+    mirror = released_weights_mirror()
     env = {"KERASNETS_HOME": str(scratch / "home"), "TMPDIR": str(scratch / "tmp"),
-           "MPLBACKEND": "module://matplotlib_inline.backend_inline", "MATPLOTLIBRC": str(scratch / "mplrc")}
+           "MPLBACKEND": "module://matplotlib_inline.backend_inline", "MATPLOTLIBRC": str(scratch / "mplrc"),
+           "KERASNETS_WEIGHTS_MIRROR": mirror.url}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
         nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
                                 resources={"metadata": {"path": str(scratch)}}).execute()
     finally:
+        mirror.stop()
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
