@@ -75,16 +75,23 @@ model = result.model
 sr = np.clip(keras.ops.convert_to_numpy(model(lr[None], training=False))[0, ..., 0], 0, 1)
 up = np.clip(np.asarray(PIL.Image.fromarray(lr[..., 0], mode="F").resize(
     (lr.shape[1] * 3, lr.shape[0] * 3), resample=PIL.Image.BICUBIC)), 0, 1)
-nearest = np.repeat(np.repeat(lr[..., 0], 3, axis=0), 3, axis=1)
-top, left, size = hr.shape[0] // 3, hr.shape[1] // 3, 96
-panels = [("LR (nearest)", nearest, None), ("bicubic", up, calc_psnr(up, hr[..., 0])),
-          ("FSRCNN", sr, calc_psnr(sr, hr[..., 0])), ("original", hr[..., 0], None)]
-fig, axes = plt.subplots(1, 4, figsize=(13, 3.6))
-for ax, (title, image, psnr) in zip(axes, panels):
-    ax.imshow(image[top:top + size, left:left + size], cmap="gray", vmin=0, vmax=1)
-    ax.set_title(title if psnr is None else f"{title} {psnr:.2f} dB")
-    ax.axis("off")
-plt.show()
+
+
+def show_crops(lr, outputs, hr, size=96):
+    """The same crop of: the LR image enlarged by nearest neighbour, each (title, output), the original;
+    each output's PSNR over the whole image in its title."""
+    top, left = hr.shape[0] // 3, hr.shape[1] // 3
+    panels = ([("LR (nearest)", np.repeat(np.repeat(lr, 3, axis=0), 3, axis=1))]
+              + [(f"{title} {calc_psnr(image, hr):.2f} dB", image) for title, image in outputs] + [("original", hr)])
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.25 * len(panels), 3.6))
+    for ax, (title, image) in zip(axes, panels):
+        ax.imshow(image[top:top + size, left:left + size], cmap="gray", vmin=0, vmax=1)
+        ax.set_title(title)
+        ax.axis("off")
+    plt.show()
+
+
+show_crops(lr[..., 0], [("bicubic", up), ("FSRCNN", sr)], hr[..., 0])
 
 
 # %% [markdown]
@@ -116,13 +123,4 @@ for name in ("camera", "immunohistochemistry", "coins"):
     print(f"{name:22s} bicubic {calc_psnr(up_y, hr_y):.2f} dB   released FSRCNN {calc_psnr(sr_y, hr_y):.2f} dB")
 
 name, lr_y, up_y, sr_y, hr_y = rows[2]
-top, left, size = hr_y.shape[0] // 3, hr_y.shape[1] // 3, 96
-panels = [("LR (nearest)", np.repeat(np.repeat(lr_y, 3, axis=0), 3, axis=1), None),
-          ("bicubic", up_y, calc_psnr(up_y, hr_y)), ("released FSRCNN", sr_y, calc_psnr(sr_y, hr_y)),
-          ("original", hr_y, None)]
-fig, axes = plt.subplots(1, 4, figsize=(13, 3.6))
-for ax, (title, image, psnr) in zip(axes, panels):
-    ax.imshow(image[top:top + size, left:left + size], cmap="gray", vmin=0, vmax=1)
-    ax.set_title(title if psnr is None else f"{title} {psnr:.2f} dB")
-    ax.axis("off")
-plt.show()
+show_crops(lr_y, [("bicubic", up_y), ("released FSRCNN", sr_y)], hr_y)

@@ -93,6 +93,17 @@ def map_file(f):
         return None
 
 
+def opens_as(path, sniff):
+    """True when the file at `path` can be mapped and `sniff(mapping)` accepts its first bytes (protobuf
+    formats have no magic: Caffe's NetParameter, TensorFlow's GraphDef)."""
+    try:
+        with open(path, "rb") as f:
+            mapping = map_file(f)
+    except OSError:
+        return False
+    return mapping is not None and sniff(mapping)
+
+
 def read_weights(path, format=None, *, mmap=False, trusted=False):
     """Reads any supported weight file into a `WeightFile` (see `detect_format`).
 

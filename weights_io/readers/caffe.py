@@ -30,7 +30,7 @@ import numpy as np
 
 from weights_io.core import WeightFile
 from weights_io.errors import WeightFileError
-from weights_io.readers import map_file, register_reader
+from weights_io.readers import map_file, opens_as, register_reader
 from weights_io.readers.protowire import (
     Malformed as _Malformed, fields as _fields, need as _need, packed_varints as _packed_varints, signed as _signed,
     text as _text)
@@ -255,12 +255,7 @@ def sniff(buf):
 
 def is_caffemodel(path):
     """True when the file at `path` opens as a Caffe NetParameter (see `sniff`)."""
-    try:
-        with open(path, "rb") as f:
-            mapping = map_file(f)
-    except OSError:
-        return False
-    return mapping is not None and sniff(mapping)
+    return opens_as(path, sniff)
 
 
 @register_reader("caffemodel")

@@ -22,7 +22,7 @@ import numpy as np
 
 from weights_io.core import WeightFile
 from weights_io.errors import WeightFileError
-from weights_io.readers import map_file, register_reader
+from weights_io.readers import map_file, opens_as, register_reader
 from weights_io.readers.protowire import Malformed, fields, need, text
 from weights_io.readers.tf_checkpoint import group_by_scope
 from weights_io.readers.tf_tensors import DTYPES, not_weight, numpy_dtype, tensor_shape, tensor_values
@@ -91,12 +91,7 @@ def sniff(buf):
 
 def is_graphdef(path):
     """True when the file at `path` opens as a TensorFlow GraphDef (see `sniff`)."""
-    try:
-        with open(path, "rb") as f:
-            mapping = map_file(f)
-    except OSError:
-        return False
-    return mapping is not None and sniff(mapping)
+    return opens_as(path, sniff)
 
 
 def _constants(buf):
