@@ -1,11 +1,8 @@
-"""keras' BatchNormalization, trained with TensorFlow's fused kernel when Keras runs on TensorFlow.
+"""keras' BatchNormalization, run as TensorFlow's fused kernel when Keras runs on TensorFlow.
 
-Why: keras 3 normalises a training batch with a chain of portable ops (moments, then scale and shift),
-several passes over each activation forwards and backwards; TensorFlow's FusedBatchNormV3 does each
-direction in one. ResNet-50 and DenseNet-121 train faster with it (docs/benchmarks.md). Every builder
-uses this class. Inference (and frozen layers) run keras' own code: one multiply-add per element either
-way, and it keeps a saved model's outputs bit-identical when plain keras reloads it (the fused kernel
-rounds differently on CPUs with AVX512_FP16/AMX: 5e-8 apart on a Xeon of 2026-12-05).
+Why: keras 3 normalises with a chain of portable ops (moments, then scale and shift), several passes
+over each activation forwards and backwards; TensorFlow's FusedBatchNormV3 does each direction in one.
+ResNet-50 and DenseNet-121 train faster with it (docs/benchmarks.md). Every builder uses this class.
 
 It is keras' layer in all that is saved: the same variables, config and weight names, and it saves as
 `keras.layers.BatchNormalization` in `.keras` and `.h5` files, so a saved model reloads with plain keras,
@@ -40,21 +37,28 @@ class BatchNormalization(keras.layers.BatchNormalization):
 
     def call(self, inputs, training=None, mask=None):
         tf = self._fused_module(inputs, mask)
-        if tf is None or not (training and self.trainable):
+        if tf is None:
             return super().call(inputs, training=training, mask=mask)
         channels = inputs.shape[-1]
         gamma = self.gamma if self.scale else tf.ones((channels,), "float32")
         beta = self.beta if self.center else tf.zeros((channels,), "float32")
         gamma, beta = tf.cast(gamma, "float32"), tf.cast(beta, "float32")
         x = tf.convert_to_tensor(inputs)
-        y, mean, variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
-            x=x, scale=gamma, offset=beta, mean=tf.constant([], "float32"), variance=tf.constant([], "float32"),
-            epsilon=self.epsilon, exponential_avg_factor=1.0, data_format="NHWC", is_training=True)
-        count = tf.cast(tf.size(x) // channels, "float32")
-        variance = variance * ((count - 1.0) / count)  # undo the Bessel correction: keras' biased variance
-        momentum = self.momentum
-        self.moving_mean.assign(self.moving_mean * momentum + tf.stop_gradient(mean) * (1.0 - momentum))
-        self.moving_variance.assign(self.moving_variance * momentum + tf.stop_gradient(variance) * (1.0 - momentum))
+        if training and self.trainable:
+            y, mean, variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
+                x=x, scale=gamma, offset=beta, mean=tf.constant([], "float32"), variance=tf.constant([], "float32"),
+                epsilon=self.epsilon, exponential_avg_factor=1.0, data_format="NHWC", is_training=True)
+            count = tf.cast(tf.size(x) // channels, "float32")
+            variance = variance * ((count - 1.0) / count)  # undo the Bessel correction: keras' biased variance
+            momentum = self.momentum
+            self.moving_mean.assign(self.moving_mean * momentum + tf.stop_gradient(mean) * (1.0 - momentum))
+            self.moving_variance.assign(
+                self.moving_variance * momentum + tf.stop_gradient(variance) * (1.0 - momentum))
+        else:
+            y, _, _, _, _, _ = tf.raw_ops.FusedBatchNormV3(
+                x=x, scale=gamma, offset=beta, mean=tf.cast(self.moving_mean, "float32"),
+                variance=tf.cast(self.moving_variance, "float32"), epsilon=self.epsilon, exponential_avg_factor=1.0,
+                data_format="NHWC", is_training=False)
         return tf.cast(y, self.compute_dtype)
 
 
