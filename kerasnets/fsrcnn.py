@@ -85,7 +85,8 @@ def _positive(value, arg_name, minimum=1):
 
 
 @register_model("fsrcnn", family="fsrcnn", input_shape=(None, None, 1), task="image-to-image",
-                reference="FSRCNN-pytorch (yjn870) models.FSRCNN; Dong et al. 2016")
+                reference="FSRCNN-pytorch (yjn870) models.FSRCNN; Dong et al. 2016; "
+                          "FSRCNN_Tensorflow (Saafke) with upsampler='subpixel'")
 def build_fsrcnn(scale=2, num_channels=1, d=56, s=12, m=4, *, upsampler="deconv", weights=None, input_shape=None,
                  input_tensor=None, name=None, **options):
     """FSRCNN super-resolution network; see the module docstring.
