@@ -32,8 +32,9 @@ Provenance of every fact in the table:
 * FSRCNN_Tensorflow rows (Saafke/FSRCNN_Tensorflow, Apache-2.0; the FSRCNN
   models OpenCV's dnn_superres documents): models/FSRCNN_x{2,3,4}.pb at the
   repository's commit 6a4812c (so the URL cannot change under the hash: the
-  sha256 is that commit's file, the publisher gives none); d, s, m = 56, 12, 4
-  and a sub-pixel output (its fsrcnn.py); input Y of OpenCV's COLOR_BGR2YCrCb
+  sha256 is that commit's file, the publisher gives none), and FSRCNN-small_x*.pb
+  (FSRCNN-s); d, s, m = 56, 12, 4 (small: 32, 5, 1, its main.py) and a sub-pixel
+  output (its fsrcnn.py); input Y of OpenCV's COLOR_BGR2YCrCb
   (full range) / 255, LR images by cv2.INTER_CUBIC (its data_utils.py); no
   published score.
 * junyanz CycleGAN rows: the names and URL pattern of
@@ -395,27 +396,36 @@ def fsrcnn_rows():
 
 
 FSRCNN_TENSORFLOW = "https://raw.githubusercontent.com/Saafke/FSRCNN_Tensorflow/6a4812c4ef1c4f5947d79beafa32a05a6eb4a94d/models/"
-FSRCNN_TENSORFLOW_SHA256 = {
-    2: "366b33f0084c7b3f2bf6724f0a2c77bca94fcec9d7b6d72389d330073b380d5c",
-    3: "efd38655a815908c6c8954db6052f128e76a735f1de657894c477d0dc0b64481",
-    4: "5c68d18db561aed8ead4ffedf1b897ea615baaf60ebf6c35f8e641f8fa4a21bf",
-}
+# (preset suffix, file, scale, builder options beyond the scale, sha256 of the file at the pinned commit)
+FSRCNN_TENSORFLOW_FILES = [
+    ("x2", "FSRCNN_x2.pb", 2, {}, "366b33f0084c7b3f2bf6724f0a2c77bca94fcec9d7b6d72389d330073b380d5c"),
+    ("x3", "FSRCNN_x3.pb", 3, {}, "efd38655a815908c6c8954db6052f128e76a735f1de657894c477d0dc0b64481"),
+    ("x4", "FSRCNN_x4.pb", 4, {}, "5c68d18db561aed8ead4ffedf1b897ea615baaf60ebf6c35f8e641f8fa4a21bf"),
+    # FSRCNN-s: d, s, m = 32, 5, 1 (its main.py --small)
+    ("small_x2", "FSRCNN-small_x2.pb", 2, {"d": 32, "s": 5, "m": 1},
+     "429e4793d049c1ae16ddbbc322fd11c3c08831c0c20137390b4d098976a2b0d9"),
+    ("small_x3", "FSRCNN-small_x3.pb", 3, {"d": 32, "s": 5, "m": 1},
+     "58e72d0c4231b8e754180e787d7348f45ae6230ee3c5af7dc12b558467f593f7"),
+    ("small_x4", "FSRCNN-small_x4.pb", 4, {"d": 32, "s": 5, "m": 1},
+     "92a9f57c28494813b4dc073b51a300cb909401454d77541bcdc96b4d55901d02"),
+]
 
 
 def fsrcnn_tensorflow_rows():
     return [{
-        "name": f"fsrcnn.opencv_x{scale}", "model": "fsrcnn", "options": {"scale": scale, "upsampler": "subpixel"},
-        "task": "image-to-image",
-        "publisher": "Saafke/FSRCNN_Tensorflow (OpenCV dnn_superres), FSRCNN(56,12,4) sub-pixel, T91 + General100",
-        "url": f"{FSRCNN_TENSORFLOW}FSRCNN_x{scale}.pb", "manual_download": False,
-        "file_name": f"FSRCNN_x{scale}.pb", "file_size_mb": 0.04,
+        "name": f"fsrcnn.opencv_{suffix}", "model": "fsrcnn",
+        "options": {"scale": scale, **sizes, "upsampler": "subpixel"}, "task": "image-to-image",
+        "publisher": (f"Saafke/FSRCNN_Tensorflow (OpenCV dnn_superres), FSRCNN{'-s' if sizes else ''}"
+                      f"({sizes.get('d', 56)},{sizes.get('s', 12)},{sizes.get('m', 4)}) sub-pixel, T91 + General100"),
+        "url": f"{FSRCNN_TENSORFLOW}{file_name}", "manual_download": False,
+        "file_name": file_name, "file_size_mb": 0.01 if sizes else 0.04,
         "hash": {"algorithm": "sha256", "value": sha256}, "format": "tf-graphdef", "layout": "fsrcnn-tensorflow",
         "key_renames": [], "head": [],
         "preprocessing": {"mode": "y_full", "color": "Y (OpenCV COLOR_BGR2YCrCb, full range)", "scale": 1 / 255,
                           "mean": None, "std": None, "input_size": None, "resize": None, "crop": None,
                           "interpolation": "bicubic (the LR image is a cv2.INTER_CUBIC x1/scale downsample)"},
         "classes": None, "accuracy": None, "default": False,
-    } for scale, sha256 in FSRCNN_TENSORFLOW_SHA256.items()]
+    } for suffix, file_name, scale, sizes, sha256 in FSRCNN_TENSORFLOW_FILES]
 
 
 JUNYANZ = "junyanz/pytorch-CycleGAN-and-pix2pix"

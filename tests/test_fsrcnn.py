@@ -122,12 +122,12 @@ def released_mirror(tmp_path, monkeypatch):
     server.stop()
 
 
-def _published_graph(scale):
+def _published_graph(file_name):
     """FSRCNN_Tensorflow's frozen graph run by TensorFlow: LR luma (N, H, W, 1) -> its NHWC_output."""
     import tensorflow as tf
 
     graph_def = tf.compat.v1.GraphDef()
-    graph_def.ParseFromString((RELEASED / f"FSRCNN_x{scale}.pb").read_bytes())
+    graph_def.ParseFromString((RELEASED / file_name).read_bytes())
     graph = tf.compat.v1.wrap_function(lambda: tf.compat.v1.import_graph_def(graph_def, name=""), [])
     run = graph.prune(graph.graph.get_tensor_by_name("IteratorGetNext:0"),
                       graph.graph.get_tensor_by_name("NHWC_output:0"))
@@ -152,32 +152,40 @@ def _camera_luma(scale, count=2, size=48):
     return np.stack(lr)[..., None], np.stack(crops)[..., None]
 
 
+# preset -> (released file, scale, FSRCNN sizes d, s, m): FSRCNN(56, 12, 4) and FSRCNN-s(32, 5, 1)
+RELEASED_PRESETS = {
+    **{f"fsrcnn.opencv_x{scale}": (f"FSRCNN_x{scale}.pb", scale, (56, 12, 4)) for scale in (2, 3, 4)},
+    **{f"fsrcnn.opencv_small_x{scale}": (f"FSRCNN-small_x{scale}.pb", scale, (32, 5, 1)) for scale in (2, 3, 4)},
+}
+
+
 def test_subpixel_parameter_count_is_the_released_graphs():
     # conv + bias + PReLU slopes for layers 1..m+3, then the 1x1 kernel to scale**2 channels and one bias
     conv = lambda cin, cout, k: cin * cout * k * k + 2 * cout  # noqa: E731
-    for scale in (2, 3, 4):
-        expected = conv(1, 56, 5) + conv(56, 12, 1) + 4 * conv(12, 12, 3) + conv(12, 56, 1) + 56 * scale**2 + 1
-        released = sum(a.size for a in _tensorflow_weights(scale).values())
-        model = kerasnets.build_fsrcnn(scale, upsampler="subpixel")
-        assert kerasnets.parameter_count(model) == expected == released
+    for file_name, scale, (d, s, m) in RELEASED_PRESETS.values():
+        expected = conv(1, d, 5) + conv(d, s, 1) + m * conv(s, s, 3) + conv(s, d, 1) + d * scale**2 + 1
+        released = sum(a.size for a in _tensorflow_weights(file_name).values())
+        model = kerasnets.build_fsrcnn(scale, d=d, s=s, m=m, upsampler="subpixel")
+        assert kerasnets.parameter_count(model) == expected == released, file_name
 
 
-def _tensorflow_weights(scale):
+def _tensorflow_weights(file_name):
     from tensorflow.python.framework import tensor_util
     import tensorflow as tf
 
     graph_def = tf.compat.v1.GraphDef()
-    graph_def.ParseFromString((RELEASED / f"FSRCNN_x{scale}.pb").read_bytes())
+    graph_def.ParseFromString((RELEASED / file_name).read_bytes())
     arrays = {n.name: tensor_util.MakeNdarray(n.attr["value"].tensor) for n in graph_def.node if n.op == "Const"}
     return {name: a for name, a in arrays.items() if a.ndim and a.dtype.kind == "f"}  # not its NCHW permutation
 
 
-@pytest.mark.parametrize("scale", [2, 3, 4])
-def test_released_presets_compute_the_published_graph(released_mirror, scale):
-    model = kerasnets.build_preset(f"fsrcnn.opencv_x{scale}")
+@pytest.mark.parametrize("name", sorted(RELEASED_PRESETS))
+def test_released_presets_compute_the_published_graph(released_mirror, name):
+    file_name, scale, _ = RELEASED_PRESETS[name]
+    model = kerasnets.build_preset(name)
     assert model.get_layer("subpixel_shuffle").channel_order == "tf"
     lr, _ = _camera_luma(scale)
-    assert_parity(infer(model, lr), _published_graph(scale)(lr), what=f"x{scale} super-resolved luma")
+    assert_parity(infer(model, lr), _published_graph(file_name)(lr), what=f"{name} super-resolved luma")
 
 
 def test_released_x3_beats_bicubic_on_a_real_photo(released_mirror):

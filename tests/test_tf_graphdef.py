@@ -80,7 +80,7 @@ def test_unfrozen_graph_points_to_the_checkpoint(tmp_path):
 
 
 def test_damaged_graph_is_a_weight_file_error(tmp_path):
-    data = GRAPHS[0].read_bytes()
+    data = (MODELS / "FSRCNN_x2.pb").read_bytes()
     cut = tmp_path / "cut.pb"
     cut.write_bytes(data[: len(data) - 1000])  # ends inside the first node's tensor bytes
     with pytest.raises(WeightFileError, match="Malformed TensorFlow GraphDef"):
