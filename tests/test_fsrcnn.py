@@ -13,6 +13,7 @@ from kerasnets.fsrcnn import torch_conv_transpose
 from tests.conftest import assert_close
 from tests.loopback import RELEASED_WEIGHTS, serve_folder
 from tests.references import assert_parity, infer
+from tests.test_tf_graphdef import tensorflow_constants, tensorflow_graph_def
 
 
 def _expected_params(num_channels=1, d=56, s=12, m=4):
@@ -126,8 +127,7 @@ def _published_graph(file_name):
     """FSRCNN_Tensorflow's frozen graph run by TensorFlow: LR luma (N, H, W, 1) -> its NHWC_output."""
     import tensorflow as tf
 
-    graph_def = tf.compat.v1.GraphDef()
-    graph_def.ParseFromString((RELEASED / file_name).read_bytes())
+    graph_def = tensorflow_graph_def(RELEASED / file_name)
     graph = tf.compat.v1.wrap_function(lambda: tf.compat.v1.import_graph_def(graph_def, name=""), [])
     run = graph.prune(graph.graph.get_tensor_by_name("IteratorGetNext:0"),
                       graph.graph.get_tensor_by_name("NHWC_output:0"))
@@ -164,19 +164,10 @@ def test_subpixel_parameter_count_is_the_released_graphs():
     conv = lambda cin, cout, k: cin * cout * k * k + 2 * cout  # noqa: E731
     for file_name, scale, (d, s, m) in RELEASED_PRESETS.values():
         expected = conv(1, d, 5) + conv(d, s, 1) + m * conv(s, s, 3) + conv(s, d, 1) + d * scale**2 + 1
-        released = sum(a.size for a in _tensorflow_weights(file_name).values())
+        released = sum(a.size for a in tensorflow_constants(RELEASED / file_name).values()
+                       if a.ndim and a.dtype.kind == "f")  # not its NCHW permutation
         model = kerasnets.build_fsrcnn(scale, d=d, s=s, m=m, upsampler="subpixel")
         assert kerasnets.parameter_count(model) == expected == released, file_name
-
-
-def _tensorflow_weights(file_name):
-    from tensorflow.python.framework import tensor_util
-    import tensorflow as tf
-
-    graph_def = tf.compat.v1.GraphDef()
-    graph_def.ParseFromString((RELEASED / file_name).read_bytes())
-    arrays = {n.name: tensor_util.MakeNdarray(n.attr["value"].tensor) for n in graph_def.node if n.op == "Const"}
-    return {name: a for name, a in arrays.items() if a.ndim and a.dtype.kind == "f"}  # not its NCHW permutation
 
 
 @pytest.mark.parametrize("name", sorted(RELEASED_PRESETS))

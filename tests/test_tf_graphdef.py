@@ -19,14 +19,21 @@ MODELS = pathlib.Path(__file__).parent / "data" / "fsrcnn_tensorflow"
 GRAPHS = sorted(MODELS.glob("*.pb"))
 
 
-def _tensorflow_constants(path):
-    """{name: array} of every Const node, as TensorFlow itself reads the file."""
+def tensorflow_graph_def(path):
+    """The GraphDef at `path` as TensorFlow's protobuf parses it."""
     import tensorflow as tf
-    from tensorflow.python.framework import tensor_util
 
     graph = tf.compat.v1.GraphDef()
-    graph.ParseFromString(path.read_bytes())
-    return {node.name: tensor_util.MakeNdarray(node.attr["value"].tensor) for node in graph.node if node.op == "Const"}
+    graph.ParseFromString(pathlib.Path(path).read_bytes())
+    return graph
+
+
+def tensorflow_constants(path):
+    """{name: array} of every Const node, as TensorFlow itself reads the file."""
+    from tensorflow.python.framework import tensor_util
+
+    return {node.name: tensor_util.MakeNdarray(node.attr["value"].tensor)
+            for node in tensorflow_graph_def(path).node if node.op == "Const"}
 
 
 @pytest.mark.parametrize("path", GRAPHS, ids=lambda p: p.stem)
@@ -35,7 +42,7 @@ def test_weights_are_tensorflows_float_constants(path):
     weight_file = weights_io.read_weights(path)
     ours = {(layer if not param else f"{layer}/{param}"): array
             for layer, params in weight_file.tensors.items() for param, array in params.items()}
-    theirs = _tensorflow_constants(path)
+    theirs = tensorflow_constants(path)
     weights = {name: a for name, a in theirs.items() if a.dtype.kind == "f" and a.ndim >= 1}
     assert sorted(ours) == sorted(weights)
     for name, array in weights.items():

@@ -53,7 +53,7 @@ def _fsrcnn_tensorflow(names):
     for name in names:
         stage, _, kind = name.rpartition("_")
         if stage in index and kind in ("conv", "prelu"):
-            mapping[name] = f"{'conv' if kind == 'conv' else 'prelu'}{index[stage]}"
+            mapping[name] = f"{kind}{index[stage]}"
     for name in ("subpixel_conv", "subpixel_shuffle"):  # the kernel, then the bias added after the shuffle
         if name in names:
             mapping[name] = f"conv{m + 4}"

@@ -59,7 +59,7 @@ def _node(buf, start, end):
 
 
 def _tensor(buf, start, end):
-    """(dtype code, shape, span) of a TensorProto."""
+    """(dtype code, shape) of a TensorProto."""
     code, shape = 1, ()
     for number, wire, value in fields(buf, start, end):
         if number == 1:
