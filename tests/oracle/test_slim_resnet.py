@@ -41,7 +41,7 @@ def _slim(version, depth, classes):
             session.run(tf.compat.v1.global_variables_initializer())
             heal_tf_graph(session, inputs, batch, scope=f"resnet_{version}_{depth}")
             out = session.run(logits, {inputs: x}).reshape(len(x), -1)
-            variables = {v.op.name: session.run(v) for v in tf.compat.v1.global_variables()}
+            variables = session.run({v.op.name: v for v in tf.compat.v1.global_variables()})  # one run
             # a real checkpoint, for the tf-checkpoint reader (V2: prefix.index + data shard)
             folder = tempfile.TemporaryDirectory(prefix="slim-resnet-")
             checkpoint = tf.compat.v1.train.Saver().save(session, folder.name + "/model.ckpt")
