@@ -28,7 +28,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 pytest.importorskip("tf_keras")
 pytest.importorskip("tf_slim")
-from tests.oracle.slim import import_tf_slim, weight_file  # noqa: E402
+from tests.oracle.slim import import_tf_slim, plain_session, tf1_equality, weight_file  # noqa: E402
 
 slim = import_tf_slim()
 
@@ -275,7 +275,7 @@ def _run_slim(case, seed=0):
     inputs = np.random.default_rng(seed).normal(size=(2, size, size, 3)).astype("float32")
     calibration = np.random.default_rng(seed + 1).normal(size=(4, size, size, 3)).astype("float32")
     graph = tf.Graph()
-    with graph.as_default():
+    with graph.as_default(), tf1_equality():
         v1.set_random_seed(seed)
         x = v1.placeholder(tf.float32, (None, size, size, 3))
         outputs = net(x, CLASSES[case])
@@ -285,7 +285,7 @@ def _run_slim(case, seed=0):
     assert set(healthy) <= set(variables)
     assert all("AuxLogits" in name for name in set(variables) - set(healthy))
     with graph.as_default():
-        with v1.Session(graph=graph) as session:
+        with plain_session(graph) as session:
             session.run(v1.global_variables_initializer())
             # one run for all (a run per variable builds an executor each: minutes)
             session.run([variables[name].initializer for name in healthy],
@@ -353,7 +353,7 @@ def test_checkpoint_file(tmp_path):
     graph = tf.Graph()
     with graph.as_default():
         variables = [v1.Variable(value, name=name) for name, value in values.items()]
-        with v1.Session(graph=graph) as session:
+        with plain_session(graph) as session:
             session.run(v1.variables_initializer(variables))
             prefix = v1.train.Saver(variables).save(session, str(tmp_path / "inception_v1.ckpt"))
     ours = kerasnets.build_googlenet(variant="slim", input_shape=(200, 200, 3), classes=1001,

@@ -11,7 +11,7 @@ import pytest
 import kerasnets
 import weights_io
 from kerasnets.resnet import TF_SLIM
-from tests.oracle.slim import import_tf_slim, weight_file
+from tests.oracle.slim import import_tf_slim, plain_session, tf1_equality, weight_file
 from tests.references import assert_parity, heal_tf_graph, infer
 from weights_io.errors import WeightMismatchError
 
@@ -35,9 +35,9 @@ def _slim(version, depth, classes):
     graph = tf.Graph()
     with graph.as_default():
         inputs = tf.compat.v1.placeholder(tf.float32, (None,) + SHAPE)
-        with tf_slim.arg_scope(module.resnet_arg_scope()):
+        with tf_slim.arg_scope(module.resnet_arg_scope()), tf1_equality():
             logits, _ = getattr(module, f"resnet_{version}_{depth}")(inputs, num_classes=classes, is_training=False)
-        with tf.compat.v1.Session(graph=graph) as session:
+        with plain_session(graph) as session:
             session.run(tf.compat.v1.global_variables_initializer())
             heal_tf_graph(session, inputs, batch, scope=f"resnet_{version}_{depth}")
             out = session.run(logits, {inputs: x}).reshape(len(x), -1)
