@@ -29,7 +29,7 @@ import numpy as np
 
 import weights_io
 from kerasnets.convert import build_for_weights
-from kerasnets.registry import build, each_built_model, model_spec
+from kerasnets.registry import build_for_shapes, each_built_model, model_spec
 from weights_io.assign import weighted_layers
 from weights_io.errors import WeightsIOError
 from weights_io.layouts import LAYOUTS
@@ -126,7 +126,7 @@ def _published_table(name, layout):
     key = (name, repr(sorted(options.items())))
     if key not in _PUBLISHED:
         try:
-            _PUBLISHED[key] = model_table_entry(build(name, **options))
+            _PUBLISHED[key] = model_table_entry(build_for_shapes(name, **options))
         except (TypeError, ValueError):  # options another builder of the family does not take
             _PUBLISHED[key] = None
     return _PUBLISHED[key]
@@ -164,7 +164,7 @@ def rank_models(weight_file, names=None):
     for name in names or sorted(table):
         layers = table.get(name)
         if layers is None:  # registered after the table was written: build it to learn its names
-            layers = model_table_entry(build(name))
+            layers = model_table_entry(build_for_shapes(name))
         head_option = _has_head_option(name)
         for layout in LAYOUTS.values():
             if layout.pair_in_order is not None:
