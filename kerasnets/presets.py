@@ -449,13 +449,15 @@ def build_preset(name, **kwargs):
     return build(preset.model, weights=preset.name, **preset.builder_kwargs(**kwargs))
 
 
-def _canonical(preset, **overrides):
-    from kerasnets.registry import build
+def _canonical(preset, shapes_only=False, **overrides):
+    """The preset's network as its options build it; with `shapes_only`, its layers without weight values
+    (`build_for_shapes`: for comparing configurations, at a fraction of the cost)."""
+    from kerasnets.registry import build, build_for_shapes
 
     kwargs = preset.builder_kwargs(**overrides)
     if preset.task == "classification":
         kwargs.setdefault("include_top", True)
-    return build(preset.model, **kwargs)
+    return (build_for_shapes if shapes_only else build)(preset.model, **kwargs)
 
 
 def _comparable(config, head=False):
@@ -478,7 +480,7 @@ def check_architecture(model, preset):
     if preset.task == "classification":
         overrides.update(include_top=False, pooling=None)
     try:
-        reference = _canonical(preset, **overrides)
+        reference = _canonical(preset, shapes_only=True, **overrides)
     except ValueError as err:
         raise ValueError(f"Preset {preset.name!r} cannot be built for input shape {shape}: {err}") from err
     ours = {layer.name: layer for layer in model.layers}
