@@ -18,7 +18,7 @@ import pytest
 import kerasnets
 import weights_io
 from kerasnets.resnet import KERAS_APPLICATIONS
-from tests.references import assert_parity, heal_keras, infer
+from tests.references import assert_parity, build_uninitialised, heal_keras, infer
 from tests.test_weights_io_h5 import write_keras2
 from weights_io import WeightMismatchError
 from weights_io.core import BuildRecord, build_record
@@ -34,6 +34,11 @@ def _healthy(model, seed=0):
     return heal_keras(model, _images(model.input_shape[-1], count=8, seed=seed + 10), seed=seed)
 
 
+def _healthy_build(name, **options):
+    """`name` at SIZE with 7 classes and healthy random weights, its initialisers skipped (heal_keras draws them)."""
+    return _healthy(build_uninitialised(kerasnets.build, name, input_shape=(SIZE, SIZE, 3), classes=7, **options))
+
+
 def _images(channels=3, count=2, seed=0):
     return np.random.default_rng(seed).uniform(0, 1, (count, SIZE, SIZE, channels)).astype("float32")
 
@@ -43,7 +48,7 @@ def _logits(model, x):
 
 
 def _torch_file(tmp_path, name, layout, **options):
-    publisher = _healthy(kerasnets.build(name, input_shape=(SIZE, SIZE, 3), classes=7, **options))
+    publisher = _healthy_build(name, **options)
     path = tmp_path / f"{name}.pth"
     weights_io.save_torch_state_dict(publisher, path, layout=layout)
     return publisher, path
@@ -51,7 +56,7 @@ def _torch_file(tmp_path, name, layout, **options):
 
 def _keras2_resnet_file(tmp_path):
     """keras.applications' Keras 2 file of a ResNet: our names, keras' options, keras_version 2.x."""
-    publisher = _healthy(kerasnets.build("resnet18", input_shape=(SIZE, SIZE, 3), classes=7, **KERAS_APPLICATIONS))
+    publisher = _healthy_build("resnet18", **KERAS_APPLICATIONS)
     arrays = {layer.name: {v.name: np.asarray(v) for v in layer.weights}
               for layer in weights_io.assign.weighted_layers(publisher)}
     path = tmp_path / "resnet_keras2.h5"
@@ -135,7 +140,7 @@ def test_keras_applications_file_into_a_torch_style_resnet_is_loud(tmp_path):
 
 def test_a_keras3_file_with_our_names_keeps_the_identity_layout(tmp_path):
     """Our own saves carry no publisher's settings: any build of the same shapes takes them."""
-    model = _healthy(kerasnets.build("resnet18", input_shape=(SIZE, SIZE, 3), classes=7))
+    model = _healthy_build("resnet18")
     path = tmp_path / "ours.h5"
     model.save(path)  # Keras 3's legacy full-model .h5: keras_version 3.x
     assert weights_io.read_weights(path).metadata["keras_version"].startswith("3.")
@@ -149,7 +154,7 @@ def test_a_tf_keras_densenet_file_is_found_by_name_and_holds_keras_epsilon(tmp_p
     Before it, such a file fell back to pairing by order ("keras-order"), which
     implies no DenseNet option, so a build with torch's BN epsilon took it silently.
     """
-    publisher = _healthy(kerasnets.build("densenet121", input_shape=(SIZE, SIZE, 3), classes=7))
+    publisher = _healthy_build("densenet121")
     tf_names = {"conv1_conv": "conv1/conv", "conv1_bn": "conv1/bn"}
     arrays = {tf_names.get(layer.name, layer.name): {v.name: np.asarray(v) for v in layer.weights}
               for layer in weights_io.assign.weighted_layers(publisher)}
@@ -170,7 +175,7 @@ def test_a_tf_keras_densenet_file_is_found_by_name_and_holds_keras_epsilon(tmp_p
 
 def test_a_keras3_densenet_file_keeps_the_identity_layout(tmp_path):
     """keras-legacy-densenet differs from ours in two names only: files with ours stay on "keras"."""
-    model = _healthy(kerasnets.build("densenet121", input_shape=(SIZE, SIZE, 3), classes=7))
+    model = _healthy_build("densenet121")
     path = tmp_path / "ours.weights.h5"
     model.save_weights(path)
     target = kerasnets.build("densenet121", input_shape=(SIZE, SIZE, 3), classes=7)
