@@ -175,7 +175,8 @@ class ReleaseModels:
 
 
 def build_for_shapes(name, **options):
-    """`build(name, **options)` whose weights have shapes but no values, for counting and tables.
+    """`build(name, **options)` whose weights have shapes but no values: for counting, tables and
+    comparing layer configurations (`from_weights`, `presets.check_architecture`).
 
     Built in a `keras.StatelessScope` that skips the initialisers: they took 22 of the 32 s that
     building all 50 registered models took. The model cannot run or load weights. Its variables
