@@ -36,7 +36,7 @@ import keras  # noqa: E402
 
 import kerasnets  # noqa: E402
 import weights_io  # noqa: E402
-from tests.references import assert_parity, heal_keras  # noqa: E402
+from tests.references import assert_parity, heal_keras, load_tf_variables  # noqa: E402
 from weights_io.assign import weighted_layers  # noqa: E402
 
 from tf_slim.nets import inception_v1, inception_v3, vgg  # noqa: E402
@@ -287,9 +287,7 @@ def _run_slim(case, seed=0):
     with graph.as_default():
         with plain_session(graph) as session:
             session.run(v1.global_variables_initializer())
-            # one run for all (a run per variable builds an executor each: minutes)
-            session.run([variables[name].initializer for name in healthy],
-                        {variables[name].initializer.inputs[1]: value for name, value in healthy.items()})
+            load_tf_variables(session, variables, healthy)
             values = session.run(variables)
             expected = [np.reshape(o, (len(inputs), -1)) for o in session.run(outputs, {x: inputs})]
     return inputs, expected, values
