@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import scipy.ndimage
 
+from tests.test_training_fit import count_train_step_traces
 from training import adversarial
 from training.adversarial import (
     CycleGANTrainer,
@@ -74,7 +75,9 @@ def test_dcgan_generator_moves_to_the_data():
                     d_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5))
     distance = lambda: float(np.mean((keras.ops.convert_to_numpy(trainer.sample(16)) - pattern) ** 2))
     before = distance()
+    traces = count_train_step_traces(trainer)
     history = trainer.fit(data, batch_size=32, epochs=60, verbose=0)
+    assert len(traces) == 1, traces  # compile() built both optimizers: no second trace
     after = distance()
     print(f"DCGAN: MSE of samples to the data {before:.4f} -> {after:.4f}; "
           f"d_loss {history.history['d_loss'][0]:.3f} -> {history.history['d_loss'][-1]:.3f}")

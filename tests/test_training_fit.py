@@ -37,6 +37,37 @@ def _changed(before, after):
     return {name for name in before if any(not np.array_equal(a, b) for a, b in zip(before[name], after[name]))}
 
 
+def count_train_step_traces(model):
+    """A list that grows by one at each trace of `model`'s train step (Python runs `train_step` only then)."""
+    traces = []
+    step = model.train_step
+
+    def counted(data):
+        traces.append(len(traces))
+        return step(data)
+
+    model.train_step = counted
+    return traces
+
+
+def test_fit_traces_the_train_step_once():
+    """training.fit builds the optimizer before Keras traces: one trace, where Keras alone makes two."""
+    from training.fit import fit
+
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 1, (32, 16, 16, 3)).astype("float32"), rng.integers(0, 3, 32)
+    model = tiny_bn_net()
+    traces = count_train_step_traces(model)
+    fit(model, x, epochs=2, y=y, batch_size=8, verbose=0, jit_compile=False)
+    assert len(traces) == 1, traces
+    # what the count tells apart: Keras' own fit, whose first trace creates Adam's variables and is traced again
+    plain = tiny_bn_net()
+    plain.compile(keras.optimizers.Adam(), "sparse_categorical_crossentropy", jit_compile=False)
+    plain_traces = count_train_step_traces(plain)
+    plain.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    assert len(plain_traces) == 2, f"Keras now traces {len(plain_traces)} time(s): build_optimizer may be unneeded"
+
+
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory):
     return make_image_folder(tmp_path_factory.mktemp("photos") / "data", per_class=12)

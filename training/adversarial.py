@@ -42,6 +42,8 @@ import h5py
 import keras
 from keras import ops
 
+from training.fit import build_optimizer
+
 __all__ = [
     "CycleGANTrainer", "DCGANTrainer", "GANCheckpoint", "GANTrainer", "Pix2PixTrainer", "SRGANTrainer",
     "latest_checkpoint", "pretrain_generator",
@@ -108,6 +110,7 @@ class GANTrainer(keras.Model):
         optimizers = {k: kwargs.pop(k) for k in list(kwargs) if k in self._optimizer_targets}
         self._set_optimizers(optimizers, self._default_optimizers)
         super().compile(**kwargs)
+        self._build_optimizers()  # now, or the first train step is traced twice (training.fit.build_optimizer)
 
     def _update(self, tape, loss, optimizer_attr):
         variables = [v for name in self._optimizer_targets[optimizer_attr]
@@ -327,6 +330,7 @@ def pretrain_generator(generator, data, epochs, learning_rate=1e-4, loss="mse", 
         The Keras `History`.
     """
     generator.compile(keras.optimizers.Adam(learning_rate, beta_1=0.9), loss=loss)
+    build_optimizer(generator)
     if isinstance(data, tuple) and len(data) == 2:
         return generator.fit(data[0], data[1], epochs=epochs, **fit_kwargs)
     return generator.fit(data, epochs=epochs, **fit_kwargs)

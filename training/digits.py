@@ -11,6 +11,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from training.fit import build_optimizer
 from training.precision import build_under, choose_precision
 
 LENET_SIZE = 32
@@ -78,6 +79,7 @@ def train_lenet5_digits(output="lenet5.h5", epochs=25, batch_size=32, learning_r
     model = trainer.get_layer("lenet5")
     metrics_args = dict(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     trainer.compile(optimizer=keras.optimizers.Adam(learning_rate), **metrics_args)
+    build_optimizer(trainer)
     model.compile(optimizer=trainer.optimizer, **metrics_args)  # the saved model reloads compiled
     history = trainer.fit(
         x_train, y_train, batch_size=batch_size, epochs=epochs, validation_split=0.1, verbose=verbose

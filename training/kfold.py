@@ -74,6 +74,7 @@ def kfold(build_fn, x, y=None, *, k=5, stratified=True, epochs=10, batch_size=32
     from sklearn.model_selection import KFold, StratifiedKFold
 
     from kerasnets.saving import save_weights_atomically
+    from training.fit import build_optimizer
 
     if y is None:
         x, y = _materialize(x)
@@ -87,6 +88,7 @@ def kfold(build_fn, x, y=None, *, k=5, stratified=True, epochs=10, batch_size=32
     histories, scores, best_fold, best_path = [], [], None, None
     for i, (train_idx, val_idx) in enumerate(folds):
         model = build_fn()
+        build_optimizer(model)
         history = model.fit(x[train_idx], y[train_idx], batch_size=batch_size, epochs=epochs,
                             validation_data=(x[val_idx], y[val_idx]), verbose=verbose, **fit_kwargs)
         results = model.evaluate(x[val_idx], y[val_idx], batch_size=batch_size, verbose=0, return_dict=True)

@@ -39,6 +39,7 @@ import keras
 import numpy as np
 
 from kerasnets.saving import link_atomically, save_weights_atomically
+from training.fit import build_optimizer
 from training.image_metrics import rgb_to_y
 
 __all__ = [
@@ -382,6 +383,7 @@ def train_fsrcnn(train_file, eval_file, scale, outputs_dir, epochs=20, batch_siz
     model = kerasnets.build_fsrcnn(scale=scale, d=d, s=s, m=m, weights=weights_file)
     model.compile(optimizer=ScaledLRAdam(lr, {"deconv": deconv_lr_factor}), loss="mse",
                   steps_per_execution=steps_per_execution)
+    build_optimizer(model)
     run_dir = os.path.join(os.fspath(outputs_dir), f"x{scale}") if outputs_dir else None
     if run_dir:
         os.makedirs(run_dir, exist_ok=True)
