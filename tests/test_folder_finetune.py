@@ -336,6 +336,7 @@ def pretrain_resnet18_on_digits(path):
 
     import kerasnets
     from kerasnets.preprocessing import Preprocess
+    from training.fit import build_optimizer
     from weights_io import save_torch_state_dict
 
     keras.utils.set_random_seed(0)
@@ -347,6 +348,7 @@ def pretrain_resnet18_on_digits(path):
     inputs = keras.Input((32, 32, 3))
     model = keras.Model(inputs, net(Preprocess("torch")(inputs)))
     model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    build_optimizer(model)  # one trace of the train step, not two
     model.fit(x, digits.target[keep], epochs=3, batch_size=32, verbose=0)
     # 45 steps leave BatchNorm's moving statistics (momentum 0.99) mostly at their initial values:
     # set them to the statistics of the training images, as a longer pretraining would have
