@@ -467,14 +467,28 @@ def _comparable(config, head=False):
     return {k: v for k, v in config.items() if k not in ignored}
 
 
+def _built_with_preset_options(model, preset):
+    """Whether kerasnets built `model` as the preset's network with its options (head and input size aside):
+    the same builder and options make the same layers, so there is nothing to compare."""
+    from kerasnets.registry import model_spec
+    from weights_io.core import build_record
+
+    record = build_record(model)
+    expected = {**model_spec(preset.model).builder.option_defaults, **preset.options}
+    head = ("include_top", "pooling", "classes", "classifier_activation", "input_shape")
+    return record is not None and record.model == preset.model and not record.differences(expected, ignore=head)
+
+
 def check_architecture(model, preset):
     """ValueError unless `model` is the preset's network (its builder options), up to the head.
 
     Weights of the right shapes can still be wrong for a network built with
     other options (BN epsilon, padding, built-in rescaling): those differences
     are in the layer configs, so the model's layers are compared with a
-    backbone built with the preset's options.
+    backbone built with the preset's options (unless its build record has them).
     """
+    if _built_with_preset_options(model, preset):
+        return
     shape = tuple(model.inputs[0].shape[1:])
     overrides = {"input_shape": shape, "weights": None}
     if preset.task == "classification":

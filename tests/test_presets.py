@@ -244,6 +244,36 @@ def test_wrong_options_classes_and_names_are_value_errors():
         kerasnets.build_resnet18(weights="imagenet", name="mine", include_top=False, input_shape=(32, 32, 3))
 
 
+def test_check_architecture_trusts_only_a_matching_build_record(monkeypatch):
+    """A model kerasnets built with the preset's options is the preset's network by construction: no reference
+    build. The same layers without the record are compared one by one, and one changed epsilon is caught."""
+    preset = presets.get_preset("resnet18.torchvision_v1")
+    references = []
+    real = presets._canonical
+    monkeypatch.setattr(presets, "_canonical", lambda *a, **k: references.append(a[0].name) or real(*a, **k))
+    model = kerasnets.build(preset.model, include_top=False, input_shape=(32, 32, 3), **preset.options)
+    presets.check_architecture(model, preset)
+    assert references == []
+
+    presets.check_architecture(keras.models.clone_model(model), preset)  # a clone carries no build record
+    assert references == [preset.name]
+    first_bn = next(layer.name for layer in model.layers if "epsilon" in layer.get_config())
+
+    def wider_epsilon(layer):
+        config = layer.get_config()
+        if layer.name == first_bn:
+            config["epsilon"] = 0.5
+        return type(layer).from_config(config)
+
+    with pytest.raises(ValueError, match=f"layer '{first_bn}' differs"):
+        presets.check_architecture(keras.models.clone_model(model, clone_function=wider_epsilon), preset)
+    other_options = {**preset.options, "padding": "keras"}
+    other = kerasnets.build(preset.model, include_top=False, input_shape=(32, 32, 3), **other_options)
+    with pytest.raises(ValueError, match="Pass those options"):
+        presets.check_architecture(other, preset)  # a record with other options: compared, and refused
+    assert len(references) == 3
+
+
 def test_table_is_consistent():
     table = presets.list_presets()
     names = [p.name for p in table]

@@ -78,6 +78,12 @@ class BuildRecord:
     options: dict
     given: tuple = ()  # the options the caller passed (the rest are the builder's defaults)
 
+    def differences(self, options, ignore=()):
+        """The option names, outside `ignore`, whose value here is not the one `options` gives (or either lacks)."""
+        keys = (set(self.options) | set(options)) - set(ignore)
+        return sorted(key for key in keys if key not in self.options or key not in options
+                      or not _same_value(self.options[key], options[key]))
+
     def call(self, **changes):
         """The Python call that builds this model with `changes` applied, as text."""
         kwargs = {**{k: self.options[k] for k in self.given if k in self.options}, **changes}
