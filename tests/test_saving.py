@@ -2,6 +2,7 @@
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -37,35 +38,42 @@ WRITER = textwrap.dedent(
 
 @pytest.mark.parametrize("suffix", [".h5", ".keras"])
 def test_kill_during_save_leaves_a_whole_previous_file(tmp_path, suffix):
-    path = tmp_path / f"model{suffix}"
+    """The writer is caught three times at a random moment with a save under way (its temporary file exists)
+    and frozen there (SIGSTOP): what the disk holds then is what a kill at that instant leaves, and the model
+    file must be one whole save. The first two times it goes on (one process, one TensorFlow start-up), the
+    third it is killed (SIGKILL) and the file is read after its death."""
+    path, seen = tmp_path / "out" / f"model{suffix}", tmp_path / "seen"
+    path.parent.mkdir()
+    seen.mkdir()
     rng = random.Random(0)
-    survived = 0
-    for kill in range(3):
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True)
-        try:
-            proc.stdout.readline()  # one complete save exists
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        proc.stdout.readline()  # one complete save exists
+        for catch in range(3):
             time.sleep(rng.uniform(0.0, 0.5))
             deadline = time.time() + 30
             while time.time() < deadline:
-                # Freeze the writer before looking, so the save seen under way is still under way when the kill lands.
+                # Freeze the writer before looking, so the save seen under way is still under way when we read.
                 proc.send_signal(signal.SIGSTOP)
-                if any(n.startswith(".tmp-") for n in os.listdir(tmp_path)):
+                if any(n.startswith(".tmp-") for n in os.listdir(path.parent)):
                     break
                 proc.send_signal(signal.SIGCONT)
                 time.sleep(0.001)
-        finally:
+            assert any(n.startswith(".tmp-") for n in os.listdir(path.parent)), "no save caught under way"
+            if catch == 2:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+            shutil.copyfile(path, seen / f"{catch}{suffix}")  # the file as the kill (or the freeze) left it
+            proc.send_signal(signal.SIGCONT)
+            model = keras.models.load_model(seen / f"{catch}{suffix}", compile=False)
+            values = {float(np.unique(w)[0]) for w in model.get_weights()}
+            assert len(values) == 1 and all(len(np.unique(w)) == 1 for w in model.get_weights()), \
+                "weights from two different saves: the file was torn"
+    finally:
+        if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
-        torn = [n for n in os.listdir(tmp_path) if n.startswith(".tmp-")]
-        assert torn, "the kill did not land mid-save"
-        for name in torn:
-            os.remove(tmp_path / name)
-        model = keras.models.load_model(path, compile=False)
-        values = {float(np.unique(w)[0]) for w in model.get_weights()}
-        assert len(values) == 1 and all(len(np.unique(w)) == 1 for w in model.get_weights()), \
-            "weights from two different saves: the file was torn"
-        survived += 1
-    assert survived == 3
+    assert proc.returncode == -signal.SIGKILL
 
 
 def test_atomic_save_round_trip_and_permissions(tmp_path):
