@@ -77,7 +77,8 @@ def build_for_weights(name, path, *, source=None, strict=True, progress=None, we
     model = build(name, **options)
     layout = layout_for(model)
     record = build_record(model)
-    changes = {key: theirs for key, _, theirs in layout.option_differences(record) if key not in options}
+    changes = {key: theirs for key, _, theirs in layout.option_differences(record, weight_file)
+               if key not in options}
     if record is not None and record.options.get("include_top") and "classes" not in options:
         classes = _file_classes(model, weight_file, layout)
         if classes is not None and classes == layout.background_classes and not keep_background:

@@ -116,10 +116,11 @@ def _has_head_option(name):
 _PUBLISHED = {}
 
 
-def _published_table(name, layout):
-    """`[[layer, numbers]]` of model `name` built with the options `layout` implies, or None where none apply."""
+def _published_table(name, layout, weight_file):
+    """`[[layer, numbers]]` of model `name` built with the options `layout` implies (for `weight_file`), or None
+    where none apply."""
     spec = model_spec(name)
-    options = layout.implied_options(spec.family, name)
+    options = layout.implied_options(spec.family, name, weight_file)
     defaults = spec.builder.option_defaults
     if all(key in defaults and defaults[key] == value for key, value in options.items()):
         return None  # built as the table has it
@@ -142,8 +143,11 @@ def _match(name, layout, layers, view, head_option):
     placed = {our: src for our, src in layout.mapping(ours, view).items() if src in sources}
     if not placed:
         return None
-    mismatches = tuple(our for our, src in placed.items()
-                       if our != ours[-1] and _numbers(view.tensors[src]) != counts[our])
+    sharing = {}  # source -> our layers it feeds (FSRCNN_Tensorflow's last conv: our sub-pixel conv and shuffle)
+    for our, src in placed.items():
+        sharing.setdefault(src, []).append(our)
+    mismatches = tuple(group[0] for src, group in sharing.items()
+                       if ours[-1] not in group and _numbers(view.tensors[src]) != sum(counts[o] for o in group))
     missing = [our for our in ours if our not in placed]
     return Match(name=name, layout=layout.name, placed=len(set(placed.values())), file_layers=len(sources),
                  unmapped=len(missing), size_mismatches=mismatches,
@@ -170,8 +174,10 @@ def rank_models(weight_file, names=None):
             if layout.pair_in_order is not None:
                 continue
             match = _match(name, layout, layers, views[layout.name], head_option)
-            if match is not None and not match.complete and match.placed == match.file_layers:
-                published = _published_table(name, layout)
+            # a layout whose file fixes options (sizes, upsampler) may name other layers than the defaults build
+            if match is not None and not match.complete and (match.placed == match.file_layers
+                                                              or layout.file_options is not None):
+                published = _published_table(name, layout, weight_file)
                 if published is not None:
                     match = _match(name, layout, published, views[layout.name], head_option) or match
             if match is not None:

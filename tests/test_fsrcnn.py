@@ -179,6 +179,28 @@ def test_released_presets_compute_the_published_graph(released_mirror, name):
     assert_parity(infer(model, lr), _published_graph(file_name)(lr), what=f"{name} super-resolved luma")
 
 
+@pytest.mark.parametrize("name", sorted(RELEASED_PRESETS))
+def test_from_weights_reads_sizes_and_scale_off_the_released_file(name):
+    """No options: the file's shapes give d, s, m and the scale, and the network computes the published graph."""
+    from weights_io.core import build_record
+
+    file_name, scale, (d, s, m) = RELEASED_PRESETS[name]
+    model = kerasnets.from_weights(RELEASED / file_name)
+    options = build_record(model).options
+    assert {key: options[key] for key in ("scale", "d", "s", "m", "upsampler")} == {
+        "scale": scale, "d": d, "s": s, "m": m, "upsampler": "subpixel"}
+    lr, _ = _camera_luma(scale)
+    assert_parity(infer(model, lr), _published_graph(file_name)(lr), what=f"from_weights({file_name})")
+
+
+def test_a_released_file_of_another_scale_is_refused_naming_the_scale():
+    from weights_io import WeightMismatchError, load_weights
+
+    model = kerasnets.build_fsrcnn(2, upsampler="subpixel")
+    with pytest.raises(WeightMismatchError, match="scale: model 2, publisher 3"):
+        load_weights(model, RELEASED / "FSRCNN_x3.pb", source="fsrcnn-tensorflow")
+
+
 def test_released_x3_beats_bicubic_on_a_real_photo(released_mirror):
     """The weights are the trained ones and the preset's recipe fits them: above bicubic on held-out crops."""
     from training.superres import calc_psnr

@@ -325,7 +325,7 @@ def assign_weights(model, weight_file: WeightFile, layout, *, strict=True, flip_
         report.skipped += [("(not in the model)", key, "optional source, unused") for key in optional]
         report.unexpected = [key for key in report.unexpected if key not in optional]
     record = build_record(model)
-    report.option_mismatches = layout.option_differences(record)
+    report.option_mismatches = layout.option_differences(record, read)
     if record is not None:
         report.suggested_call = record.call(**{k: theirs for k, _, theirs in report.option_mismatches})
     report.head_only = _head_only(report, names[-1] if names else None, mapping.get(names[-1]) if names else None)

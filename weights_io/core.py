@@ -161,6 +161,11 @@ class Layout:
             ``"layer.param"`` key it stands for, or None to keep it; for
             publishers who name each array alone (FSRCNN_Tensorflow's ``f1``,
             ``b1``, ``alpha1`` are one layer's kernel, bias and slope).
+        file_options: None, or a function of the file as this layout reads it
+            (`view`) giving the builder options its array shapes fix, for
+            publishers who released several sizes of one network under the same
+            names (FSRCNN_Tensorflow's widths, depth and scale); {} where the
+            file does not tell.
     """
 
     name: str
@@ -176,6 +181,7 @@ class Layout:
     merge_sources: Callable[[str], str | None] | None = None
     fits: Callable[[WeightFile], bool] | None = None
     source_names: Callable[[str], str | None] | None = None
+    file_options: Callable[[WeightFile], dict] | None = None
 
     def view(self, weight_file):
         """`weight_file` as this layout reads it: a caffemodel's numbered blobs named (`caffe_blobs`), arrays
@@ -197,15 +203,19 @@ class Layout:
             return self.pair_in_order(list(names), weight_file.layer_names())
         return self.map_names(names)
 
-    def implied_options(self, family=None, model=None):
-        """The builder options this layout's publisher implies for network `model` of `family`."""
-        return {**self.options, **self.scoped_options.get(family, {}), **self.scoped_options.get(model, {})}
+    def implied_options(self, family=None, model=None, weight_file=None):
+        """The builder options this layout's publisher implies for network `model` of `family`, and with
+        `weight_file` (as a reader returned it) those its array shapes fix (`file_options`)."""
+        implied = {**self.options, **self.scoped_options.get(family, {}), **self.scoped_options.get(model, {})}
+        if self.file_options is not None and weight_file is not None:
+            implied.update(self.file_options(self.view(weight_file)))
+        return implied
 
-    def option_differences(self, record):
+    def option_differences(self, record, weight_file=None):
         """`[(option, model's value, publisher's value)]` where the model `record` was built otherwise."""
         if record is None:
             return []
-        implied = self.implied_options(record.family, record.model)
+        implied = self.implied_options(record.family, record.model, weight_file)
         return [(key, record.options[key], value) for key, value in implied.items()
                 if key in record.options and not _same_value(record.options[key], value)]
 

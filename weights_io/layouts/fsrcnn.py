@@ -75,6 +75,21 @@ register_layout(
     )
 )
 
+def _tensorflow_file_options(view):
+    """d, s, m and scale of an FSRCNN_Tensorflow file: conv1 outputs d maps, conv2 shrinks to s, the m mapping
+    convolutions follow, and the last (conv m+4) gives the sub-pixel shuffle scale**2 channels."""
+    convs = sorted(int(key[4:]) for key in view.tensors if re.fullmatch(r"conv\d+", key))
+    try:
+        d, s = (int(view.tensors[f"conv{i}"]["weights"].shape[-1]) for i in (1, 2))
+        last = int(view.tensors[f"conv{convs[-1]}"]["weights"].shape[-1])
+    except (KeyError, IndexError):
+        return {}
+    scale = round(last ** 0.5)
+    if convs != list(range(1, len(convs) + 1)) or len(convs) < 4 or scale * scale != last:
+        return {}
+    return {"d": d, "s": s, "m": len(convs) - 4, "scale": scale}
+
+
 register_layout(
     Layout(
         name="fsrcnn-tensorflow",
@@ -83,5 +98,6 @@ register_layout(
         first_conv="extract_conv",
         options={"upsampler": "subpixel"},
         source_names=_tensorflow_source_name,
+        file_options=_tensorflow_file_options,
     )
 )
