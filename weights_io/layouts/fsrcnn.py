@@ -75,6 +75,7 @@ register_layout(
     )
 )
 
+
 def _tensorflow_file_options(view):
     """d, s, m and scale of an FSRCNN_Tensorflow file: conv1 outputs d maps, conv2 shrinks to s, the m mapping
     convolutions follow, and the last (conv m+4) gives the sub-pixel shuffle scale**2 channels."""
@@ -85,7 +86,8 @@ def _tensorflow_file_options(view):
     except (KeyError, IndexError):
         return {}
     scale = round(last ** 0.5)
-    if convs != list(range(1, len(convs) + 1)) or len(convs) < 4 or scale * scale != last:
+    prelus = all(f"prelu{i}" in view.tensors for i in convs[:-1])  # a slope after every conv but the last
+    if convs != list(range(1, len(convs) + 1)) or len(convs) < 4 or not prelus or scale * scale != last:
         return {}
     return {"d": d, "s": s, "m": len(convs) - 4, "scale": scale}
 
