@@ -7,11 +7,14 @@ The defaults of `training.fit` follow these numbers (docs/benchmarks.md).
 `--fold` times inference instead: `kerasnets.fold_batch_norm(model)` against
 the model it was made from, for ResNet-50 (batch 1 and 16) and
 MobileNetV3-Large (batch 8). `--onednn` times training with oneDNN off
-(`TF_ENABLE_ONEDNN_OPTS=0`) against TensorFlow's default, on.
+(`TF_ENABLE_ONEDNN_OPTS=0`) against TensorFlow's default, on. `--adam` times
+Adam on TensorFlow's fused kernel (`training.optimizers.fuse_adam`, what
+`training.fit` trains with) against Keras' own Adam.
 
     python benchmarks/speed_switches.py --quick
     python benchmarks/speed_switches.py --fold
     python benchmarks/speed_switches.py --onednn --image-size 160
+    python benchmarks/speed_switches.py --adam
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import interleave, report, training_timer  # noqa: E402
 
 
-def make_trainer(name, image_size, classes, *, jit_compile=False, steps_per_execution=1, dtype_policy=None):
+def make_trainer(name, image_size, classes, *, jit_compile=False, steps_per_execution=1, dtype_policy=None,
+                 optimizer=None):
     import keras
 
     import kerasnets
@@ -33,9 +37,33 @@ def make_trainer(name, image_size, classes, *, jit_compile=False, steps_per_exec
     keras.config.set_dtype_policy(dtype_policy or "float32")
     model = kerasnets.build(name, input_shape=(image_size, image_size, 3), classes=classes)
     keras.config.set_dtype_policy("float32")
-    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="sparse_categorical_crossentropy",
-                  jit_compile=jit_compile, steps_per_execution=steps_per_execution)
+    model.compile(optimizer=optimizer or keras.optimizers.SGD(0.01, momentum=0.9),
+                  loss="sparse_categorical_crossentropy", jit_compile=jit_compile,
+                  steps_per_execution=steps_per_execution)
     return model
+
+
+# (model, image size, batch) of `--adam`: a small-image fine-tune (the tests' and notebooks' size) and
+# ImageNet-sized training, where the convolutions' share of a step is larger
+ADAM_CASES = (("resnet18", 32, 8), ("resnet50", 64, 8), ("resnet50", 224, 16))
+
+
+def adam_rows(args):
+    """Keras' Adam on TensorFlow's fused kernel against Keras' own Adam, per `ADAM_CASES` row."""
+    import keras
+
+    from training.optimizers import fuse_adam
+
+    rows = []
+    for name, size, batch in ADAM_CASES:
+        shape = argparse.Namespace(batch=batch, steps=args.steps, image_size=size)
+        x, y = training_data(shape)
+        fused = make_trainer(name, size, CLASSES, optimizer=keras.optimizers.Adam(1e-3))
+        assert fuse_adam(fused.optimizer)
+        plain = make_trainer(name, size, CLASSES, optimizer=keras.optimizers.Adam(1e-3))
+        rows.append(interleave(f"{name} {size}px b{batch} fused Adam vs Keras'", fit_round(fused, x, y, batch),
+                               fit_round(plain, x, y, batch), work=len(x), rounds=args.rounds))
+    return rows
 
 
 def fold_rows(image_size, rounds, cases=(("resnet50", 1), ("resnet50", 16), ("mobilenet_v3_large", 8))):
@@ -128,6 +156,8 @@ def main(argv=None):
     parser.add_argument("--fold", action="store_true", help="time fold_batch_norm at inference instead")
     parser.add_argument("--onednn", action="store_true",
                         help="time training with oneDNN off against on, in two child processes, instead")
+    parser.add_argument("--adam", action="store_true",
+                        help="time Adam on TensorFlow's fused kernel against Keras' own Adam instead")
     parser.add_argument("--serve-rounds", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
@@ -137,6 +167,9 @@ def main(argv=None):
     if args.fold:
         report(f"BatchNormalization folded into convolutions, inference {args.image_size}px (ours = folded)",
                fold_rows(args.image_size, max(args.rounds, 5)))
+        return
+    if args.adam:
+        report("Adam update, training (ours = TensorFlow's fused kernel)", adam_rows(args))
         return
     if args.onednn:
         report(f"oneDNN, {args.model} training b{args.batch} {args.image_size}px (ours = oneDNN off)",

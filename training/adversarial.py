@@ -43,6 +43,7 @@ import keras
 from keras import ops
 
 from training.fit import build_optimizer
+from training.optimizers import fuse_adam
 
 __all__ = [
     "CycleGANTrainer", "DCGANTrainer", "GANCheckpoint", "GANTrainer", "Pix2PixTrainer", "SRGANTrainer",
@@ -130,6 +131,7 @@ class GANTrainer(keras.Model):
                 raise ValueError(f"Call compile() before saving or loading a checkpoint ({attr} is not set)")
             if not optimizer.built:
                 optimizer.build([v for name in names for v in getattr(self, name).trainable_variables])
+            fuse_adam(optimizer)
 
     def _state(self):
         """name -> list of variables, in a fixed order."""

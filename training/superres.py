@@ -41,6 +41,7 @@ import numpy as np
 from kerasnets.saving import link_atomically, save_weights_atomically
 from training.fit import build_optimizer
 from training.image_metrics import rgb_to_y
+from training.optimizers import adam_update
 
 __all__ = [
     "FSRCNN_PATCH_SIZES", "EvalPSNR", "FSRCNNTrainResult", "FSRCNNTrainSequence", "ScaledLRAdam",
@@ -280,7 +281,7 @@ class ScaledLRAdam(keras.optimizers.Adam):
         factor = self._factors.get(self._get_variable_index(variable), 1.0)
         if factor != 1.0:
             learning_rate = learning_rate * factor
-        super().update_step(gradient, variable, learning_rate)
+        adam_update(self, gradient, variable, learning_rate)  # TensorFlow's fused kernel there
 
     def get_config(self):
         return {**super().get_config(), "lr_multipliers": dict(self.lr_multipliers)}
