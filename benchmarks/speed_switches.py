@@ -7,14 +7,14 @@ The defaults of `training.fit` follow these numbers (docs/benchmarks.md).
 `--fold` times inference instead: `kerasnets.fold_batch_norm(model)` against
 the model it was made from, for ResNet-50 (batch 1 and 16) and
 MobileNetV3-Large (batch 8). `--onednn` times training with oneDNN off
-(`TF_ENABLE_ONEDNN_OPTS=0`) against TensorFlow's default, on. `--adam` times
-Adam on TensorFlow's fused kernel (`training.optimizers.fuse_adam`, what
-`training.fit` trains with) against Keras' own Adam.
+(`TF_ENABLE_ONEDNN_OPTS=0`) against TensorFlow's default, on. `--fused` times
+Adam and SGD on TensorFlow's fused kernels (`training.optimizers.fuse_optimizer`,
+what `training.fit` trains with) against Keras' own updates.
 
     python benchmarks/speed_switches.py --quick
     python benchmarks/speed_switches.py --fold
     python benchmarks/speed_switches.py --onednn --image-size 160
-    python benchmarks/speed_switches.py --adam
+    python benchmarks/speed_switches.py --fused
 """
 
 from __future__ import annotations
@@ -43,25 +43,28 @@ def make_trainer(name, image_size, classes, *, jit_compile=False, steps_per_exec
     return model
 
 
-# (model, image size, batch) of `--adam`: a small-image fine-tune (the tests' and notebooks' size) and
-# ImageNet-sized training, where the convolutions' share of a step is larger
-ADAM_CASES = (("resnet18", 32, 8), ("resnet50", 64, 8), ("resnet50", 224, 16))
+# (optimizer, model, image size, batch) of `--fused`: a small-image fine-tune (the tests' and notebooks'
+# size) and ImageNet-sized training, where the convolutions' share of a step is larger
+FUSED_CASES = (("adam", "resnet18", 32, 8), ("adam", "resnet50", 64, 8), ("adam", "resnet50", 224, 16),
+               ("sgd", "resnet18", 32, 8))
+OPTIMIZERS = {"adam": lambda keras: keras.optimizers.Adam(1e-3),
+              "sgd": lambda keras: keras.optimizers.SGD(0.01, momentum=0.9)}
 
 
-def adam_rows(args):
-    """Keras' Adam on TensorFlow's fused kernel against Keras' own Adam, per `ADAM_CASES` row."""
+def fused_rows(args):
+    """Keras' Adam and SGD on TensorFlow's fused kernels against Keras' own updates, per `FUSED_CASES` row."""
     import keras
 
-    from training.optimizers import fuse_adam
+    from training.optimizers import fuse_optimizer
 
     rows = []
-    for name, size, batch in ADAM_CASES:
+    for optimizer, name, size, batch in FUSED_CASES:
         shape = argparse.Namespace(batch=batch, steps=args.steps, image_size=size)
         x, y = training_data(shape)
-        fused = make_trainer(name, size, CLASSES, optimizer=keras.optimizers.Adam(1e-3))
-        assert fuse_adam(fused.optimizer)
-        plain = make_trainer(name, size, CLASSES, optimizer=keras.optimizers.Adam(1e-3))
-        rows.append(interleave(f"{name} {size}px b{batch} fused Adam vs Keras'", fit_round(fused, x, y, batch),
+        fused = make_trainer(name, size, CLASSES, optimizer=OPTIMIZERS[optimizer](keras))
+        assert fuse_optimizer(fused.optimizer)
+        plain = make_trainer(name, size, CLASSES, optimizer=OPTIMIZERS[optimizer](keras))
+        rows.append(interleave(f"{name} {size}px b{batch} fused {optimizer} vs Keras'", fit_round(fused, x, y, batch),
                                fit_round(plain, x, y, batch), work=len(x), rounds=args.rounds))
     return rows
 
@@ -156,8 +159,8 @@ def main(argv=None):
     parser.add_argument("--fold", action="store_true", help="time fold_batch_norm at inference instead")
     parser.add_argument("--onednn", action="store_true",
                         help="time training with oneDNN off against on, in two child processes, instead")
-    parser.add_argument("--adam", action="store_true",
-                        help="time Adam on TensorFlow's fused kernel against Keras' own Adam instead")
+    parser.add_argument("--fused", action="store_true",
+                        help="time Adam and SGD on TensorFlow's fused kernels against Keras' own updates instead")
     parser.add_argument("--serve-rounds", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
@@ -168,8 +171,8 @@ def main(argv=None):
         report(f"BatchNormalization folded into convolutions, inference {args.image_size}px (ours = folded)",
                fold_rows(args.image_size, max(args.rounds, 5)))
         return
-    if args.adam:
-        report("Adam update, training (ours = TensorFlow's fused kernel)", adam_rows(args))
+    if args.fused:
+        report("optimizer updates, training (ours = TensorFlow's fused kernels)", fused_rows(args))
         return
     if args.onednn:
         report(f"oneDNN, {args.model} training b{args.batch} {args.image_size}px (ours = oneDNN off)",

@@ -1,4 +1,7 @@
-"""training.optimizers: Keras' Adam on TensorFlow's fused kernel computes Adam, and only Adam is fused.
+"""training.optimizers: Keras' Adam and SGD on TensorFlow's fused kernels compute what Keras' do, and only
+optimizers whose update step is Keras' own are fused.
+
+SGD's kernel evaluates Keras' own expression: the weights must agree to the bit.
 
 The bar for an update is a float64 Adam written here from the paper's formulas (Kingma & Ba 2015,
 Algorithm 1 with the bias correction folded into the step size, as both implementations do):
@@ -18,7 +21,7 @@ if keras.backend.backend() != "tensorflow":
     pytest.skip("the fused kernel is TensorFlow's; other backends keep Keras' Adam", allow_module_level=True)
 import tensorflow as tf  # noqa: E402
 
-from training.optimizers import fuse_adam  # noqa: E402
+from training.optimizers import fuse_optimizer  # noqa: E402
 
 STEPS, SIZE = 5, 50_000
 BAR = 5e-5  # largest |error| against the float64 Adam, as a fraction of the largest |displacement|
@@ -45,7 +48,8 @@ def float64_adam(start, grads, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-7, weigh
 
 def run(optimizer, start, grads, fused):
     variable = keras.Variable(start.copy())
-    assert fuse_adam(optimizer) is fused if fused else True
+    if fused:
+        assert fuse_optimizer(optimizer)
     for g in grads:
         optimizer.apply([tf.constant(g)], [variable])
     return keras.ops.convert_to_numpy(variable).astype(np.float64)
@@ -88,7 +92,7 @@ def test_the_fused_kernel_is_what_runs(problem, monkeypatch):
     monkeypatch.setattr(tf.raw_ops, "ResourceApplyAdam", lambda **kw: calls.append(kw["var"]) or original(**kw))
     variables = [keras.Variable(start[:10].copy()), keras.Variable(start[:6].reshape(2, 3).copy())]
     optimizer = keras.optimizers.Adam(1e-3)
-    assert fuse_adam(optimizer)
+    assert fuse_optimizer(optimizer)
     optimizer.build(variables)
     kinds = traced_op_types(optimizer, variables, grads[0])
     assert kinds.count("ResourceApplyAdam") == 2 and len(calls) == 2
@@ -99,19 +103,35 @@ def test_the_fused_kernel_is_what_runs(problem, monkeypatch):
     assert "ResourceApplyAdam" not in kinds and {"AssignAddVariableOp", "AssignSubVariableOp"} <= set(kinds)
 
 
-def test_only_adams_own_update_is_fused():
+@pytest.mark.parametrize("options", [{}, {"momentum": 0.9}, {"momentum": 0.9, "nesterov": True}],
+                         ids=["plain", "momentum", "nesterov"])
+def test_fused_sgd_is_keras_sgd_to_the_bit(problem, options):
+    start, grads = problem
+    ours = run(keras.optimizers.SGD(0.05, **options), start, grads, fused=True)
+    theirs = run(keras.optimizers.SGD(0.05, **options), start, grads, fused=False)
+    np.testing.assert_array_equal(ours, theirs)
+    assert np.abs(ours - start).max() > 1e-3  # it moved
+    optimizer = keras.optimizers.SGD(0.05, **options)
+    variables = [keras.Variable(start[:10].copy())]
+    assert fuse_optimizer(optimizer)
+    optimizer.build(variables)
+    kernel = "ResourceApplyKerasMomentum" if options else "ResourceApplyGradientDescent"
+    assert traced_op_types(optimizer, variables, grads[0]).count(kernel) == 1
+
+
+def test_only_keras_own_update_steps_are_fused():
     class Custom(keras.optimizers.Adam):
         def update_step(self, gradient, variable, learning_rate):
             super().update_step(gradient, variable, 2 * learning_rate)
 
-    assert not fuse_adam(keras.optimizers.SGD(0.1, momentum=0.9))
-    assert not fuse_adam(keras.optimizers.Adam(amsgrad=True))  # the kernel has no AMSGrad
-    assert not fuse_adam(Custom())
+    assert not fuse_optimizer(keras.optimizers.RMSprop(0.1))
+    assert not fuse_optimizer(keras.optimizers.Adam(amsgrad=True))  # the kernel has no AMSGrad
+    assert not fuse_optimizer(Custom())
     scaled = keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(1e-3))
-    assert fuse_adam(scaled) and "update_step" in vars(scaled.inner_optimizer)
+    assert fuse_optimizer(scaled) and "update_step" in vars(scaled.inner_optimizer)
     adam = keras.optimizers.Adam(1e-3)
     config = adam.get_config()
-    assert fuse_adam(adam)
+    assert fuse_optimizer(adam)
     assert keras.optimizers.serialize(adam)["class_name"] == "Adam" and adam.get_config() == config
     restored = keras.optimizers.deserialize(keras.optimizers.serialize(adam))
     assert type(restored) is keras.optimizers.Adam and "update_step" not in vars(restored)

@@ -114,7 +114,7 @@ def test_augmentation_scales_and_rotations(small_photos):
 
 def test_scaled_lr_adam_is_two_parameter_groups():
     """One step equals plain Adam(lr) on the body and Adam(0.1 lr) on the deconvolution."""
-    from training.optimizers import fuse_adam
+    from training.optimizers import fuse_optimizer
 
     keras.utils.set_random_seed(0)
     model = kerasnets.build_fsrcnn(scale=3, d=8, s=4, m=1)
@@ -135,7 +135,7 @@ def test_scaled_lr_adam_is_two_parameter_groups():
     for indices, lr in ((body, 1e-2), (deconv, 1e-3)):
         shadow = [keras.Variable(np.array(variables[i])) for i in indices]
         adam = keras.optimizers.Adam(lr)
-        fuse_adam(adam)  # as ScaledLRAdam updates on TensorFlow (tests/test_optimizers.py: the kernel is Adam)
+        fuse_optimizer(adam)  # as ScaledLRAdam updates on TensorFlow (tests/test_optimizers.py: the kernel is Adam)
         adam.apply_gradients([(grads[i], s) for i, s in zip(indices, shadow)])
         want.update({i: np.array(s) for i, s in zip(indices, shadow)})
     ScaledLRAdam(1e-2, {"deconv": 0.1}).apply_gradients(zip(grads, variables))

@@ -43,7 +43,7 @@ import keras
 from keras import ops
 
 from training.fit import build_optimizer
-from training.optimizers import fuse_adam
+from training.optimizers import fuse_optimizer
 
 __all__ = [
     "CycleGANTrainer", "DCGANTrainer", "GANCheckpoint", "GANTrainer", "Pix2PixTrainer", "SRGANTrainer",
@@ -131,7 +131,7 @@ class GANTrainer(keras.Model):
                 raise ValueError(f"Call compile() before saving or loading a checkpoint ({attr} is not set)")
             if not optimizer.built:
                 optimizer.build([v for name in names for v in getattr(self, name).trainable_variables])
-            fuse_adam(optimizer)
+            fuse_optimizer(optimizer)
 
     def _state(self):
         """name -> list of variables, in a fixed order."""

@@ -36,7 +36,7 @@ from training.arrays import EpochShuffledArrays
 from training.callbacks import (
     SCHEDULES, AtomicCheckpoint, ResumableBackup, lr_schedule_callback, read_resume_state, truncate_log,
 )
-from training.optimizers import fuse_adam
+from training.optimizers import fuse_optimizer
 from training.precision import build_under, choose_precision
 from training.strategies import _null_scope, is_chief, make_strategy
 
@@ -69,20 +69,20 @@ def _output_is_probability(model):
 
 
 def build_optimizer(model):
-    """Readies `model.optimizer` before training: its variables created now, and Adam on the fused kernel.
+    """Readies `model.optimizer` before training: its variables created now, Adam and SGD on fused kernels.
 
     Left to Keras, the TensorFlow backend creates the variables while it traces the
     first train step, and a tf.function whose trace created variables is traced again:
     two traces for one train step (ResNet-18 at 32x32, two epochs: 6.2-6.7 s against
-    4.7-4.9 s built first; the same weights to the bit). A Keras Adam then updates
-    through TensorFlow's fused kernel (`training.optimizers.fuse_adam`).
+    4.7-4.9 s built first; the same weights to the bit). A Keras Adam or SGD then
+    updates through TensorFlow's fused kernels (`training.optimizers.fuse_optimizer`).
     """
     optimizer = getattr(model, "optimizer", None)
     if optimizer is None:
         return
     if not optimizer.built:
         optimizer.build(model.trainable_variables)
-    fuse_adam(optimizer)
+    fuse_optimizer(optimizer)
 
 
 def read_history_csv(path):

@@ -1,20 +1,21 @@
-"""Keras' Adam on TensorFlow's fused Adam kernel: the same update, one op per variable.
+"""Keras' Adam and SGD on TensorFlow's fused kernels: the same updates, one op per variable.
 
-Keras 3 writes Adam's update of each variable as some twenty small ops (the step's
-powers and casts, then the two moments and the variable, each a separate pass over
-the tensor). TensorFlow holds the same update as one kernel, `ResourceApplyAdam`,
-the one tf.keras 2's Adam ran. On the TensorFlow backend `fuse_adam` makes a Keras
-`Adam` or `AdamW` update through it; `training.fit.build_optimizer` calls it, so
-`fit`, `train_on_folder`, the GAN trainers and the digits job use it: ResNet-18
-trains 1.25x as fast at 32x32, batch 8, on a 2-core CPU; ResNet-50 at 224x224 gains
-nothing measurable (`benchmarks/speed_switches.py --adam`).
+Keras 3 writes an optimizer's update of each variable as a chain of small ops, each a
+pass over the tensor (Adam: some twenty, the step's powers and casts included; SGD with
+momentum: five). TensorFlow holds the same updates as single kernels,
+`ResourceApplyAdam` and `ResourceApplyKerasMomentum` (the ones tf.keras 2 ran). On
+the TensorFlow backend `fuse_optimizer` makes a Keras `Adam`, `AdamW` or `SGD` update
+through them; `training.fit.build_optimizer` calls it, so `fit`, `train_on_folder`,
+the GAN trainers and the digits job use it. ResNet-18 at 32x32, batch 8, on a 2-core
+CPU trains 1.25-1.30x as fast with Adam and 1.11x with SGD; ResNet-50 at 224x224 gains
+nothing measurable (`benchmarks/speed_switches.py --fused`).
 
-Rounding is where the two differ: the kernel takes 1 - beta in float32 from the
-float32 beta, Keras in float64 from the Python float, so the moments decay at
-rates that differ in their eighth digit and one update differs by about one unit
-in the last place (tests/test_optimizers.py compares both with a float64 Adam).
-Other backends, AMSGrad, sparse gradients and dtypes the kernel lacks keep Keras'
-own update.
+SGD's kernel computes Keras' expression itself, so its weights are Keras' to the bit.
+Adam's rounds differently: the kernel takes 1 - beta in float32 from the float32 beta,
+Keras in float64 from the Python float, so the moments decay at rates that differ in
+their eighth digit and one update differs by about one unit in the last place
+(tests/test_optimizers.py holds both to a float64 Adam). Other backends, AMSGrad,
+sparse gradients and dtypes the kernels lack keep Keras' own update.
 """
 
 from __future__ import annotations
@@ -26,22 +27,26 @@ import keras
 FUSED_DTYPES = ("float16", "float32", "float64")
 
 
+def _fusable(gradient, variable):
+    """The TensorFlow module when the fused kernel can update `variable` with `gradient`, else None."""
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    if isinstance(gradient, tf.IndexedSlices) or keras.backend.standardize_dtype(variable.dtype) not in FUSED_DTYPES:
+        return None
+    return tf
+
+
 def adam_update(optimizer, gradient, variable, learning_rate):
     """`optimizer`'s Adam update of `variable`: TensorFlow's fused kernel where it applies, else Keras' own.
 
     The `update_step` of a Keras Adam, as a function: an Adam subclass that only
     scales the learning rate (`training.superres.ScaledLRAdam`) calls it too.
     """
-    if keras.backend.backend() == "tensorflow" and not optimizer.amsgrad:
-        import tensorflow as tf
-
-        if (not isinstance(gradient, tf.IndexedSlices)
-                and keras.backend.standardize_dtype(variable.dtype) in FUSED_DTYPES):
-            return _fused_adam_update(tf, optimizer, gradient, variable, learning_rate)
-    return keras.optimizers.Adam.update_step(optimizer, gradient, variable, learning_rate)
-
-
-def _fused_adam_update(tf, optimizer, gradient, variable, learning_rate):
+    tf = None if optimizer.amsgrad else _fusable(gradient, variable)
+    if tf is None:
+        return keras.optimizers.Adam.update_step(optimizer, gradient, variable, learning_rate)
     # `variable` is the tf.Variable (a replica's own inside a strategy's update); so is each moment's
     # `handle` there
     index = optimizer._get_variable_index(variable)
@@ -55,18 +60,43 @@ def _fused_adam_update(tf, optimizer, gradient, variable, learning_rate):
         use_locking=False)
 
 
-def fuse_adam(optimizer):
-    """Makes a Keras `Adam` (or `AdamW`, or one inside a `LossScaleOptimizer`) update through `adam_update`.
+def sgd_update(optimizer, gradient, variable, learning_rate):
+    """`optimizer`'s SGD update of `variable` (momentum and Nesterov as Keras computes them), fused where it applies."""
+    tf = _fusable(gradient, variable)
+    if tf is None:
+        return keras.optimizers.SGD.update_step(optimizer, gradient, variable, learning_rate)
+    dtype = variable.dtype
+    lr, grad = tf.cast(learning_rate, dtype), tf.cast(gradient, dtype)
+    if optimizer.momentum == 0:
+        tf.raw_ops.ResourceApplyGradientDescent(var=variable.handle, alpha=lr, delta=grad, use_locking=False)
+        return
+    velocity = optimizer.momentums[optimizer._get_variable_index(variable)]
+    tf.raw_ops.ResourceApplyKerasMomentum(var=variable.handle, accum=velocity.handle, lr=lr, grad=grad,
+                                          momentum=tf.cast(optimizer.momentum, dtype), use_locking=False,
+                                          use_nesterov=optimizer.nesterov)
 
-    Only an optimizer whose update step is Adam's own is changed, on the
-    TensorFlow backend; its class, config and saved form stay Keras' Adam.
+
+# Keras class -> (its update step, ours); a subclass that overrides the update step keeps its own.
+_FUSED_UPDATES = (
+    (keras.optimizers.Adam, keras.optimizers.Adam.update_step, adam_update),
+    (keras.optimizers.SGD, keras.optimizers.SGD.update_step, sgd_update),
+)
+
+
+def fuse_optimizer(optimizer):
+    """Makes a Keras `Adam`, `AdamW` or `SGD` (or one inside a `LossScaleOptimizer`) update through the fused kernels.
+
+    Only an optimizer whose update step is Keras' own is changed, on the
+    TensorFlow backend; its class, config and saved form stay Keras'.
 
     Returns:
-        True when `optimizer` now updates through the fused kernel.
+        True when `optimizer` now updates through a fused kernel.
     """
     inner = getattr(optimizer, "inner_optimizer", optimizer)
-    if (keras.backend.backend() != "tensorflow" or not isinstance(inner, keras.optimizers.Adam)
-            or type(inner).update_step is not keras.optimizers.Adam.update_step or inner.amsgrad):
+    if keras.backend.backend() != "tensorflow" or getattr(inner, "amsgrad", False):
         return False
-    inner.update_step = functools.partial(adam_update, inner)
-    return True
+    for cls, keras_step, fused_step in _FUSED_UPDATES:
+        if isinstance(inner, cls) and type(inner).update_step is keras_step:
+            inner.update_step = functools.partial(fused_step, inner)
+            return True
+    return False
