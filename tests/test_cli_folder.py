@@ -128,7 +128,8 @@ def test_killed_folder_run_resumes_to_the_uninterrupted_losses(photo_folder, tmp
 
 
 def test_train_flags_reach_fit(photo_folder, tmp_path, capsys, monkeypatch):
-    """--seed, --run-dir, --no-resume, --schedule, --steps-per-execution and --precision do what they say.
+    """--seed, --run-dir, --no-resume, --schedule, --steps-per-execution, --precision and the optimizer's flags do
+    what they say.
 
     CPU float16 is slow, not wrong: with a tensor-core GPU faked, mixed_float16 really builds the network
     under that policy (inside `fit`), the classifier computes in float32, and the saved inference model
@@ -136,15 +137,31 @@ def test_train_flags_reach_fit(photo_folder, tmp_path, capsys, monkeypatch):
     """
     import keras
 
+    from training import fit as fit_module
+
     monkeypatch.setattr("training.precision.gpu_capabilities", lambda: [(8, 0)])
+    real, made = fit_module.make_optimizer, []
+
+    def spy(*args):
+        made.append(real(*args))
+        return made[-1]
+
+    monkeypatch.setattr(fit_module, "make_optimizer", spy)
     run = tmp_path / "run"
     args = ["train", "--model", "lenet5", "--data", str(photo_folder), "--epochs", "2", "--batch-size", "8",
             "--image-size", "32", "--run-dir", str(run), "--seed", "3", "--schedule", "cosine",
-            "--steps-per-execution", "2", "--precision", "mixed_float16", "--jit-compile", "off"]
+            "--steps-per-execution", "2", "--precision", "mixed_float16", "--jit-compile", "off",
+            "--optimizer", "sgd", "--momentum", "0.8", "--nesterov", "--learning-rate", "0.02"]
     try:
         assert cli.main(args + ["--no-resume"]) == 0
     finally:
         keras.config.set_dtype_policy("float32")
+    [optimizer] = made
+    config = optimizer.get_config()
+    assert type(optimizer) is keras.optimizers.SGD and config["momentum"] == 0.8 and config["nesterov"]
+    assert abs(float(config["learning_rate"]) - 0.02) < 1e-7
+    with pytest.raises(SystemExit, match="SGD's"):
+        cli.main(args[:-7] + ["--momentum", "0.5"])
     out = capsys.readouterr().out
     assert "Finished 2 epoch(s)" in out and "curves:" in out and (run / "history.png").exists()
     saved = keras.models.load_model(run / "final.keras", compile=False)
@@ -161,5 +178,5 @@ def test_train_help_groups_the_flags(capsys):
     for group in ("model and weights:", "data:", "training:", "run directory:", "speed and distribution:"):
         assert group in out
     for flag in ("--strategy", "--resume, --no-resume", "--seed", "--precision", "--batch-size", "--learning-rate",
-                 "--run-dir"):
+                 "--run-dir", "--optimizer", "--momentum", "--weight-decay"):
         assert flag in out

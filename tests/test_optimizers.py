@@ -164,3 +164,17 @@ def test_fit_trains_through_the_fused_kernel_as_keras_adam_does(monkeypatch):
     assert len(fused_calls) == 6  # Keras' own fit and Adam: not fused
     np.testing.assert_allclose(ours, theirs, rtol=1e-5)
     assert ours[-1] < ours[0]
+
+
+def test_make_optimizer_takes_names_configs_and_instances():
+    from training.optimizers import make_optimizer
+
+    adam = make_optimizer("adam", 0.05)
+    assert type(adam) is keras.optimizers.Adam and np.isclose(float(adam.learning_rate), 0.05)
+    sgd = make_optimizer({"class_name": "SGD", "config": {"momentum": 0.8, "learning_rate": 0.3}}, 0.05)
+    assert type(sgd) is keras.optimizers.SGD and sgd.momentum == 0.8
+    assert np.isclose(float(sgd.learning_rate), 0.3)  # the config's own rate wins
+    mine = keras.optimizers.RMSprop(0.1)
+    assert make_optimizer(mine, 0.05) is mine
+    with pytest.raises(ValueError, match="Received: optimizer=3"):
+        make_optimizer(3, 0.05)

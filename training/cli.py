@@ -160,6 +160,18 @@ def cmd_summary(args):
     return 0
 
 
+def _optimizer_config(args):
+    """`--optimizer`, `--momentum`, `--nesterov`, `--weight-decay` as a `training.optimizers.make_optimizer` config."""
+    config = {}
+    if args.optimizer == "sgd":
+        config.update(momentum=0.9 if args.momentum is None else args.momentum, nesterov=args.nesterov)
+    elif args.momentum is not None or args.nesterov:
+        raise SystemExit("--momentum and --nesterov are SGD's: add --optimizer sgd")
+    if args.weight_decay is not None:
+        config["weight_decay"] = args.weight_decay
+    return {"class_name": args.optimizer, "config": config}
+
+
 def cmd_train(args):
     target = (args.target or args.model or "lenet5").lower()
     if target == "fsrcnn":
@@ -180,7 +192,7 @@ def cmd_train(args):
 
         result = train_lenet5_digits(output=args.output or "lenet5.h5", epochs=args.epochs or 25,
                                      batch_size=args.batch_size or 32, learning_rate=args.learning_rate or 1e-3,
-                                     seed=args.seed, precision=args.precision)
+                                     seed=args.seed, precision=args.precision, optimizer=_optimizer_config(args))
         return 0 if result["test_accuracy"] > 0 else 1
     from training.folder import train_on_folder
     from weights_io import WeightMismatchError
@@ -195,7 +207,7 @@ def cmd_train(args):
             validation_split=args.validation_split, schedule=args.schedule, seed=args.seed,
             resume=args.resume, strategy=args.strategy, precision=args.precision,
             jit_compile={"auto": "auto", "on": True, "off": False}[args.jit_compile],
-            steps_per_execution=args.steps_per_execution,
+            steps_per_execution=args.steps_per_execution, optimizer=_optimizer_config(args),
         )
     except WeightMismatchError as err:
         raise ValueError(f"{err}\n(`kerasnets train --no-strict` loads what fits and lists the rest.)") from None
@@ -398,7 +410,12 @@ def build_parser():
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=int)
     g.add_argument("--batch-size", type=int)
-    g.add_argument("--learning-rate", type=float, help="Adam's rate (default 1e-4 from weights, else 1e-3)")
+    g.add_argument("--learning-rate", type=float, help="the optimizer's rate (default 1e-4 from weights, else 1e-3)")
+    g.add_argument("--optimizer", default="adam", choices=["adam", "adamw", "sgd"],
+                   help="adam (default), adamw (decoupled weight decay) or sgd; Adam and SGD run TensorFlow's fused kernels")
+    g.add_argument("--momentum", type=float, help="SGD's momentum (default 0.9)")
+    g.add_argument("--nesterov", action="store_true", help="SGD with Nesterov momentum")
+    g.add_argument("--weight-decay", type=float, help="decoupled weight decay (adamw default 0.004, else none)")
     g.add_argument("--schedule", choices=["step", "cosine", "plateau"], help="learning-rate schedule (default none)")
     g.add_argument("--seed", type=int, default=0, help="seeds the split, shuffling, augmentation and initialisation")
     g = p.add_argument_group("run directory")

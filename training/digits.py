@@ -12,6 +12,7 @@ import keras
 import numpy as np
 
 from training.fit import build_optimizer
+from training.optimizers import make_optimizer
 from training.precision import build_under, choose_precision
 
 LENET_SIZE = 32
@@ -49,17 +50,18 @@ def digit_augmentation():
 
 
 def train_lenet5_digits(output="lenet5.h5", epochs=25, batch_size=32, learning_rate=1e-3, seed=0, verbose=1,
-                        precision="auto"):
+                        precision="auto", optimizer="adam"):
     """Trains LeNet-5 on the digits, prints held-out accuracy, saves the model.
 
     Args:
         output: where the trained model is saved (`.h5` or `.keras`).
         epochs: passes over the 1,437 training images (augmented afresh each time).
         batch_size: images per step.
-        learning_rate: Adam's step size.
+        learning_rate: the optimizer's step size.
         seed: seeds the split, the initialisation and the shuffling.
         verbose: Keras' progress bar (1), one line per epoch (2) or silence (0).
         precision: "auto", "float32", "mixed_float16" or "mixed_bfloat16" (`training.precision`).
+        optimizer: a name or config dict for `training.optimizers.make_optimizer` (default Adam).
 
     Returns:
         dict with `test_accuracy`, `test_loss`, `history`, `path` and `precision` (the policy used).
@@ -78,7 +80,7 @@ def train_lenet5_digits(output="lenet5.h5", epochs=25, batch_size=32, learning_r
     trainer = build_under(policy, build_trainer)
     model = trainer.get_layer("lenet5")
     metrics_args = dict(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    trainer.compile(optimizer=keras.optimizers.Adam(learning_rate), **metrics_args)
+    trainer.compile(optimizer=make_optimizer(optimizer, learning_rate), **metrics_args)
     build_optimizer(trainer)
     model.compile(optimizer=trainer.optimizer, **metrics_args)  # the saved model reloads compiled
     history = trainer.fit(

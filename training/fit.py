@@ -36,7 +36,7 @@ from training.arrays import EpochShuffledArrays
 from training.callbacks import (
     SCHEDULES, AtomicCheckpoint, ResumableBackup, lr_schedule_callback, read_resume_state, truncate_log,
 )
-from training.optimizers import fuse_optimizer
+from training.optimizers import fuse_optimizer, make_optimizer
 from training.precision import build_under, choose_precision
 from training.strategies import _null_scope, is_chief, make_strategy
 
@@ -141,7 +141,8 @@ def fit(
         epochs: total epochs; a resumed run trains only the missing ones.
         output_dir: run directory for checkpoints, logs and the final model (see the
             module docstring), or None to keep nothing on disk (no resume).
-        optimizer: a Keras optimizer; default Adam(`learning_rate`).
+        optimizer: a Keras optimizer, a name ("adam", "sgd", "adamw", ...) or a `keras.optimizers.get`
+            config dict, made at `learning_rate` (`training.optimizers.make_optimizer`); default Adam.
         learning_rate: initial learning rate of the default optimizer and schedules.
         loss: default sparse categorical cross-entropy (from logits if the model's last
             layer has no softmax).
@@ -219,7 +220,7 @@ def fit(
             model = build_under(policy, model)
         num_classes = int(model.outputs[0].shape[-1])
         if compile:
-            optimizer = optimizer or keras.optimizers.Adam(learning_rate)
+            optimizer = make_optimizer(optimizer or "adam", learning_rate)
             if loss is None:
                 loss = keras.losses.SparseCategoricalCrossentropy(from_logits=not _output_is_probability(model))
             model.compile(

@@ -169,7 +169,7 @@ def train_on_folder(model_name, data_dir, *, weights=None, strict=True, options=
         preprocessing: see `build_classifier`; baked into the saved model.
         validation_split: fraction of each class held out, unless `val_dir` is given.
         val_dir: a separate validation tree.
-        learning_rate: Adam's rate; default 1e-4 from weights (the notes' value), else 1e-3
+        learning_rate: the optimizer's rate; default 1e-4 from weights (the notes' value), else 1e-3
             (the digits array job's).
         schedule: learning-rate schedule for `fit`.
         augmentation: "default" (`augment.folder_augmentation`: shifts, small rotations, PCA
@@ -178,7 +178,7 @@ def train_on_folder(model_name, data_dir, *, weights=None, strict=True, options=
         cache, on_bad_file: see `training.data.image_folder_dataset`.
         seed: seeds the split, shuffling, augmentation and initialisation.
         verbose: progress bars, the weights report and the closing summary.
-        **fit_options: passed to `fit` (monitor, jit_compile, steps_per_execution, strategy, ...).
+        **fit_options: passed to `fit` (optimizer, monitor, jit_compile, steps_per_execution, strategy, ...).
 
     Returns:
         dict: `model` (the inference model), `history`, `best_epoch`, `best_value`, `monitor`,

@@ -83,6 +83,22 @@ _FUSED_UPDATES = (
 )
 
 
+def make_optimizer(optimizer, learning_rate):
+    """A Keras optimizer from `optimizer`: an instance (returned as is), a name ("adam", "sgd", "adamw", ...)
+    or a `keras.optimizers.get` config dict (`{"class_name": "SGD", "config": {"momentum": 0.9}}`), at
+    `learning_rate` unless the config sets its own. Call it where the optimizer's variables belong (inside
+    a strategy's scope)."""
+    if isinstance(optimizer, keras.optimizers.Optimizer):
+        return optimizer
+    if isinstance(optimizer, str):
+        optimizer = {"class_name": optimizer, "config": {}}
+    if not isinstance(optimizer, dict) or "class_name" not in optimizer:
+        raise ValueError("`optimizer` must be a Keras optimizer, a name such as 'adam' or 'sgd', or a config dict "
+                         f"with 'class_name'. Received: optimizer={optimizer!r}")
+    config = {"learning_rate": learning_rate, **optimizer.get("config", {})}
+    return keras.optimizers.get({"class_name": optimizer["class_name"], "config": config})
+
+
 def fuse_optimizer(optimizer):
     """Makes a Keras `Adam`, `AdamW` or `SGD` (or one inside a `LossScaleOptimizer`) update through the fused kernels.
 
