@@ -43,7 +43,7 @@ import keras
 from keras import ops
 
 from training.fit import build_optimizer
-from training.optimizers import fuse_optimizer
+from training.optimizers import prepare_optimizer
 
 __all__ = [
     "CycleGANTrainer", "DCGANTrainer", "GANCheckpoint", "GANTrainer", "Pix2PixTrainer", "SRGANTrainer",
@@ -129,9 +129,7 @@ class GANTrainer(keras.Model):
             optimizer = getattr(self, attr, None)
             if optimizer is None:
                 raise ValueError(f"Call compile() before saving or loading a checkpoint ({attr} is not set)")
-            if not optimizer.built:
-                optimizer.build([v for name in names for v in getattr(self, name).trainable_variables])
-            fuse_optimizer(optimizer)
+            prepare_optimizer(optimizer, [v for name in names for v in getattr(self, name).trainable_variables])
 
     def _state(self):
         """name -> list of variables, in a fixed order."""

@@ -36,7 +36,7 @@ from training.arrays import EpochShuffledArrays
 from training.callbacks import (
     SCHEDULES, AtomicCheckpoint, ResumableBackup, lr_schedule_callback, read_resume_state, truncate_log,
 )
-from training.optimizers import fuse_optimizer, make_optimizer
+from training.optimizers import make_optimizer, prepare_optimizer
 from training.precision import build_under, choose_precision
 from training.strategies import _null_scope, is_chief, make_strategy
 
@@ -78,11 +78,8 @@ def build_optimizer(model):
     updates through TensorFlow's fused kernels (`training.optimizers.fuse_optimizer`).
     """
     optimizer = getattr(model, "optimizer", None)
-    if optimizer is None:
-        return
-    if not optimizer.built:
-        optimizer.build(model.trainable_variables)
-    fuse_optimizer(optimizer)
+    if optimizer is not None:
+        prepare_optimizer(optimizer, model.trainable_variables)
 
 
 def read_history_csv(path):

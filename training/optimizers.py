@@ -99,6 +99,14 @@ def make_optimizer(optimizer, learning_rate):
     return keras.optimizers.get({"class_name": optimizer["class_name"], "config": config})
 
 
+def prepare_optimizer(optimizer, variables):
+    """Readies `optimizer` to train `variables`: its own variables created now (unless built), then the fused
+    kernels (`fuse_optimizer`). What `training.fit.build_optimizer` and the GAN trainers' `compile()` do."""
+    if not optimizer.built:
+        optimizer.build(variables)
+    fuse_optimizer(optimizer)
+
+
 def fuse_optimizer(optimizer):
     """Makes a Keras `Adam`, `AdamW` or `SGD` (or one inside a `LossScaleOptimizer`) update through the fused kernels.
 
