@@ -198,6 +198,10 @@ def damaged(data, offset=2016, length=64, insert=True):
     return data[:offset] + chunk + chunk + data[offset + 2 * length:]
 
 
+# write_issue_seeds' names for the damaged forms: libhdf5 loops on them until the reader's limit stops it
+HANGING_SEED_PREFIX = "tf-keras-h5-damaged-"
+
+
 def write_issue_seeds(directory):
     """The tf-keras file and its two damaged forms that hang libhdf5: {name: path}, {} without tf-keras."""
     directory = pathlib.Path(directory)
@@ -208,7 +212,7 @@ def write_issue_seeds(directory):
     for name, insert in (("inserted", True), ("overwritten", False)):
         path = directory / f"tf_keras_damaged_{name}.h5"
         path.write_bytes(damaged(original.read_bytes(), insert=insert))
-        seeds[f"tf-keras-h5-damaged-{name}"] = path
+        seeds[HANGING_SEED_PREFIX + name] = path
     return seeds
 
 
