@@ -30,6 +30,7 @@ SCRIPTS = {
     "input_pipeline.py": ["--quick"],
     "predictor_latency.py": ["--quick"],
     "onnx_export.py": ["--models", "vgg16", "--rounds", "3"],
+    "build_with_weights.py": ["--models", "resnet50", "--rounds", "3"],
 }
 
 # script -> arguments for --targets: issue 19's "done when" run, every target with --check

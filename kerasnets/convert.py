@@ -12,7 +12,7 @@ import sys
 import numpy as np
 
 import weights_io
-from kerasnets.registry import build
+from kerasnets.registry import build_to_fill, initialise_unset
 from weights_io.assign import weighted_layers
 from weights_io.core import build_record
 from weights_io.layouts import choose_layout, get_layout
@@ -74,7 +74,7 @@ def build_for_weights(name, path, *, source=None, strict=True, progress=None, we
     def layout_for(model):
         return get_layout(source) if source else choose_layout([l.name for l in weighted_layers(model)], weight_file)
 
-    model = build(name, **options)
+    model = build_to_fill(name, **options)  # no initialiser draws: the file gives the values
     layout = layout_for(model)
     record = build_record(model)
     changes = {key: theirs for key, _, theirs in layout.option_differences(record, weight_file)
@@ -86,11 +86,11 @@ def build_for_weights(name, path, *, source=None, strict=True, progress=None, we
         if classes is not None and classes != record.options.get("classes"):
             changes["classes"] = classes
     if changes:
-        model = build(name, **options, **changes)
+        model = build_to_fill(name, **options, **changes)
         layout = layout_for(model)
     report = weights_io.assign_weights(model, weight_file, layout, strict=strict, release=True, progress=progress,
                                        keep_background=keep_background)
-    return model, report
+    return initialise_unset(model), report
 
 
 def convert(arch, src, dst, source=None, strict=True, to_layout=None, progress="auto", **builder_options):

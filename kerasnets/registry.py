@@ -7,6 +7,7 @@ public `build_<name>` functions with `@register_model(...)`.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import dataclasses
 import difflib
@@ -77,11 +78,16 @@ def register_model(name, *, family, input_shape, task="classification", referenc
             given = dict(bound.pop(next((k for k, p in signature.parameters.items()
                                          if p.kind is inspect.Parameter.VAR_KEYWORD), "**"), {}))
             given.update(bound)
+            weights = given.get("weights")
             given = {k: v for k, v in given.items() if k not in _NOT_OPTIONS}
             record = BuildRecord(model=name, family=family, options={**defaults, **given}, given=tuple(given))
             token = _CURRENT_BUILD.set(record)
             try:
-                return fn(*args, **kwargs)
+                if weights is None or not _may_defer_initialisers():
+                    return fn(*args, **kwargs)
+                with initialisers_skipped():  # the weights give every value: no random draws first
+                    model = fn(*args, **kwargs)
+                return initialise_unset(model)
             finally:
                 _CURRENT_BUILD.reset(token)
 
@@ -174,23 +180,59 @@ class ReleaseModels:
             self.pending = 0
 
 
-def build_for_shapes(name, **options):
-    """`build(name, **options)` whose weights have shapes but no values: for counting, tables and
-    comparing layer configurations (`from_weights`, `presets.check_architecture`).
+@contextlib.contextmanager
+def initialisers_skipped():
+    """Variables created inside get shapes but no values: Keras' initialisers do not run.
 
-    Built in a `keras.StatelessScope` that skips the initialisers: they took 22 of the 32 s that
-    building all 50 registered models took. The model cannot run or load weights. Its variables
-    are taken off Keras' list of pending initialisations, which the next scope that initialises
-    (a JAX `fit`, say) would otherwise fill with random values nobody reads.
+    A `keras.StatelessScope` that does not initialise on exit. The variables are taken off Keras'
+    list of pending initialisations when the block ends (however it ends), or the next scope that
+    initialises (a JAX `fit`, say) would fill them with random values nobody reads.
     """
     import keras
     from keras.src.backend.common import global_state  # where Keras lists variables awaiting values
 
     pending = list(global_state.get_global_attribute("uninitialized_variables", []) or [])
-    with keras.StatelessScope(initialize_variables=False):
-        model = build(name, **options)
-    global_state.set_global_attribute("uninitialized_variables", pending)
+    try:
+        with keras.StatelessScope(initialize_variables=False):
+            yield
+    finally:
+        global_state.set_global_attribute("uninitialized_variables", pending)
+
+
+def _may_defer_initialisers():
+    """Outside any other stateless scope (a caller's own, or a build for shapes), and not under Flax NNX,
+    whose variables Keras initialises on its own terms."""
+    import keras
+    from keras.src.backend.common.stateless_scope import in_stateless_scope
+
+    return not in_stateless_scope() and not keras.config.is_nnx_enabled()
+
+
+def initialise_unset(model):
+    """Runs the initialisers of the variables that have no value yet (what a weight file left: a
+    Dropout's seed generator state, the layers a non-strict load skipped); returns the model."""
+    for variable in model.variables:
+        if getattr(variable, "_value", True) is None:
+            variable._deferred_initialize()
     return model
+
+
+def build_for_shapes(name, **options):
+    """`build(name, **options)` whose weights have shapes but no values: for counting, tables and
+    comparing layer configurations (`from_weights`, `presets.check_architecture`).
+
+    Built with `initialisers_skipped`: the initialisers took 22 of the 32 s that building all 50
+    registered models took. The model cannot run until its variables have values.
+    """
+    with initialisers_skipped():
+        return build(name, **options)
+
+
+def build_to_fill(name, **options):
+    """`build(name, **options)` for a weight file to fill: built for shapes where Keras allows it (see
+    `_may_defer_initialisers`), so that no initialiser draws what the file overwrites; after the load,
+    `initialise_unset` gives the rest their values."""
+    return build_for_shapes(name, **options) if _may_defer_initialisers() else build(name, **options)
 
 
 def each_built_model(names=None):

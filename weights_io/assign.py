@@ -20,7 +20,7 @@ import numpy as np
 
 from weights_io.core import Report, WeightFile, build_record
 from weights_io.errors import WeightMismatchError, WeightOptionsWarning
-from weights_io.transfer import copy_into, destination, reshape_view
+from weights_io.transfer import copy_into, destination, reshape_view, set_value
 
 # Our variable name -> the source's parameter name, per convention.
 PARAM_NAMES = {
@@ -189,7 +189,7 @@ def _apply(variable, array):
         dtype = np.dtype(variable.dtype)
     except TypeError:  # a dtype numpy does not name (bfloat16 without ml_dtypes): the plain way
         value = np.asarray(array)
-        variable.assign(value)
+        set_value(variable, value)
         return value.dtype.kind not in "fc" or bool(np.isfinite(value).all())
     target, hand_over = destination(variable, dtype)
     finite = copy_into(target, array)

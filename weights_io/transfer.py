@@ -220,6 +220,27 @@ def _writable_alias(array):
     return np.frombuffer(buffer, dtype=array.dtype).reshape(array.shape)
 
 
+def has_value(variable):
+    """False for a Keras 3 variable created with its initialiser deferred (built in a
+    `keras.StatelessScope(initialize_variables=False)`, as kerasnets' builders do when given
+    weights): it has a shape but no storage until its first value."""
+    return getattr(variable, "_value", True) is not None
+
+
+def set_value(variable, value):
+    """`variable.assign(value)`, or the variable's first value where it has none (`has_value`).
+
+    The deferred variable then never runs its initialiser: its random draw would only be
+    overwritten. Keras 3 has no public call for this; `_initialize` is what its own deferred
+    initialisation ends in, on every backend.
+    """
+    if has_value(variable):
+        variable.assign(value)
+        return
+    variable._initialize(variable._convert_to_tensor(value, dtype=variable.dtype))
+    variable._initializer = None
+
+
 def destination(variable, dtype):
     """Where `variable`'s new value is written: (array to fill, function that hands it over).
 
@@ -229,8 +250,8 @@ def destination(variable, dtype):
       buffer serves the next destination: the load needs about one extra
       array of memory and its writes land on pages already mapped.
     * PyTorch on the CPU: the variable's own storage, written in place.
-    * Otherwise (JAX, or anything unexpected): an aligned numpy array,
-      assigned as usual.
+    * Otherwise (JAX, a variable without a value yet, or anything unexpected):
+      an aligned numpy array, set as usual (`set_value`).
     """
     shape = tuple(variable.shape)
     tf = _backend_module("tensorflow")
@@ -242,13 +263,13 @@ def destination(variable, dtype):
         except (AttributeError, BufferError, TypeError, ValueError, RuntimeError):
             view = None
         if view is not None and view.dtype == dtype and view.shape == shape and view.flags.c_contiguous:
-            return _writable_alias(view), lambda: variable.assign(tensor)
+            return _writable_alias(view), lambda: set_value(variable, tensor)
     torch = _backend_module("torch")
-    if torch is not None:
+    if torch is not None and has_value(variable):
         value = getattr(variable, "value", None)
         if isinstance(value, torch.Tensor) and value.device.type == "cpu" and value.is_contiguous():
             array = value.detach().numpy()
             if array.dtype == dtype and array.shape == shape:
                 return array, lambda: None
     array = aligned_empty(shape, dtype)
-    return array, lambda: variable.assign(array)
+    return array, lambda: set_value(variable, array)

@@ -3,7 +3,9 @@
 The import path is backend-specific (TensorFlow adopts a tensor from its own
 allocator, PyTorch is written in place, JAX gets an aligned numpy array), so
 each backend loads a torch .pth (transposed kernels, CHW flatten), a .npy
-pickle (mapped payloads) and a Keras .weights.h5 in a subprocess.
+pickle (mapped payloads) and a Keras .weights.h5 in a subprocess; and a registered
+builder given a weight file, whose variables get their first values from the file
+(no initialiser runs), gives TensorFlow's outputs there too.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.backends.weights_worker import identity_layout, tiny_model
+from tests.backends.weights_worker import REGISTERED, identity_layout, tiny_model
 from tests.conftest import ROOT
 from tests.references import assert_parity
 
@@ -43,6 +45,7 @@ def test_weights_io_loads_the_same_on_every_backend(tmp_path):
     save_torch_state_dict(model, tmp_path / "w.pth", layout=identity_layout())
     save_npy_weights(model, tmp_path / "w.npy", layout=identity_layout(), style="caffe-tensorflow")
     model.save_weights(tmp_path / "w.weights.h5")
+    registered_expected, registered_x = _registered_reference(tmp_path, rng)
     env_base = dict(os.environ, JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="",
                     PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     procs = {b: subprocess.Popen([sys.executable, "-m", "tests.backends.weights_worker", str(tmp_path)], cwd=ROOT,
@@ -58,3 +61,22 @@ def test_weights_io_loads_the_same_on_every_backend(tmp_path):
             assert summary[name], f"{backend}: {name} did not load cleanly"
             assert_parity(np.load(tmp_path / f"{name}.{backend}.npy"), expected, what=f"{backend} {name}")
         assert_parity(np.load(tmp_path / f"folded.{backend}.npy"), expected, what=f"{backend} fold_batch_norm")
+        assert summary["registered_unset"] == [] and summary["registered_pending"] == 0
+        assert summary["registered_drawn"] and all("seed_generator" in p for p in summary["registered_drawn"])
+        assert_parity(np.load(tmp_path / f"registered.{backend}.npy"), registered_expected,
+                      what=f"{backend} {REGISTERED[0]} built with weights=")
+
+
+def _registered_reference(jobdir, rng):
+    """`REGISTERED`'s TensorFlow outputs and inputs, and its weights (healthy random) for the workers."""
+    import keras
+
+    import kerasnets
+    from tests.references import heal_keras
+
+    name, options = REGISTERED
+    x = rng.uniform(0, 255, (4,) + options["input_shape"]).astype("float32")
+    model = heal_keras(kerasnets.build(name, **options), np.concatenate([x, x[::-1] * 0.5]), seed=4)
+    model.save_weights(jobdir / "registered.weights.h5")
+    np.save(jobdir / "registered_inputs.npy", x)
+    return keras.ops.convert_to_numpy(model(x, training=False)), x

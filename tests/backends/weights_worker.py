@@ -3,7 +3,9 @@
 Under the backend in KERAS_BACKEND, builds `tiny_model()`, loads every weight
 file the parent wrote (torch zip, tensorflow-style .npy, Keras 3 .weights.h5)
 with `weights_io.load_weights` and saves the outputs on the parent's inputs,
-and those of the last one with its BatchNormalization folded (`kerasnets.fold`).
+and those of the last one with its BatchNormalization folded (`kerasnets.fold`);
+then builds `REGISTERED` given its weight file (the builder skips the initialisers:
+the file's values are the variables' first) and saves its outputs too.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ def tiny_model():
     x = keras.layers.Dense(1000, name="fc")(x)
     outputs = keras.layers.Dense(10, name="head")(x)
     return keras.Model(inputs, outputs, name="tiny")
+
+
+# a registered model with BN, depthwise convs, SE and a Dropout (whose seed state no file holds)
+REGISTERED = ("mobilenet_v3_small", {"input_shape": (32, 32, 3), "classes": 10})
 
 
 def identity_layout():
@@ -51,6 +57,20 @@ def main(jobdir):
 
     np.save(os.path.join(jobdir, f"folded.{keras.backend.backend()}.npy"),
             keras.ops.convert_to_numpy(fold_batch_norm(model)(x, training=False)))
+    import kerasnets
+    from keras.src.backend.common import global_state
+
+    name, options = REGISTERED
+    drawn, own = [], keras.Variable._initialize_with_initializer
+    keras.Variable._initialize_with_initializer = lambda v, initializer: (drawn.append(v.path), own(v, initializer))
+    model = kerasnets.build(name, weights=os.path.join(jobdir, "registered.weights.h5"), **options)
+    keras.Variable._initialize_with_initializer = own
+    results["registered_drawn"] = drawn  # by initialisers: only what no file holds (the Dropout's seed state)
+    results["registered_unset"] = [v.path for v in model.variables if v._value is None]
+    results["registered_pending"] = len(global_state.get_global_attribute("uninitialized_variables", []) or [])
+    registered_x = np.load(os.path.join(jobdir, "registered_inputs.npy"))
+    np.save(os.path.join(jobdir, f"registered.{keras.backend.backend()}.npy"),
+            keras.ops.convert_to_numpy(model(registered_x, training=False)))
     with open(os.path.join(jobdir, f"summary.{keras.backend.backend()}.json"), "w") as f:
         json.dump(results, f)
 
