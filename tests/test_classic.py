@@ -52,15 +52,15 @@ def test_alexnet_original_and_zfnet_counts():
     ],
 )
 def test_output_shapes(name, options, shape):
-    model = kerasnets.build(name, **options)
+    model = build_for_shapes(name, **options)
     assert tuple(model.output_shape[1:]) == shape
 
 
 def test_feature_map_sizes_follow_the_papers():
-    alex = kerasnets.build_alexnet(variant="original")
+    alex = build_for_shapes("alexnet", variant="original")
     assert alex.get_layer("conv1").output.shape[1:3] == (55, 55)
     assert alex.get_layer("pool5").output.shape[1:] == (6, 6, 256)
-    zf = kerasnets.build_zfnet()
+    zf = build_for_shapes("zfnet")
     assert [zf.get_layer(n).output.shape[1] for n in ("conv1", "pool1", "conv2", "pool2", "pool5")] == [110, 55, 26, 13, 6]
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import kerasnets
+from kerasnets.registry import build_for_shapes
 from tests.references import infer
 
 
@@ -17,10 +18,10 @@ def _conv(cin, cout, k, bias=True):
 def test_reference_parameter_counts():
     """REFERENCE.md's counts, and the PyTorch DCGAN tutorial's, recomputed by hand below."""
     cases = [
-        (kerasnets.build_pix2pix_generator(), 54_414_979, 54_425_859),
-        (kerasnets.build_patchgan_discriminator(), 2_768_641, 2_770_433),
-        (kerasnets.build_cyclegan_generator(), 11_378_179, 11_378_179),
-        (kerasnets.build_cyclegan_discriminator(), 2_764_737, 2_764_737),
+        (build_for_shapes("pix2pix_generator"), 54_414_979, 54_425_859),
+        (build_for_shapes("patchgan_discriminator"), 2_768_641, 2_770_433),
+        (build_for_shapes("cyclegan_generator"), 11_378_179, 11_378_179),
+        (build_for_shapes("cyclegan_discriminator"), 2_764_737, 2_764_737),
     ]
     for model, params, with_stats in cases:
         assert kerasnets.parameter_count(model) == params, model.name
@@ -29,8 +30,8 @@ def test_reference_parameter_counts():
         + _conv(128, 64, 4, False) + _conv(64, 3, 4, False)
     disc_convs = _conv(3, 64, 4, False) + _conv(64, 128, 4, False) + _conv(128, 256, 4, False) \
         + _conv(256, 512, 4, False) + _conv(512, 1, 4, False)
-    assert kerasnets.parameter_count(kerasnets.build_dcgan_generator()) == gen_convs + 2 * (512 + 256 + 128 + 64) == 3_576_704
-    assert kerasnets.parameter_count(kerasnets.build_dcgan_discriminator()) == disc_convs + 2 * (128 + 256 + 512) == 2_765_568
+    assert kerasnets.parameter_count(build_for_shapes("dcgan_generator")) == gen_convs + 2 * (512 + 256 + 128 + 64) == 3_576_704
+    assert kerasnets.parameter_count(build_for_shapes("dcgan_discriminator")) == disc_convs + 2 * (128 + 256 + 512) == 2_765_568
 
 
 def test_pix2pix_torch_variant_is_junyanz_unet256():
@@ -39,7 +40,7 @@ def test_pix2pix_torch_variant_is_junyanz_unet256():
     ups = [(512, 512)] + [(1024, 512)] * 3 + [(1024, 256), (512, 128), (256, 64)]
     convs = sum(_conv(cin, cout, 4, False) for cin, cout in downs + ups) + _conv(128, 3, 4)
     norms = sum(cout for _, cout in downs[1:-1]) + sum(cout for _, cout in ups)
-    model = kerasnets.build_pix2pix_generator(variant="torch")
+    model = build_for_shapes("pix2pix_generator", variant="torch")
     assert kerasnets.parameter_count(model) == convs + 2 * norms == 54_413_955
     assert kerasnets.parameter_count(model, bn_moving_stats=True) == convs + 4 * norms
     assert model.output_shape == (None, 256, 256, 3)
@@ -47,16 +48,16 @@ def test_pix2pix_torch_variant_is_junyanz_unet256():
     assert all(l.epsilon == 1e-5 for l in model.layers if isinstance(l, keras.layers.BatchNormalization))
     assert "down8_norm" not in [l.name for l in model.layers]
     # the default stays the TensorFlow tutorial's net, layer for layer
-    default, tf = kerasnets.build_pix2pix_generator(), kerasnets.build_pix2pix_generator(variant="tf")
+    default, tf = build_for_shapes("pix2pix_generator"), build_for_shapes("pix2pix_generator", variant="tf")
     assert [l.name for l in default.layers] == [l.name for l in tf.layers]
     assert len(default.layers) == 56 and "output_relu" not in [l.name for l in default.layers]
     assert [l.name for l in default.layers if "dropout" in l.name] == ["up1_dropout", "up2_dropout", "up3_dropout"]
 
 
 def test_resnet6_and_unet_choices():
-    resnet6 = kerasnets.build_cyclegan_generator(architecture="resnet_6blocks", input_shape=(32, 32, 3))
+    resnet6 = build_for_shapes("cyclegan_generator", architecture="resnet_6blocks", input_shape=(32, 32, 3))
     assert kerasnets.parameter_count(resnet6) == 11_378_179 - 3 * 2 * _conv(256, 256, 3)
-    unet = kerasnets.build_cyclegan_generator(architecture="unet_128", input_shape=(128, 128, 3))
+    unet = build_for_shapes("cyclegan_generator", architecture="unet_128", input_shape=(128, 128, 3))
     assert any(isinstance(l, kerasnets.layers.InstanceNormalization) for l in unet.layers)
     assert unet.output_shape == (None, 128, 128, 3)
 
@@ -94,8 +95,8 @@ def test_output_shape(name, options):
 
 
 def test_default_patch_maps_are_30x30():
-    assert kerasnets.build_patchgan_discriminator().output_shape == (None, 30, 30, 1)
-    assert kerasnets.build_cyclegan_discriminator().output_shape == (None, 30, 30, 1)
+    assert build_for_shapes("patchgan_discriminator").output_shape == (None, 30, 30, 1)
+    assert build_for_shapes("cyclegan_discriminator").output_shape == (None, 30, 30, 1)
 
 
 @pytest.mark.parametrize("name, options", SMALL, ids=[n for n, _ in SMALL])

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import kerasnets
+from kerasnets.registry import build_for_shapes
 from tests.conftest import assert_reloaded_outputs
 
 
@@ -34,18 +35,18 @@ def test_generator_shape_and_count(scale):
     assert kerasnets.parameter_count(model) == _srresnet_params(scale)
     out = model(np.zeros((1, 6, 5, 3), "float32"))
     assert out.shape == (1, 6 * scale, 5 * scale, 3)
-    assert kerasnets.parameter_count(kerasnets.build_srgan_generator(scale)) == _srresnet_params(scale)
+    assert kerasnets.parameter_count(build_for_shapes("srgan_generator", scale=scale)) == _srresnet_params(scale)
 
 
 def test_srresnet_x4_is_the_usual_1_5m():
-    assert kerasnets.parameter_count(kerasnets.build_srresnet(4)) == 1_549_462
+    assert kerasnets.parameter_count(build_for_shapes("srresnet", scale=4)) == 1_549_462
 
 
 def test_discriminator_shape_and_count():
-    model = kerasnets.build_srgan_discriminator()
+    model = build_for_shapes("srgan_discriminator")
     assert kerasnets.parameter_count(model) == _discriminator_params() == 23_565_505
     assert model.output_shape == (None, 1)
-    assert kerasnets.parameter_count(kerasnets.build_srgan_discriminator(input_shape=(32, 32, 3))) == _discriminator_params(32)
+    assert kerasnets.parameter_count(build_for_shapes("srgan_discriminator", input_shape=(32, 32, 3))) == _discriminator_params(32)
 
 
 def test_global_skip_and_channel_order_matter():

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import kerasnets
+from kerasnets.registry import build_for_shapes
 from tests.conftest import assert_close
 
 
@@ -41,7 +42,7 @@ def _inputs(seed, batch=1, size=16):
 
 
 def test_parameter_count_layer_by_layer(small):
-    assert kerasnets.parameter_count(kerasnets.build_ucolor()) == _expected_params() == 148_774_059
+    assert kerasnets.parameter_count(build_for_shapes("ucolor")) == _expected_params() == 148_774_059
     assert kerasnets.parameter_count(small) == _expected_params(16)
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import kerasnets
+from kerasnets.registry import build_for_shapes
 import weights_io
 from tests.conftest import keras_weight_file
 from tests.references import infer
@@ -17,7 +18,7 @@ def _c(cin, cout, k=3):
 
 
 def test_unet_paper_count_and_shape():
-    model = kerasnets.build_unet()
+    model = build_for_shapes("unet")
     widths = [64, 128, 256, 512, 1024]
     enc = sum(_c(i, o) + _c(o, o) for i, o in zip([1] + widths[:-1], widths))
     dec = sum(_c(2 * o, o, 2) + _c(2 * o, o) + _c(o, o) for o in widths[:-1])  # 2x2 up-conv halves, then two convs
