@@ -12,7 +12,7 @@ import sys
 import numpy as np
 
 import weights_io
-from kerasnets.registry import build_to_fill, initialise_unset
+from kerasnets.registry import build_to_fill
 from weights_io.assign import weighted_layers
 from weights_io.core import build_record
 from weights_io.layouts import choose_layout, get_layout
@@ -90,7 +90,7 @@ def build_for_weights(name, path, *, source=None, strict=True, progress=None, we
         layout = layout_for(model)
     report = weights_io.assign_weights(model, weight_file, layout, strict=strict, release=True, progress=progress,
                                        keep_background=keep_background)
-    return initialise_unset(model), report
+    return model, report
 
 
 def convert(arch, src, dst, source=None, strict=True, to_layout=None, progress="auto", **builder_options):

@@ -16,6 +16,7 @@ import inspect
 from typing import Callable
 
 from weights_io.core import BuildRecord
+from weights_io.transfer import initialise_unset
 
 _REGISTRY: dict[str, "ModelSpec"] = {}
 # The build in progress (innermost first), so `finish_model` can stamp the model with the
@@ -87,7 +88,8 @@ def register_model(name, *, family, input_shape, task="classification", referenc
                     return fn(*args, **kwargs)
                 with initialisers_skipped():  # the weights give every value: no random draws first
                     model = fn(*args, **kwargs)
-                return initialise_unset(model)
+                initialise_unset(model.variables)  # what no file holds: the load ran inside the scope
+                return model
             finally:
                 _CURRENT_BUILD.reset(token)
 
@@ -208,15 +210,6 @@ def _may_defer_initialisers():
     return not in_stateless_scope() and not keras.config.is_nnx_enabled()
 
 
-def initialise_unset(model):
-    """Runs the initialisers of the variables that have no value yet (what a weight file left: a
-    Dropout's seed generator state, the layers a non-strict load skipped); returns the model."""
-    for variable in model.variables:
-        if getattr(variable, "_value", True) is None:
-            variable._deferred_initialize()
-    return model
-
-
 def build_for_shapes(name, **options):
     """`build(name, **options)` whose weights have shapes but no values: for counting, tables and
     comparing layer configurations (`from_weights`, `presets.check_architecture`).
@@ -230,8 +223,8 @@ def build_for_shapes(name, **options):
 
 def build_to_fill(name, **options):
     """`build(name, **options)` for a weight file to fill: built for shapes where Keras allows it (see
-    `_may_defer_initialisers`), so that no initialiser draws what the file overwrites; after the load,
-    `initialise_unset` gives the rest their values."""
+    `_may_defer_initialisers`), so that no initialiser draws what the file overwrites;
+    `weights_io.assign_weights` gives the rest their initial values."""
     return build_for_shapes(name, **options) if _may_defer_initialisers() else build(name, **options)
 
 

@@ -193,17 +193,18 @@ def heal_keras(model, batch, seed=0):
 
 
 def build_uninitialised(build, *args, **kwargs):
-    """`build(*args, **kwargs)` with its Keras 3 variables left without values, for `heal_keras` (or a
-    weight file: tests/backends/worker.py) to fill.
+    """`build(*args, **kwargs)` with its Keras 3 variables left without values, for `heal_keras`, a weight
+    file (`weights_io.assign_weights` then initialises what the file does not set) or tests/backends/worker.py
+    to fill.
 
     The initialisers' draws would be overwritten anyway, and they cost 3-4x the rest of the build
     (ResNet-152 at 32x32: 1.2-2.4 s against 0.3). The variables are created in a StatelessScope that
-    does not initialise them on exit (Keras' deferred initialisation); the model must get its values
-    before any use.
+    does not initialise them on exit (`kerasnets.registry.initialisers_skipped`); the model must get
+    its values before any use.
     """
-    import keras
+    from kerasnets.registry import initialisers_skipped
 
-    with keras.StatelessScope(initialize_variables=False):
+    with initialisers_skipped():
         return build(*args, **kwargs)
 
 

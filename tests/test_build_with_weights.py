@@ -78,3 +78,18 @@ def test_a_file_that_does_not_fit_leaves_keras_as_it_was(weight_file):
     with pytest.raises(WeightMismatchError):
         kerasnets.build("mobilenet_v3_small", weights=str(weight_file), input_shape=(32, 32, 3), classes=7)
     assert _pending() == pending
+
+
+def test_load_weights_fills_a_model_built_for_shapes_and_initialises_the_rest(weight_file):
+    """`build_for_shapes` then `weights_io.load_weights`: the file's values are the variables' first, what no
+    file holds (the Dropout's seed state) is initialised, and the model equals one built and then loaded."""
+    from kerasnets.registry import build_for_shapes
+
+    model = build_for_shapes("mobilenet_v3_small", **OPTIONS)
+    assert all(getattr(v, "_value", None) is None for v in model.variables)
+    report = weights_io.load_weights(model, weight_file)
+    assert report.ok and all(getattr(v, "_value", None) is not None for v in model.variables)
+    reference = kerasnets.build("mobilenet_v3_small", **OPTIONS)
+    weights_io.load_weights(reference, weight_file)
+    x = np.random.default_rng(2).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    np.testing.assert_array_equal(model.predict(x, verbose=0), reference.predict(x, verbose=0))

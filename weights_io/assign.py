@@ -17,10 +17,11 @@ import warnings
 
 import keras
 import numpy as np
+from keras.src.backend.common.stateless_scope import in_stateless_scope
 
 from weights_io.core import Report, WeightFile, build_record
 from weights_io.errors import WeightMismatchError, WeightOptionsWarning
-from weights_io.transfer import copy_into, destination, reshape_view, set_value
+from weights_io.transfer import copy_into, destination, initialise_unset, reshape_view, set_value
 
 # Our variable name -> the source's parameter name, per convention.
 PARAM_NAMES = {
@@ -363,6 +364,8 @@ def assign_weights(model, weight_file: WeightFile, layout, *, strict=True, flip_
         )
     report.loaded += [row for _, row in sorted(loaded)]  # reported in model order
     report.applied = True
+    if not in_stateless_scope():  # a model built without initialiser draws comes out whole
+        initialise_unset(model.variables)
     return report
 
 

@@ -241,6 +241,16 @@ def set_value(variable, value):
     variable._initializer = None
 
 
+def initialise_unset(variables):
+    """Runs the initialisers of the variables that have no value yet (`has_value`): what a weight file
+    did not set in a model built without initialiser draws (a Dropout's seed generator state, the
+    layers a non-strict load skipped). Keras refuses this inside a stateless scope; the caller whose
+    scope it is runs it on leaving."""
+    for variable in variables:
+        if not has_value(variable):
+            variable._deferred_initialize()
+
+
 def destination(variable, dtype):
     """Where `variable`'s new value is written: (array to fill, function that hands it over).
 

@@ -22,7 +22,7 @@ from pretrainedmodels.models import senet  # noqa: E402
 import kerasnets  # noqa: E402
 import weights_io  # noqa: E402
 from kerasnets.resnet import CADENE_SENET  # noqa: E402
-from tests.references import assert_parity, heal_torch, infer, input_dependence  # noqa: E402
+from tests.references import assert_parity, build_uninitialised, heal_torch, infer, input_dependence  # noqa: E402
 
 # Cadene's head is AvgPool2d(7), so the last map must be 7x7: 224. Its stem output (112) is even,
 # so ceil mode reads one more row and column than the padded pool: the option is exercised.
@@ -57,7 +57,8 @@ def _cadene_file(name, path):
 def test_cadene_senet_logits(name, tmp_path):
     path = tmp_path / f"{name}.pth"
     reference = _cadene_file(name, path)
-    ours = kerasnets.build(name, input_shape=(SIZE, SIZE, 3), classifier_activation=None, **CADENE_SENET[name])
+    ours = build_uninitialised(kerasnets.build, name, input_shape=(SIZE, SIZE, 3), classifier_activation=None,
+                               **CADENE_SENET[name])  # the file gives every value
     assert kerasnets.parameter_count(ours) == sum(p.numel() for p in reference.parameters())
     report = weights_io.load_weights(ours, path, source="cadene-senet")
     assert report.ok and report.applied and not report.unexpected and report.format == "torch-legacy"
@@ -70,7 +71,8 @@ def test_cadene_senet_logits(name, tmp_path):
     # The same options but the padded stem pool: the layout is detected and a strict load refuses, naming
     # the option; forced in, the logits are not Cadene's (so the option is not a no-op).
     options = {k: v for k, v in CADENE_SENET[name].items() if k != "stem_pool"}
-    padded = kerasnets.build(name, input_shape=(SIZE, SIZE, 3), classifier_activation=None, **options)
+    padded = build_uninitialised(kerasnets.build, name, input_shape=(SIZE, SIZE, 3), classifier_activation=None,
+                                 **options)
     with pytest.raises(weights_io.WeightMismatchError, match="stem_pool: model 'padded', publisher 'ceil'"):
         weights_io.load_weights(padded, path)
     with pytest.warns(weights_io.WeightOptionsWarning, match="stem_pool"):

@@ -21,7 +21,7 @@ nn = torch.nn
 
 import kerasnets  # noqa: E402
 import weights_io  # noqa: E402
-from tests.references import assert_parity, heal_torch, infer  # noqa: E402
+from tests.references import assert_parity, build_uninitialised, heal_torch, infer  # noqa: E402
 from weights_io.core import WeightFile, group_flat  # noqa: E402
 
 SIZE = 64
@@ -70,7 +70,8 @@ def test_torchvision_logits(name, layout):
     torch.manual_seed(0)
     reference = getattr(torchvision.models, name)(weights=None, num_classes=10)
     options = TORCHVISION_OPTIONS.get(kerasnets.model_spec(name).family, {})
-    ours = kerasnets.build(name, input_shape=(SIZE, SIZE, 3), classes=10, classifier_activation=None, **options)
+    ours = build_uninitialised(kerasnets.build, name, input_shape=(SIZE, SIZE, 3), classes=10,
+                               classifier_activation=None, **options)  # the file gives every value
     _compare(reference, ours, layout)
 
 
@@ -100,7 +101,8 @@ def test_se_resnet_logits(name, torch_name):
     torch.manual_seed(0)
     # healed (He-normal) SE convs: the gates are spread, not all ~0.5
     reference = _with_se(getattr(torchvision.models, torch_name)(weights=None, num_classes=10))
-    ours = kerasnets.build(name, input_shape=(SIZE, SIZE, 3), classes=10, classifier_activation=None)
+    ours = build_uninitialised(kerasnets.build, name, input_shape=(SIZE, SIZE, 3), classes=10,
+                               classifier_activation=None)
     _compare(reference, ours, "torchvision-resnet")
 
 

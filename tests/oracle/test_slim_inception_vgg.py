@@ -36,7 +36,7 @@ import keras  # noqa: E402
 
 import kerasnets  # noqa: E402
 import weights_io  # noqa: E402
-from tests.references import assert_parity, heal_keras, load_tf_variables  # noqa: E402
+from tests.references import assert_parity, build_uninitialised, heal_keras, load_tf_variables  # noqa: E402
 from weights_io.assign import weighted_layers  # noqa: E402
 
 from tf_slim.nets import inception_v1, inception_v3, vgg  # noqa: E402
@@ -332,7 +332,8 @@ def test_slim_logits(case):
     classes = CLASSES[case]
     inputs, expected, values = _run_slim(case)
     # Our build keeps all 1001 classes (keep_background=True) ...
-    ours = builder(input_shape=(size, size, 3), classes=classes, classifier_activation=None, **options)
+    ours = build_uninitialised(builder, input_shape=(size, size, 3), classes=classes, classifier_activation=None,
+                               **options)  # the checkpoint gives every value
     aux = "AuxLogits" if not options.get("aux_logits") else None
     assert ours.count_params() == _count(values, exclude=aux), "parameter count differs from slim's variables"
     report = weights_io.assign_weights(ours, weight_file(values), weights_io.get_layout(layout),

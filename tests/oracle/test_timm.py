@@ -29,7 +29,7 @@ import keras  # noqa: E402
 
 import kerasnets  # noqa: E402
 import weights_io  # noqa: E402
-from tests.references import assert_parity, heal_torch  # noqa: E402
+from tests.references import assert_parity, build_uninitialised, heal_torch  # noqa: E402
 
 CLASSES = 10
 
@@ -55,11 +55,11 @@ def _timm_model(name):
 
 
 def _build_ours(name, layout, size, extra):
-    """Our model built as the layout says timm builds it."""
+    """Our model built as the layout says timm builds it, its variables without values for the file to fill."""
     spec = kerasnets.model_spec(name)
     options = weights_io.get_layout(layout).implied_options(spec.family, name)
-    return kerasnets.build(name, input_shape=(size, size, 3), classes=CLASSES, classifier_activation=None,
-                           **options, **extra)
+    return build_uninitialised(kerasnets.build, name, input_shape=(size, size, 3), classes=CLASSES,
+                               classifier_activation=None, **options, **extra)
 
 
 def _torch_logits(model, x):
