@@ -19,7 +19,7 @@ import kerasnets  # noqa: E402
 from kerasnets import presets  # noqa: E402
 from weights_io import WeightFile, get_layout  # noqa: E402
 from weights_io.core import group_flat  # noqa: E402
-from tests.references import infer  # noqa: E402
+from tests.references import build_uninitialised, infer  # noqa: E402
 
 TORCHVISION = [p.name for p in presets.list_presets() if p.publisher.startswith("torchvision")]
 
@@ -34,7 +34,8 @@ def _state_dict_shapes(model_name):
 def test_torchvision_preset_loads(name):
     preset = presets.get_preset(name)
     size = 75 if preset.model == "inception_v3" else 64  # Inception v3's smallest input
-    ours = kerasnets.build(preset.model, include_top=False, input_shape=(size, size, 3), **preset.options)
+    ours = build_uninitialised(kerasnets.build, preset.model, include_top=False, input_shape=(size, size, 3),
+                               **preset.options)  # the file gives every value
     presets.check_architecture(ours, preset)
     rng = np.random.default_rng(0)
     head_sources = set(get_layout(preset.layout).map_names(list(preset.head)).values())
@@ -46,7 +47,7 @@ def test_torchvision_preset_loads(name):
         elif layer in head_sources:
             flat[key] = np.broadcast_to(np.float32(0), shape)
         else:
-            flat[key] = rng.uniform(0.5, 1.5, shape).astype("float32")
+            flat[key] = rng.random(shape, dtype=np.float32) + np.float32(0.5)  # U(0.5, 1.5)
     if preset.key_renames:  # the published DenseNet files: 'denselayer1.norm.1.weight'
         flat = {re.sub(r"(denselayer\d+\.(?:norm|conv))([12])\.", r"\1.\2.", k): v for k, v in flat.items()}
         assert any(".norm.1." in k for k in flat)
@@ -75,7 +76,8 @@ def test_inception_presets_give_torchvision_logits(name, size):
     heal_torch(net, np.random.default_rng(1).normal(size=(4, 3, size, size)).astype("float32"))
     state = {k: v.numpy() for k, v in net.state_dict().items()}
     assert any(k.startswith(("aux1.", "AuxLogits.")) for k in state)
-    ours = kerasnets.build(preset.model, input_shape=(size, size, 3), classifier_activation=None, **preset.options)
+    ours = build_uninitialised(kerasnets.build, preset.model, input_shape=(size, size, 3), classifier_activation=None,
+                               **preset.options)
     report = presets.convert_weight_file_into(ours, preset, WeightFile(tensors=group_flat(state), convention="torch",
                                                                        format="torch-zip"))
     assert report.ok and report.applied
