@@ -60,7 +60,7 @@ def test_keras_applications_parity(name, reference, via_file, tmp_path):
     theirs = build_uninitialised(getattr(keras.applications, reference), weights=None, input_shape=shape,
                                  classifier_activation=None)
     heal_keras(theirs, np.random.default_rng(1).normal(size=(8,) + shape))
-    ours = kerasnets.build(name, input_shape=shape, classifier_activation=None)
+    ours = build_uninitialised(kerasnets.build, name, input_shape=shape, classifier_activation=None)
     assert kerasnets.parameter_count(ours, bn_moving_stats=True) == theirs.count_params()
     report = copy_keras_weights(theirs, ours, tmp_path if via_file else None)
     assert report.ok and not report.unexpected

@@ -38,7 +38,8 @@ def test_keras_applications_parity(reference, size, options, tmp_path):
     theirs = build_uninitialised(getattr(keras.applications, reference),
                                  weights=None, input_shape=shape, classifier_activation=None, **options)
     heal_keras(theirs, np.random.default_rng(1).uniform(0, 255, size=(8,) + shape))
-    ours = kerasnets.build_mobilenet_v3(size, input_shape=shape, classifier_activation=None, **options)
+    ours = build_uninitialised(kerasnets.build_mobilenet_v3, size, input_shape=shape, classifier_activation=None,
+                               **options)
     assert kerasnets.parameter_count(ours, bn_moving_stats=True) == theirs.count_params()
     report = copy_keras_weights(theirs, ours, tmp_path)
     assert report.ok and not report.unexpected

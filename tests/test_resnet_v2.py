@@ -25,7 +25,7 @@ def _healed_reference(reference, **kwargs):
 @pytest.mark.parametrize("name, reference", VARIANTS)
 def test_keras_applications_parity(name, reference, tmp_path):
     theirs = _healed_reference(reference, classifier_activation=None)
-    ours = kerasnets.build(name, input_shape=SHAPE, classifier_activation=None)
+    ours = build_uninitialised(kerasnets.build, name, input_shape=SHAPE, classifier_activation=None)
     assert ours.count_params() == theirs.count_params()
     assert {w.path: tuple(w.shape) for w in ours.weights} == {w.path: tuple(w.shape) for w in theirs.weights}
     report = copy_keras_weights(theirs, ours, tmp_path if name == "resnet50_v2" else None)
@@ -37,7 +37,7 @@ def test_keras_applications_parity(name, reference, tmp_path):
 @pytest.mark.parametrize("pooling", [None, "avg", "max"])
 def test_headless_parity(pooling):
     theirs = _healed_reference("ResNet50V2", include_top=False, pooling=pooling)
-    ours = kerasnets.build_resnet50_v2(include_top=False, pooling=pooling, input_shape=SHAPE)
+    ours = build_uninitialised(kerasnets.build_resnet50_v2, include_top=False, pooling=pooling, input_shape=SHAPE)
     copy_keras_weights(theirs, ours)
     x = np.random.default_rng(0).normal(size=(2,) + SHAPE).astype("float32")
     out = infer(ours, x)
@@ -47,7 +47,7 @@ def test_headless_parity(pooling):
 
 def test_softmax_head_parity():
     theirs = _healed_reference("ResNet50V2", classes=10)
-    ours = kerasnets.build_resnet50_v2(input_shape=SHAPE, classes=10)
+    ours = build_uninitialised(kerasnets.build_resnet50_v2, input_shape=SHAPE, classes=10)
     copy_keras_weights(theirs, ours)
     x = np.random.default_rng(0).normal(size=(2,) + SHAPE).astype("float32")
     probabilities = infer(ours, x)

@@ -20,7 +20,7 @@ pretrainedmodels = pytest.importorskip("pretrainedmodels")  # imports torchvisio
 
 import kerasnets  # noqa: E402
 from kerasnets import presets  # noqa: E402
-from tests.references import assert_parity, heal_torch, infer  # noqa: E402
+from tests.references import assert_parity, build_uninitialised, heal_torch, infer  # noqa: E402
 from weights_io import WeightFile  # noqa: E402
 from weights_io.core import group_flat  # noqa: E402
 
@@ -48,9 +48,9 @@ def test_cadene_preset_takes_the_published_keys_and_shapes(name):
         reference = _cadene(preset)
     state = reference.state_dict()
     rng = np.random.default_rng(0)
-    flat = {k: (np.zeros(v.shape, "int64") if "int" in str(v.dtype) else rng.uniform(0.5, 1.5, tuple(v.shape))
-                .astype("float32")) for k, v in state.items()}
-    ours = kerasnets.build(preset.model, input_shape=(224, 224, 3), **preset.options)
+    flat = {k: (np.zeros(v.shape, "int64") if "int" in str(v.dtype)
+                else rng.random(tuple(v.shape), dtype=np.float32) + np.float32(0.5)) for k, v in state.items()}
+    ours = build_uninitialised(kerasnets.build, preset.model, input_shape=(224, 224, 3), **preset.options)
     drop = preset.drop_leading_classes * (reference.last_linear.in_features + 1)  # rows the preset slices off
     trainable = sum(int(np.prod(v.shape)) for v in ours.trainable_weights)
     assert trainable == sum(p.numel() for p in reference.parameters()) - drop
