@@ -68,7 +68,7 @@ def test_feature_map_sizes_follow_the_papers():
 def test_vgg_matches_keras_applications(depth):
     ref = build_uninitialised(getattr(keras.applications, f"VGG{depth}"), weights=None, classifier_activation=None)
     heal_keras(ref, np.random.default_rng(1).uniform(-100, 100, (2, 224, 224, 3)))
-    ours = kerasnets.build(f"vgg{depth}", classifier_activation=None)
+    ours = build_uninitialised(kerasnets.build, f"vgg{depth}", classifier_activation=None)  # filled from ref
     assert parameter_count(ours) == ref.count_params()
     report = assign_weights(ours, keras_weight_file(ref), get_layout("keras"))
     assert report.ok and len(report.loaded) == len(ref.weights)
@@ -78,7 +78,8 @@ def test_vgg_matches_keras_applications(depth):
 
 def test_fully_convolutional_vgg_equals_dense_vgg_and_takes_any_size():
     dense = kerasnets.build_vgg11(classifier_activation=None)
-    conv = kerasnets.build_vgg11(fully_convolutional=True, input_shape=(None, None, 3), classifier_activation=None)
+    conv = build_uninitialised(kerasnets.build_vgg11, fully_convolutional=True, input_shape=(None, None, 3),
+                               classifier_activation=None)
     report = assign_weights(conv, keras_weight_file(dense), get_layout("keras"))
     assert any("reshape" in note for _, _, note in report.loaded)
     x = np.random.default_rng(1).uniform(-50, 50, (1, 224, 224, 3)).astype("float32")
@@ -86,7 +87,7 @@ def test_fully_convolutional_vgg_equals_dense_vgg_and_takes_any_size():
     big = np.random.default_rng(2).uniform(-50, 50, (1, 288, 256, 3)).astype("float32")
     assert tuple(conv(big).shape) == (1, 3, 2, 1000)
     # and back: conv weights into the dense model
-    back = kerasnets.build_vgg11(classifier_activation=None)
+    back = build_uninitialised(kerasnets.build_vgg11, classifier_activation=None)
     assign_weights(back, keras_weight_file(conv), get_layout("keras"))
     assert_close(back(x), dense(x))
 
