@@ -155,6 +155,8 @@ def heal_keras(model, batch, seed=0):
     a residual branch). A Keras 3 model built by `build_uninitialised` gets its drawn values as first
     values, and its initialisers run only for what is not drawn here. Returns `model`.
     """
+    from weights_io.transfer import set_value  # a first value where build_uninitialised left none
+
     rng = np.random.default_rng(seed)
     norms = []
     branch_ends = _residual_branch_ends(model)
@@ -164,9 +166,9 @@ def heal_keras(model, batch, seed=0):
             c = tuple(layer.moving_mean.shape)
             gain = RESIDUAL_GAIN if id(layer) in branch_ends else 1.0
             if getattr(layer, "gamma", None) is not None:
-                _assign(layer.gamma, (gain * rng.uniform(0.8, 1.2, c)).astype("float32"))
+                set_value(layer.gamma, (gain * rng.uniform(0.8, 1.2, c)).astype("float32"))
             if getattr(layer, "beta", None) is not None:
-                _assign(layer.beta, (gain * rng.normal(BETA_MEAN, 0.1, c)).astype("float32"))
+                set_value(layer.beta, (gain * rng.normal(BETA_MEAN, 0.1, c)).astype("float32"))
             continue
         for variable in layer.trainable_weights:
             param = variable.name.rpartition("/")[2].split(":")[0]
@@ -183,7 +185,7 @@ def heal_keras(model, batch, seed=0):
                 value = _normal(rng, shape) * 0.05
             else:  # PReLU slopes, SE scales, ...: keep the layer's own initialisation
                 continue
-            _assign(variable, value.astype("float32"))
+            set_value(variable, value.astype("float32"))
     _initialise_the_rest(model)
     classifier = _softmax_classifier(model)
     logits = _calibrate_in_order(model, norms, batch, rng, classifier)
@@ -208,30 +210,12 @@ def build_uninitialised(build, *args, **kwargs):
         return build(*args, **kwargs)
 
 
-def _uninitialised(variable):
-    return getattr(variable, "_value", 0) is None  # Keras 3 deferred; tf_keras and torch have no such state
-
-
-def _assign(variable, value):
-    """variable.assign(value), or its first value where build_uninitialised left it without one."""
-    if _uninitialised(variable):
-        variable._initialize(variable._convert_to_tensor(value, dtype=variable.dtype))
-        variable._initializer = None
-    else:
-        variable.assign(value)
-
-
 def _initialise_the_rest(model):
-    """Runs the initialisers of what heal_keras does not draw (BN statistics before calibration,
-    PReLU slopes, seed generators) and takes the model's variables off Keras' list of pending
-    initialisations, which the next StatelessScope to exit (predict's, on JAX) would otherwise run."""
-    from keras.src.backend.common import global_state
+    """Runs the initialisers of what heal_keras does not draw (BN statistics before calibration, PReLU
+    slopes, seed generators) where `build_uninitialised` left them without values."""
+    from weights_io.transfer import initialise_unset
 
-    for variable in getattr(model, "variables", []):
-        if _uninitialised(variable):
-            variable._deferred_initialize()
-    pending = global_state.get_global_attribute("uninitialized_variables") or []
-    global_state.set_global_attribute("uninitialized_variables", [v for v in pending if _uninitialised(v)])
+    initialise_unset(getattr(model, "variables", []))  # tf_keras variables always have values
 
 
 def _calibrate_in_order(model, norms, batch, rng, classifier=None):

@@ -60,13 +60,15 @@ def main(jobdir):
     import kerasnets
     from keras.src.backend.common import global_state
 
+    from weights_io.transfer import has_value
+
     name, options = REGISTERED
     drawn, own = [], keras.Variable._initialize_with_initializer
     keras.Variable._initialize_with_initializer = lambda v, initializer: (drawn.append(v.path), own(v, initializer))
     model = kerasnets.build(name, weights=os.path.join(jobdir, "registered.weights.h5"), **options)
     keras.Variable._initialize_with_initializer = own
     results["registered_drawn"] = drawn  # by initialisers: only what no file holds (the Dropout's seed state)
-    results["registered_unset"] = [v.path for v in model.variables if v._value is None]
+    results["registered_unset"] = [v.path for v in model.variables if not has_value(v)]
     results["registered_pending"] = len(global_state.get_global_attribute("uninitialized_variables", []) or [])
     registered_x = np.load(os.path.join(jobdir, "registered_inputs.npy"))
     np.save(os.path.join(jobdir, f"registered.{keras.backend.backend()}.npy"),

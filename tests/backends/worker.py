@@ -85,23 +85,20 @@ def _build(name, kwargs, backend):
 
     if backend != "jax":
         return build_config(name, kwargs)
-    from keras.src.backend.common import global_state
-
     from tests.references import build_uninitialised
+    from weights_io.transfer import initialise_unset
 
-    model = build_uninitialised(build_config, name, kwargs)
+    model = build_uninitialised(build_config, name, kwargs)  # nothing left on Keras' pending list
     # state that no weight file holds (Dropout's seed generator: a constant initialiser) as users get it
     weights = {id(w) for w in model.weights}
-    for variable in model.variables:
-        if variable._value is None and id(variable) not in weights:
-            variable._deferred_initialize()
-    # forget the pending initialisations, or the next StatelessScope exit (predict's) would run them
-    global_state.set_global_attribute("uninitialized_variables", [])
+    initialise_unset([v for v in model.variables if id(v) not in weights])
     return model
 
 
 def _check_every_variable_loaded(model):
-    unset = [v.path for v in model.variables if getattr(v, "_value", True) is None]
+    from weights_io.transfer import has_value
+
+    unset = [v.path for v in model.variables if not has_value(v)]
     assert not unset, f"load_weights left {len(unset)} variables unset: {unset[:5]}"
 
 
