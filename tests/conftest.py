@@ -21,8 +21,8 @@ os.environ.setdefault("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "1")
 # ...but glibc then hands every large freed tensor back to the kernel (munmap), and the next one is fresh pages
 # that the kernel zeroes: on the build VM (free-page reporting to the host) clear_page was 48% of the CPU time of
 # tests/test_classic.py. No mmap and no automatic trim keep freed memory in the process for the next tensor;
-# _collect's malloc_trim still hands it back after each file. (Transparent huge pages for the heap,
-# glibc.malloc.hugetlb=1, measured worse: four heavy files run together, 140-142 s and 96-99 s of system time
+# _collect's malloc_trim still hands it back after a file where memory is short. (Transparent huge pages for
+# the heap, glibc.malloc.hugetlb=1, measured worse: four heavy files run together, 140-142 s and 96-99 s of system time
 # without, 145-152 s and 108-118 s with, alternating runs on 2026-12-05.) Read at process start: this reaches
 # the xdist workers and every subprocess a test starts, not the process that reads this file.
 os.environ.setdefault("GLIBC_TUNABLES", "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184")
@@ -40,16 +40,24 @@ TEMP_IN_MEMORY_NEEDS_GB = 8
 _TEMP_ROOT_VARIABLE = "KERASNETS_TEST_TEMP_ROOT"
 
 
+def _memory_available():
+    """The bytes of memory the system can still hand out (MemAvailable), or None where it does not say."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            return next(int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError, IndexError):  # not Linux
+        return None
+
+
 def _memory_file_system_with_room(mount="/dev/shm", needs=TEMP_IN_MEMORY_NEEDS_GB * 2**30):
     """`mount` if it is a tmpfs with `needs` bytes free and as much memory available, else None."""
+    available = _memory_available()
     try:
         with open("/proc/mounts") as mounts:
-            if not any(line.split()[1:3] == [mount, "tmpfs"] for line in mounts):
+            if available is None or not any(line.split()[1:3] == [mount, "tmpfs"] for line in mounts):
                 return None
-        with open("/proc/meminfo") as meminfo:
-            available = next(int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemAvailable:"))
         free = os.statvfs(mount)
-    except (OSError, StopIteration):  # not Linux
+    except OSError:
         return None
     return mount if min(free.f_bavail * free.f_frsize, available) >= needs else None
 
@@ -209,10 +217,25 @@ def _collect_big_garbage():
     test once a worker sat above a fixed 3 GB made tests/test_fuzz_readers.py 2.4x slower. The freed
     memory stays in the worker for the file's next tests: handing it back and faulting it in again
     was 10 of the 21.5 GB of pages the kernel allocated for tests/test_classic.py and test_deploy.py
-    (see QUIET_MALLOC_TRIM); the file's end hands it back."""
+    (see QUIET_MALLOC_TRIM); the file's end hands it back where memory is short
+    (KEEP_FREED_MEMORY_WHILE_AVAILABLE_GB)."""
     yield
     if _resident_mb() > _resident_after_collection[0] + COLLECT_AFTER_GROWTH_MB:
         _collect(hand_back=False)
+
+
+# What a file freed stays in its worker for the next file while the machine has this much memory available
+# besides (MemAvailable, after the collection): pages handed back to the kernel cost a fresh zeroed page
+# each when the next file touches them again. Eight heavy files (test_classic, npy_vgg, timm, weights_io_mat,
+# slim_inception_vgg, weights_io_torch, inception, caffe_layouts; -n 2, twice each, alternating, 2026-12-06):
+# 65.5-66.6 s of system time handing back after every file, 53.8-55.9 s keeping, user time equal, the
+# largest worker 5.7 GB against 6.8-7.3 GB. Below it, or where the system does not say, it is handed back.
+KEEP_FREED_MEMORY_WHILE_AVAILABLE_GB = 12
+
+
+def _memory_short():
+    available = _memory_available()
+    return available is None or available < KEEP_FREED_MEMORY_WHILE_AVAILABLE_GB * 2**30
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -235,7 +258,7 @@ def _release_models_after_each_file(request):
         if callable(getattr(value, "cache_clear", None)):
             value.cache_clear()
     keras.backend.clear_session(free_memory=False)  # the one collection is _collect's
-    _collect(freeze=True)
+    _collect(freeze=True, hand_back=_memory_short())
     log = os.environ.get("KERASNETS_TEST_RSS_LOG")
     if log:
         with open(log, "a") as out:
