@@ -3,7 +3,7 @@
 import keras
 import pytest
 
-from kerasnets import build_vgg16
+from kerasnets.registry import build_for_shapes
 from kerasnets.shapes import conv_output_size, receptive_fields
 
 
@@ -44,7 +44,7 @@ def test_bad_arguments():
 
 
 def test_vgg16_receptive_field_is_212_at_pool5():
-    rows = {row.layer: row for row in receptive_fields(build_vgg16(include_top=False))}
+    rows = {row.layer: row for row in receptive_fields(build_for_shapes("vgg16", include_top=False))}
     assert rows["block1_conv1"].receptive_field == 3
     assert rows["block1_pool"].receptive_field == 6
     assert rows["block5_pool"].receptive_field == 212

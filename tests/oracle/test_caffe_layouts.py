@@ -22,6 +22,7 @@ import pytest
 import kerasnets
 import weights_io
 from kerasnets import presets
+from kerasnets.registry import build_for_shapes
 from tests.caffe_files import Bare, caffemodel_bytes, layer, prototxt_text
 from tests.loopback import LoopbackServer, QuietHandler
 from tests.references import infer
@@ -159,9 +160,9 @@ def googlenet(seed=1):
     return net, main
 
 
-def vgg(depth, seed=2):
+def vgg(depth, seed=2, net=None):
     """VGG_ILSVRC_16_layers / VGG_ILSVRC_19_layers (deploy)."""
-    net, x, cin = Net(seed), "data", 3
+    net, x, cin = net or Net(seed), "data", 3
     for block, (convs, width) in enumerate(zip((2, 2, 3, 3, 3) if depth == 16 else (2, 2, 4, 4, 4),
                                                (64, 128, 256, 512, 512)), start=1):
         for c in range(1, convs + 1):
@@ -299,7 +300,8 @@ def test_bvlc_alexnet_and_caffenet(tmp_path, order, version):
     assert model.count_params() == 60_965_224  # the paper's two-GPU net (REFERENCE.md)
     assert_matches(infer(model, nhwc(batch)), reference, order)
     other = "caffe-caffenet" if order == "alexnet" else "caffe-alexnet"
-    built = kerasnets.build("alexnet", variant="original" if order == "caffenet" else "caffenet", classifier_activation=None)
+    built = build_for_shapes("alexnet", variant="original" if order == "caffenet" else "caffenet",
+                             classifier_activation=None)  # refused on names and shapes: no values needed
     with pytest.raises(WeightMismatchError):  # the other order's layout places nothing of this file
         weights_io.load_weights(built, model_path, source=other, trusted=True)
 
@@ -339,8 +341,10 @@ def test_vgg_ilsvrc_16_layers(tmp_path):
 
 def test_vgg_ilsvrc_19_layers_names_and_sizes(tmp_path):
     """VGG-19: every layer placed with its size (`identify`), without writing the 575 MB file's numbers."""
-    names = [spec["name"] for spec in vgg(19).layers if spec["blobs"]]
-    model = kerasnets.build("vgg19")
+    net = Net(2)
+    net.rng = _ShapeOnly()
+    names = [spec["name"] for spec in vgg(19, net=net).layers if spec["blobs"]]
+    model = build_for_shapes("vgg19")
     assert model.count_params() == 143_667_240
     mapping = weights_io.get_layout("tensorflow-vgg").map_names([l.name for l in weighted_layers(model)])
     assert sorted(mapping.values()) == sorted(names)
@@ -374,7 +378,7 @@ def test_he_resnet101_small_forward(tmp_path):
 def test_he_resnet152_names_and_sizes():
     """Every weighted layer of He's ResNet-152 (with its Scale merged) meets one of ours of the same size."""
     caffe = he_resnet_shapes(152)
-    model = kerasnets.build("resnet152", stride_placement="v1", stem_pool="ceil")
+    model = build_for_shapes("resnet152", stride_placement="v1", stem_pool="ceil")
     assert sum(math.prod(w.shape) for w in model.trainable_weights) == 60_192_808
     mapping = weights_io.get_layout("caffe-resnet").map_names([l.name for l in weighted_layers(model)])
     assert len(mapping) == len(weighted_layers(model)) and sorted(mapping.values()) == sorted(caffe)
