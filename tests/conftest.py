@@ -314,26 +314,47 @@ def randomize_bn_statistics(model, seed=0):
 
 
 # xdist (`--dist loadfile`) hands each worker one file at a time from a queue. Its default queue order,
-# most tests first, puts the heaviest few-test files (the fine-tunes: 8 tests, ~3 minutes; the exports:
-# ~2 minutes) at the end, where one of them can keep a worker busy while the other has nothing left.
-# These files go first, longest first (each file's own seconds in one full run with 2 workers on the
-# 2-core build machine, 2026-12-05 03:56, from KERASNETS_TEST_RSS_LOG); the rest follow most tests
-# first, as xdist ordered them. pytest.ini passes --no-loadscope-reorder so that xdist keeps this order.
+# most tests first, puts the heaviest few-test files (the fine-tunes: 8 tests, ~2.5 minutes; the exports:
+# ~1.5 minutes; the kill-and-resume runs, one test of 20-30 s each) at the end, where one of them can keep a
+# worker busy while the other has nothing left: in the runs of 2026-12-06 the last files were
+# test_training_kill, test_weights_io_backends, test_fit_jax and test_training_resume, and the workers ended
+# 15-17 s apart. These files go first, longest first: every file of 20 s or more and the two shorter ones
+# whose tests are subprocess runs (each file's seconds in the full run of 2026-12-06 13:39, two workers on
+# the 2-core build VM, from KERASNETS_TEST_RSS_LOG); the rest follow most tests first, as xdist ordered them.
+# pytest.ini passes --no-loadscope-reorder so that xdist keeps this order.
 HEAVY_FILES_FIRST = (
-    "tests/backends/test_backends.py",  # 230: builds the registry three times (TF, JAX, torch)
-    "tests/test_folder_finetune.py",  # 175: three trainings to an accuracy bar
-    "tests/test_notebooks.py",  # 151: runs every notebook
-    "tests/test_deploy.py",  # 109: ONNX, TFLite and SavedModel exports
-    "tests/oracle/test_timm.py",  # 79
-    "tests/test_cli_folder.py",  # 75: a killed run and its resumption, in subprocesses
-    "tests/oracle/test_slim_inception_vgg.py",  # 69
-    "tests/oracle/test_caffe_layouts.py",  # 62
-    "tests/test_superres.py",  # 56: FSRCNN to above bicubic
-    "tests/test_inception.py",  # 55
-    "tests/test_presets.py",  # 54: full-size preset files
-    "tests/oracle/test_residual_torchvision.py",  # 54
-    "tests/oracle/test_presets_torchvision.py",  # 54
-    "tests/oracle/test_keras2_files.py",  # 53
+    "tests/backends/test_backends.py",  # 158: builds the registry three times (TF, JAX, torch)
+    "tests/test_folder_finetune.py",  # 152: three trainings to an accuracy bar
+    "tests/test_notebooks.py",  # 123: runs every notebook
+    "tests/test_deploy.py",  # 97: ONNX, TFLite and SavedModel exports
+    "tests/test_inception.py",  # 67
+    "tests/test_superres.py",  # 64: FSRCNN to above bicubic
+    "tests/oracle/test_slim_inception_vgg.py",  # 59
+    "tests/test_cli_folder.py",  # 57: a killed run and its resumption, in subprocesses
+    "tests/oracle/test_caffe_layouts.py",  # 48
+    "tests/oracle/test_keras2_files.py",  # 46
+    "tests/test_presets.py",  # 46: full-size preset files
+    "tests/test_weights_io_options.py",  # 43
+    "tests/oracle/test_timm.py",  # 42
+    "tests/test_classic.py",  # 32
+    "tests/test_training_resume.py",  # 28: subprocess runs
+    "tests/test_npy_vgg.py",  # 26
+    "tests/oracle/test_slim_resnet.py",  # 26
+    "tests/backends/test_weights_io_backends.py",  # 26: subprocess runs
+    "tests/test_from_weights.py",  # 25
+    "tests/test_resnet_v2.py",  # 25
+    "tests/test_resnet.py",  # 24
+    "tests/oracle/test_cadene_senet.py",  # 23
+    "tests/oracle/test_presets_torchvision.py",  # 22
+    "tests/test_densenet.py",  # 22
+    "tests/test_training_kill.py",  # 22: subprocess runs
+    "tests/test_adversarial.py",  # 22
+    "tests/oracle/test_weights_io_torch.py",  # 22
+    "tests/oracle/test_residual_torchvision.py",  # 21
+    "tests/test_mobilenet_v3.py",  # 20
+    "tests/test_weights_io_sandbox.py",  # 20
+    "tests/backends/test_fit_jax.py",  # 12: a subprocess run
+    "tests/test_training_mirrored.py",  # 6: a subprocess run
 )
 
 
