@@ -37,9 +37,10 @@ RTOL = 1e-4  # of max |reference|
 class Net:
     """A Caffe net's layers in order, with random blobs."""
 
-    def __init__(self, seed):
+    def __init__(self, seed, rng=None):
+        """`rng`: the draws' generator instead of one seeded with `seed` (`_ShapeOnly()`: shapes, no data)."""
         self.layers = []
-        self.rng = np.random.default_rng(seed)
+        self.rng = rng or np.random.default_rng(seed)
 
     def add(self, name, kind, bottom, top=None, blobs=(), **params):
         self.layers.append(layer(name, kind, bottom, top, blobs, **params))
@@ -341,9 +342,7 @@ def test_vgg_ilsvrc_16_layers(tmp_path):
 
 def test_vgg_ilsvrc_19_layers_names_and_sizes(tmp_path):
     """VGG-19: every layer placed with its size (`identify`), without writing the 575 MB file's numbers."""
-    net = Net(2)
-    net.rng = _ShapeOnly()
-    names = [spec["name"] for spec in vgg(19, net=net).layers if spec["blobs"]]
+    names = [spec["name"] for spec in vgg(19, net=Net(2, rng=_ShapeOnly())).layers if spec["blobs"]]
     model = build_for_shapes("vgg19")
     assert model.count_params() == 143_667_240
     mapping = weights_io.get_layout("tensorflow-vgg").map_names([l.name for l in weighted_layers(model)])
@@ -398,8 +397,7 @@ def he_resnet_shapes(depth):
                 sizes[key] = sizes.get(key, 0) + numbers
             return name
 
-    net = Shapes(0)
-    net.rng = _ShapeOnly()
+    net = Shapes(0, rng=_ShapeOnly())
     he_resnet(depth, net=net)
     return sizes
 
