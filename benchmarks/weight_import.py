@@ -1,7 +1,7 @@
-"""Time and peak memory of importing a full-size VGG16 (528 MB) from each format.
+"""Time and peak memory of importing a full-size VGG16 (528 MB) or ResNet-50 (98 MB) from each format.
 
-Each measurement runs in a fresh subprocess. A load first builds `build_vgg16()`
-(so the model's own 528 MB is not counted), then resets the kernel's peak-RSS
+Each measurement runs in a fresh subprocess. A load first builds the model
+(`build_vgg16()`, `--model resnet50`: `build_resnet50()`; its own weights are not counted), then resets the kernel's peak-RSS
 mark (/proc/self/clear_refs) and loads the file with weights_io; the reference
 reads the file's bytes once. Reported, interleaved over rounds:
 
@@ -9,10 +9,13 @@ reads the file's bytes once. Reported, interleaved over rounds:
 * memory ratio = peak RSS growth during load / file size (target <= 2)
 
     python benchmarks/weight_import.py --formats npy h5 --rounds 3
+    python benchmarks/weight_import.py --model resnet50 --formats tf-ckpt safetensors
 
 `safetensors`, `tf-ckpt` (a V2 checkpoint TensorFlow's SaveV2 writes under
 the variables' Keras paths, loaded through its data shard) and `caffemodel`
-(VGG_ILSVRC_16_layers as Caffe stores it) load the same VGG16.
+(VGG_ILSVRC_16_layers as Caffe stores it) load the same VGG16. ResNet-50 files come
+in the formats whose writers are not VGG's own: h5, tf-ckpt, and pth and safetensors in
+torchvision's (= timm's) names.
 `--formats tf-ckpt-read` times reading a ResNet-50-sized V2 checkpoint alone
 (`read_weights`, no model): in this process (`trusted=True`) and through the
 reader process, whose own peak RSS growth is reported too.
@@ -36,7 +39,7 @@ from harness import add_check_flag, environment, finish  # noqa: E402
 CHILD = r"""
 import os, sys, time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-mode, path = sys.argv[1], sys.argv[2]
+mode, path, model_name = sys.argv[1:4]
 def rss(field):
     with open("/proc/self/status") as f:
         for line in f:
@@ -48,8 +51,8 @@ if mode == "read":  # the reference needs no model (and no TensorFlow start-up: 
         data = f.read()
     print("RESULT", time.perf_counter() - start, len(data))
     sys.exit()
-from kerasnets import build_vgg16
-model = build_vgg16()
+import kerasnets
+model = kerasnets.build(model_name)
 with open("/proc/self/clear_refs", "w") as f:
     f.write("5")
 base = rss("VmRSS:")
@@ -83,10 +86,15 @@ def write_h5(path, model):
     model.save_weights(path)
 
 
+def _torch_layout(model):
+    """The publisher names a torch-format file of `model` is written in."""
+    return "torchvision-resnet" if model.name.startswith("resnet") else "torchvision-vgg"
+
+
 def write_pth(path, model):
     from weights_io import save_torch_state_dict
 
-    save_torch_state_dict(model, path, layout="torchvision-vgg")
+    save_torch_state_dict(model, path, layout=_torch_layout(model))
 
 
 def write_mat(path, model):
@@ -118,7 +126,7 @@ def write_mat(path, model):
 def write_safetensors(path, model):
     from weights_io import save_safetensors
 
-    save_safetensors(model, path, layout="torchvision-vgg")
+    save_safetensors(model, path, layout=_torch_layout(model))
 
 
 def write_tf_ckpt(path, model):
@@ -163,6 +171,9 @@ def write_caffemodel(path, model):
             f.write(_pb_bytes(100, body + _pb_bytes(7, blob(kernel.T)) + _pb_bytes(7, blob(layer.bias.numpy()))))
 
 
+# The formats whose writers above take any model; the others write VGG16's publisher layouts.
+ANY_MODEL = ("pth", "h5", "safetensors", "tf-ckpt")
+MODELS = ("vgg16", "resnet50")
 WRITERS = {"npy": (".npy", write_npy), "pth": (".pth", write_pth), "mat": (".mat", write_mat),
            "h5": (".weights.h5", write_h5), "safetensors": (".safetensors", write_safetensors),
            "tf-ckpt": (".ckpt.data-00000-of-00001", write_tf_ckpt), "caffemodel": (".caffemodel", write_caffemodel)}
@@ -234,7 +245,7 @@ def bench_tf_checkpoint(rounds, workdir):
             for i in range(rounds):
                 for step in (("read", "load") if i % 2 == 0 else ("load", "read")):
                     if step == "read":
-                        reads.append(run_child("read", shard))
+                        reads.append(run_child("read", shard, "-"))
                     else:
                         out = subprocess.run([sys.executable, "-c", TF_CHILD, mode, prefix, warm],
                                              capture_output=True, text=True, check=True)
@@ -280,15 +291,16 @@ def call_in_child(function, *args):
     os.sync()
 
 
-def write_vgg16_file(fmt, path):
-    """The `fmt` file of a freshly built VGG16 (run by `call_in_child`)."""
-    from kerasnets import build_vgg16
+def write_model_file(model_name, fmt, path):
+    """The `fmt` file of a freshly built `model_name` (run by `call_in_child`)."""
+    import kerasnets
 
-    WRITERS[fmt][1](path, build_vgg16())
+    WRITERS[fmt][1](path, kerasnets.build(model_name))
 
 
-def run_child(mode, path):
-    out = subprocess.run([sys.executable, "-c", CHILD, mode, path], capture_output=True, text=True, check=True)
+def run_child(mode, path, model_name):
+    out = subprocess.run([sys.executable, "-c", CHILD, mode, path, model_name], capture_output=True, text=True,
+                         check=True)
     line = next(l for l in out.stdout.splitlines() if l.startswith("RESULT"))
     _, seconds, peak = line.split()
     return float(seconds), int(peak)
@@ -296,12 +308,22 @@ def run_child(mode, path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--formats", nargs="+", default=list(WRITERS),
-                        help=f"{list(WRITERS)}, and tf-ckpt-read (reading a ResNet-50 checkpoint, no model)")
+    parser.add_argument("--formats", nargs="+", choices=[*WRITERS, "tf-ckpt-read"],
+                        help=f"default: {list(WRITERS)} (resnet50: {list(ANY_MODEL)}); tf-ckpt-read times reading "
+                             "a ResNet-50 checkpoint, no model")
+    parser.add_argument("--model", choices=MODELS, default="vgg16",
+                        help=f"the model the files hold; resnet50 takes the formats {list(ANY_MODEL)}")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workdir", default=None, help="where the 528 MB files go (default: a temp dir)")
     add_check_flag(parser)
     args = parser.parse_args(argv)
+    if args.formats is None:
+        args.formats = list(WRITERS) if args.model == "vgg16" else list(ANY_MODEL)
+    if args.model != "vgg16":
+        vgg_only = sorted(set(args.formats) - set(ANY_MODEL) - {"tf-ckpt-read"})
+        if vgg_only:
+            parser.error(f"--formats {' '.join(vgg_only)} write VGG16's publisher layouts only; "
+                         f"with --model {args.model} choose from {' '.join(ANY_MODEL)}")
     if "tf-ckpt-read" in args.formats:
         rows = bench_tf_checkpoint(args.rounds, args.workdir)
         print("BENCH " + json.dumps({"benchmark": "weight import (ResNet-50 TF checkpoint)",
@@ -313,8 +335,8 @@ def main(argv=None):
     rows = []
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         for fmt in args.formats:
-            path = os.path.join(tmp, "vgg16" + WRITERS[fmt][0])
-            call_in_child("write_vgg16_file", fmt, path)
+            path = os.path.join(tmp, args.model + WRITERS[fmt][0])
+            call_in_child("write_model_file", args.model, fmt, path)
             size = os.path.getsize(path)
             reads, loads = [], []
             with open(path, "rb") as f:  # warm the page cache for both sides (no child: it costs a TF start-up)
@@ -323,7 +345,7 @@ def main(argv=None):
             for i in range(args.rounds):
                 order = ("read", "load") if i % 2 == 0 else ("load", "read")
                 for mode in order:
-                    (reads if mode == "read" else loads).append(run_child(mode, path))
+                    (reads if mode == "read" else loads).append(run_child(mode, path, args.model))
             time_ratios = [l[0] / r[0] for l, r in zip(loads, reads)]
             mem_ratios = [l[1] / size for l in loads]
             row = {
@@ -339,7 +361,8 @@ def main(argv=None):
             print(f"{fmt:6s} {row['file_mb']:7.0f} MB  read {row['read_s']:.2f}s  load {row['load_s']:.2f}s  "
                   f"time x{row['time_ratio_min']:.2f}/{row['time_ratio_median']:.2f}/{row['time_ratio_max']:.2f}  "
                   f"peak RSS x{row['peak_rss_ratio_median']:.2f} (max {row['peak_rss_ratio_max']:.2f})", flush=True)
-    payload = {"benchmark": "weight import (VGG16)", "environment": environment(), "results": rows}
+    title = {"vgg16": "VGG16", "resnet50": "ResNet-50"}[args.model]
+    payload = {"benchmark": f"weight import ({title})", "environment": environment(), "results": rows}
     print("BENCH " + json.dumps(payload))
     finish([payload], args.check)
 
