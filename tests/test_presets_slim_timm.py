@@ -18,7 +18,7 @@ import kerasnets
 from kerasnets import presets
 from kerasnets.archives import UnsafeArchiveError, extract_checkpoint
 from tests.loopback import LoopbackServer, QuietHandler
-from tests.references import assert_parity, heal_keras, infer
+from tests.references import assert_parity, build_uninitialised, heal_keras, infer
 import weights_io
 
 SLIM_ROWS = [p for p in presets.list_presets() if p.archive]
@@ -204,7 +204,8 @@ def test_slim_archive_preset_downloads_extracts_and_converts(server, monkeypatch
     base = presets.get_preset("googlenet.tf_slim")
     shape = (96, 96, 3)
     x = np.random.default_rng(1).uniform(-1, 1, (4,) + shape).astype("float32")
-    source = kerasnets.build("googlenet", input_shape=shape, classifier_activation=None, **base.options)
+    source = build_uninitialised(kerasnets.build, "googlenet", input_shape=shape, classifier_activation=None,
+                                 **base.options)  # heal_keras gives the values
     heal_keras(source, x)
     checkpoint = tmp_path / "src" / base.archive["checkpoint"]
     checkpoint.parent.mkdir()
@@ -242,7 +243,8 @@ def test_timm_preset_through_the_hub(server, monkeypatch, tmp_path, home):
     base = presets.get_preset("mobilenet_v3_small.timm_lamb_in1k")
     shape = (64, 64, 3)
     x = np.random.default_rng(3).normal(size=(4,) + shape).astype("float32")
-    source = kerasnets.build("mobilenet_v3_small", input_shape=shape, classifier_activation=None, **base.options)
+    source = build_uninitialised(kerasnets.build, "mobilenet_v3_small", input_shape=shape, classifier_activation=None,
+                                 **base.options)  # heal_keras gives the values
     heal_keras(source, x)
     written = tmp_path / "model.safetensors"
     weights_io.save_safetensors(source, written, layout=base.layout)

@@ -256,7 +256,8 @@ def _healthy_slim_values(case, shapes, calibration):
     ours has no aux head) keep slim's initialisation.
     """
     _, size, layout, builder, options = CASES[case]
-    donor = builder(input_shape=(size, size, 3), classes=CLASSES[case], classifier_activation=None, **options)
+    donor = build_uninitialised(builder, input_shape=(size, size, 3), classes=CLASSES[case], classifier_activation=None,
+                                **options)  # heal_keras gives the values
     heal_keras(donor, calibration)
     mapping = weights_io.get_layout(layout).map_names([layer.name for layer in weighted_layers(donor)])
     values = {}
@@ -317,11 +318,12 @@ def test_background_class_dropped_and_loud_options():
     """A 1000-class build drops slim's background row; a model built otherwise is refused."""
     size = CASES["inception_v4"][1]
     inputs, expected, values = _run_slim("inception_v4")  # cached for test_slim_logits[inception_v4]
-    ours = kerasnets.build_inception_v4(input_shape=(size, size, 3), classifier_activation=None, bn_scale=False)
+    ours = build_uninitialised(kerasnets.build_inception_v4, input_shape=(size, size, 3), classifier_activation=None,
+                               bn_scale=False)  # the checkpoint gives every value
     weights_io.assign_weights(ours, weight_file(values), weights_io.get_layout("tf-slim-inception-v4"))
     assert_parity(keras.ops.convert_to_numpy(ours(inputs, training=False)), expected[0][:, 1:],
                   what="inception_v4 1000 classes")
-    timm_like = kerasnets.build_inception_v4(input_shape=(size, size, 3))  # BN with gamma
+    timm_like = kerasnets.registry.build_for_shapes("inception_v4", input_shape=(size, size, 3))  # BN with gamma; refused
     with pytest.raises(weights_io.WeightMismatchError, match="bn_scale"):
         weights_io.assign_weights(timm_like, weight_file(values), weights_io.get_layout("tf-slim-inception-v4"))
 

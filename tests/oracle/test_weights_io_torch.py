@@ -63,7 +63,7 @@ def test_torch_saved_vgg11_bn_wrapped_parameters(tmp_path):
 
 
 def test_exported_alexnet_loads_into_torchvision_strict(tmp_path):
-    model = kerasnets.build_alexnet(classifier_activation=None)
+    model = build_uninitialised(kerasnets.build_alexnet, classifier_activation=None)  # heal_keras gives the values
     heal_keras(model, np.random.default_rng(12).uniform(0, 1, (4, 224, 224, 3)).astype("float32"))
     path = tmp_path / "ours.pth"
     save_torch_state_dict(model, path, layout="torchvision-alexnet")
@@ -75,7 +75,7 @@ def test_exported_alexnet_loads_into_torchvision_strict(tmp_path):
 
 
 def test_exported_resnet18_loads_into_torchvision_strict(tmp_path):
-    model = kerasnets.build_resnet18(input_shape=(64, 64, 3), classifier_activation=None)
+    model = build_uninitialised(kerasnets.build_resnet18, input_shape=(64, 64, 3), classifier_activation=None)
     heal_keras(model, np.random.default_rng(13).normal(size=(4, 64, 64, 3)).astype("float32"))
     path = tmp_path / "resnet18.pth"
     save_torch_state_dict(model, path, layout="torchvision-resnet")
