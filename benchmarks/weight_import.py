@@ -1,9 +1,9 @@
 """Time and peak memory of importing a full-size VGG16 (528 MB) or ResNet-50 (98 MB) from each format.
 
 Each measurement runs in a fresh subprocess. A load first builds the model
-(`build_vgg16()`, `--model resnet50`: `build_resnet50()`; its own weights are not counted), then resets the kernel's peak-RSS
-mark (/proc/self/clear_refs) and loads the file with weights_io; the reference
-reads the file's bytes once. Reported, interleaved over rounds:
+(`build_vgg16()`; `--model resnet50`: `build_resnet50()`), so that its own weights
+are not counted, then resets the kernel's peak-RSS mark (/proc/self/clear_refs)
+and loads the file with weights_io; the reference reads the file's bytes once. Reported, interleaved over rounds:
 
 * time ratio  = load time / read-bytes time          (target <= 2)
 * memory ratio = peak RSS growth during load / file size (target <= 2)

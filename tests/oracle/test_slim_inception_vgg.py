@@ -323,7 +323,8 @@ def test_background_class_dropped_and_loud_options():
     weights_io.assign_weights(ours, weight_file(values), weights_io.get_layout("tf-slim-inception-v4"))
     assert_parity(keras.ops.convert_to_numpy(ours(inputs, training=False)), expected[0][:, 1:],
                   what="inception_v4 1000 classes")
-    timm_like = kerasnets.registry.build_for_shapes("inception_v4", input_shape=(size, size, 3))  # BN with gamma; refused
+    # BN with gamma: refused before any value is read, so built for shapes
+    timm_like = kerasnets.registry.build_for_shapes("inception_v4", input_shape=(size, size, 3))
     with pytest.raises(weights_io.WeightMismatchError, match="bn_scale"):
         weights_io.assign_weights(timm_like, weight_file(values), weights_io.get_layout("tf-slim-inception-v4"))
 
