@@ -39,7 +39,7 @@ from harness import add_check_flag, environment, finish  # noqa: E402
 CHILD = r"""
 import os, sys, time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-mode, path, model_name = sys.argv[1:4]
+mode, path = sys.argv[1:3]
 def rss(field):
     with open("/proc/self/status") as f:
         for line in f:
@@ -52,7 +52,7 @@ if mode == "read":  # the reference needs no model (and no TensorFlow start-up: 
     print("RESULT", time.perf_counter() - start, len(data))
     sys.exit()
 import kerasnets
-model = kerasnets.build(model_name)
+model = kerasnets.build(sys.argv[3])
 with open("/proc/self/clear_refs", "w") as f:
     f.write("5")
 base = rss("VmRSS:")
@@ -86,15 +86,10 @@ def write_h5(path, model):
     model.save_weights(path)
 
 
-def _torch_layout(model):
-    """The publisher names a torch-format file of `model` is written in."""
-    return "torchvision-resnet" if model.name.startswith("resnet") else "torchvision-vgg"
-
-
 def write_pth(path, model):
     from weights_io import save_torch_state_dict
 
-    save_torch_state_dict(model, path, layout=_torch_layout(model))
+    save_torch_state_dict(model, path, layout=MODELS[model.name]["torch_layout"])
 
 
 def write_mat(path, model):
@@ -126,7 +121,7 @@ def write_mat(path, model):
 def write_safetensors(path, model):
     from weights_io import save_safetensors
 
-    save_safetensors(model, path, layout=_torch_layout(model))
+    save_safetensors(model, path, layout=MODELS[model.name]["torch_layout"])
 
 
 def write_tf_ckpt(path, model):
@@ -173,7 +168,10 @@ def write_caffemodel(path, model):
 
 # The formats whose writers above take any model; the others write VGG16's publisher layouts.
 ANY_MODEL = ("pth", "h5", "safetensors", "tf-ckpt")
-MODELS = ("vgg16", "resnet50")
+# --model: the registry name (also the built model's name), its title in the output, and the publisher
+# names its .pth and .safetensors files are written in
+MODELS = {"vgg16": {"title": "VGG16", "torch_layout": "torchvision-vgg"},
+          "resnet50": {"title": "ResNet-50", "torch_layout": "torchvision-resnet"}}
 WRITERS = {"npy": (".npy", write_npy), "pth": (".pth", write_pth), "mat": (".mat", write_mat),
            "h5": (".weights.h5", write_h5), "safetensors": (".safetensors", write_safetensors),
            "tf-ckpt": (".ckpt.data-00000-of-00001", write_tf_ckpt), "caffemodel": (".caffemodel", write_caffemodel)}
@@ -245,7 +243,7 @@ def bench_tf_checkpoint(rounds, workdir):
             for i in range(rounds):
                 for step in (("read", "load") if i % 2 == 0 else ("load", "read")):
                     if step == "read":
-                        reads.append(run_child("read", shard, "-"))
+                        reads.append(run_child("read", shard))
                     else:
                         out = subprocess.run([sys.executable, "-c", TF_CHILD, mode, prefix, warm],
                                              capture_output=True, text=True, check=True)
@@ -298,9 +296,10 @@ def write_model_file(model_name, fmt, path):
     WRITERS[fmt][1](path, kerasnets.build(model_name))
 
 
-def run_child(mode, path, model_name):
-    out = subprocess.run([sys.executable, "-c", CHILD, mode, path, model_name], capture_output=True, text=True,
-                         check=True)
+def run_child(mode, path, model_name=None):
+    """(seconds, peak RSS growth) of one fresh process: "read" the file's bytes, or "load" it into `model_name`."""
+    args = [mode, path] + ([model_name] if model_name else [])
+    out = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, text=True, check=True)
     line = next(l for l in out.stdout.splitlines() if l.startswith("RESULT"))
     _, seconds, peak = line.split()
     return float(seconds), int(peak)
@@ -311,7 +310,7 @@ def main(argv=None):
     parser.add_argument("--formats", nargs="+", choices=[*WRITERS, "tf-ckpt-read"],
                         help=f"default: {list(WRITERS)} (resnet50: {list(ANY_MODEL)}); tf-ckpt-read times reading "
                              "a ResNet-50 checkpoint, no model")
-    parser.add_argument("--model", choices=MODELS, default="vgg16",
+    parser.add_argument("--model", choices=list(MODELS), default="vgg16",
                         help=f"the model the files hold; resnet50 takes the formats {list(ANY_MODEL)}")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workdir", default=None, help="where the 528 MB files go (default: a temp dir)")
@@ -361,8 +360,8 @@ def main(argv=None):
             print(f"{fmt:6s} {row['file_mb']:7.0f} MB  read {row['read_s']:.2f}s  load {row['load_s']:.2f}s  "
                   f"time x{row['time_ratio_min']:.2f}/{row['time_ratio_median']:.2f}/{row['time_ratio_max']:.2f}  "
                   f"peak RSS x{row['peak_rss_ratio_median']:.2f} (max {row['peak_rss_ratio_max']:.2f})", flush=True)
-    title = {"vgg16": "VGG16", "resnet50": "ResNet-50"}[args.model]
-    payload = {"benchmark": f"weight import ({title})", "environment": environment(), "results": rows}
+    payload = {"benchmark": f"weight import ({MODELS[args.model]['title']})", "environment": environment(),
+               "results": rows}
     print("BENCH " + json.dumps(payload))
     finish([payload], args.check)
 
