@@ -176,7 +176,7 @@ def test_wrong_family_and_mismatch_errors(tmp_path, fixtures_dir):
 
 # ------------------------------------------- a full VGG16 SimpleNN written by Octave
 # MatConvNet's imagenet-vgg-verydeep-16 layout (conv1_1 .. conv5_3, fc6 as a 7x7 conv,
-# fc7/fc8 as 1x1 convs). numpy draws He-normal weights and writes them as raw bytes in
+# fc7/fc8 as 1x1 convs). numpy draws He-scaled weights and writes them as raw bytes in
 # MATLAB's column-major order; GNU Octave reads them and saves the SimpleNN .mat (the
 # 553 MB file is made at test time, not committed); build_vgg16 loads it and must give
 # the logits of a float64 numpy forward pass over the same arrays.
@@ -226,14 +226,13 @@ def _vgg16_specs():
 @pytest.mark.skipif(OCTAVE is None, reason="GNU Octave is not installed (Debian package 'octave')")
 def test_octave_written_full_vgg16_simplenn_into_build_vgg16(tmp_path):
     from kerasnets import build_vgg16
-    from tests.references import build_uninitialised
+    from tests.references import build_uninitialised, uniform_draws
 
     rng = np.random.default_rng(16)
     arrays = {}
     for name, shape, _, _ in _vgg16_specs():
-        kernel = rng.standard_normal(shape, dtype=np.float32)  # scaled in place: 138M values, no float64 copies
-        kernel *= np.float32(np.sqrt(2 / np.prod(shape[:3])))
-        bias = (rng.standard_normal(shape[3], dtype=np.float32) * 0.1).astype("float32")
+        kernel = uniform_draws(rng, shape, np.sqrt(2 / np.prod(shape[:3])))  # 138M float32 values
+        bias = uniform_draws(rng, shape[3], 0.1)
         kernel.ravel(order="F").astype("<f4", copy=False).tofile(tmp_path / f"{name}_W.bin")
         bias.astype("<f4").tofile(tmp_path / f"{name}_b.bin")
         arrays[name] = (kernel, bias)

@@ -1,7 +1,7 @@
 """Oracle: Cadene's pretrainedmodels inceptionv4 and bninception give our logits, loaded from .pth files.
 
 Cadene's models with healthy random weights (`tests.references.heal_torch`:
-He-normal, BN statistics calibrated on a batch then perturbed) are saved in
+He-scaled, BN statistics calibrated on a batch then perturbed) are saved in
 the legacy (pre-zip) torch format, as Cadene's real files are, and loaded by
 `weights_io.load_weights` into our builders with the options that reproduce
 them: by layout name, and by auto-detection; the logits must match on two

@@ -4,7 +4,7 @@ Cadene's SENet differs from timm's seresnet (our defaults) in the stem
 max-pool (``ceil_mode=True``, no padding: ``stem_pool="ceil"``), in where
 SE-ResNet strides (the first 1x1: ``stride_placement="v1"``) and in its key
 names (layout "cadene-senet"). Healthy random weights
-(`tests.references.heal_torch`: He-normal, BN statistics calibrated on a
+(`tests.references.heal_torch`: He-scaled, BN statistics calibrated on a
 batch then perturbed) are saved as Cadene's files are (legacy, non-zip torch
 format) and loaded through the reader, the layout and the assign step, all
 or nothing.
@@ -33,7 +33,7 @@ TOLERANCE = 1e-4  # max |ours - theirs| / max |theirs|
 def _cadene_file(name, path):
     torch.manual_seed(0)
     calibration = np.random.default_rng(1).normal(size=(4, 3, SIZE, SIZE)).astype("float32")
-    # He-normal SE convs too: the gates are spread, not all ~0.5
+    # He-scaled SE convs too: the gates are spread, not all ~0.5
     reference = heal_torch(getattr(senet, name)(num_classes=1000, pretrained=None), calibration)
     # Residual branches at half the stream's scale (bn3 gamma and beta x 0.5), as trained nets' last BN keeps
     # them: at full scale the perturbed eval-mode statistics compound ~1.3x per block over SE-ResNet-101/152's

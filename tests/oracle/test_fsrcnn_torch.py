@@ -1,6 +1,6 @@
 """Oracle: the notes' FSRCNN-pytorch model (written out here in torch) gives our outputs.
 
-Healthy random torch weights (`tests.references.heal_torch`: He-normal
+Healthy random torch weights (`tests.references.heal_torch`: He-scaled
 kernels, non-zero biases; plus random PReLU slopes) -> state dict ->
 `WeightFile(convention="torch")` -> `assign_weights` with the
 ``fsrcnn-pytorch`` layout (strict: every key used, every weight set) -> the

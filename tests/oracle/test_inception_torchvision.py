@@ -1,6 +1,6 @@
 """Oracle: torchvision googlenet and inception_v3 give our logits, aux heads included.
 
-Healthy random torch weights (`tests.references.heal_torch`: He-normal, BN
+Healthy random torch weights (`tests.references.heal_torch`: He-scaled, BN
 statistics calibrated on a batch then perturbed) -> state dict as numpy ->
 `WeightFile(convention="torch")` -> `assign_weights(strict=True)` with the
 registered layout (every key used, every weight set) -> same main logits in

@@ -4,7 +4,7 @@ The reference follows models/networks.py of junyanz/pytorch-CycleGAN-and-pix2pix
 as its pretrained generators run (`--model test --no_dropout`): one
 `nn.Sequential` ``model``, InstanceNorm2d without affine or running
 statistics, conv biases, ConvTranspose2d(k3, s2, p1, output_padding=1),
-tanh. Healthy random weights (`tests.references.heal_torch`: He-normal
+tanh. Healthy random weights (`tests.references.heal_torch`: He-scaled
 kernels, non-zero biases) are saved with `torch.save` (zip and legacy formats,
 and a legacy file carrying the InstanceNorm running_mean/var that the
 published pre-0.4 files hold) and loaded through a real preset row with
@@ -58,7 +58,7 @@ class ResnetGenerator(nn.Module):
 
 
 def _reference(blocks, ngf, seed, size):
-    """Healthy random weights (He-normal kernels, random biases, so a misplaced bias would show)."""
+    """Healthy random weights (He-scaled kernels, random biases, so a misplaced bias would show)."""
     torch.manual_seed(seed)
     calibration = np.random.default_rng(100 + seed).uniform(-1, 1, (4, 3, size, size)).astype("float32")
     return heal_torch(ResnetGenerator(blocks, ngf), calibration, seed=seed)

@@ -5,7 +5,7 @@ for `netG=unet_256`, ngf 64, BatchNorm2d: nested skip blocks whose forward is
 `cat([x, block(x)])`, bias-free convs but for the outermost transposed conv,
 in-place LeakyReLU/ReLU at the head of each block, dropout on the middle 8x
 blocks. It runs in eval mode (`test.py --eval`) with healthy random weights
-(`tests.references.heal_torch`: He-normal, BN statistics calibrated on a
+(`tests.references.heal_torch`: He-scaled, BN statistics calibrated on a
 batch then perturbed), is saved with `torch.save` and loaded through a real
 preset row with `convert_source_into`; the output images of two inputs must
 match (`assert_parity`).

@@ -5,7 +5,7 @@ The reference follows unet/unet_parts.py and unet_model.py as hubconf.py's
 DoubleConv = (conv3x3 pad 1 without bias, BatchNorm2d, ReLU) x 2, Down =
 MaxPool2d(2) + DoubleConv, Up = ConvTranspose2d(in, in // 2, 2, stride 2),
 pad to the skip's size, cat([skip, up]), DoubleConv; OutConv = conv1x1 with
-bias. Healthy random weights (`tests.references.heal_torch`: He-normal, BN
+bias. Healthy random weights (`tests.references.heal_torch`: He-scaled, BN
 statistics calibrated on a batch then perturbed) are saved with `torch.save`
 plus the 'mask_values' list train.py adds, and loaded through the real preset
 rows; the outputs of two inputs must match (`assert_parity`).

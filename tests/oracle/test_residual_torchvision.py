@@ -1,6 +1,6 @@
 """Oracle: torchvision ResNet/ResNeXt/DenseNet/MobileNetV3 (and a timm-style SE-ResNet) give our logits.
 
-Healthy random torch weights (`tests.references.heal_torch`: He-normal, BN
+Healthy random torch weights (`tests.references.heal_torch`: He-scaled, BN
 statistics calibrated on a batch then perturbed) -> state dict as numpy ->
 `weights_io.WeightFile(convention="torch")` -> `assign_weights(strict=True)`
 (every source key used, every model weight set) -> same logits on two random
@@ -99,7 +99,7 @@ def _with_se(model):
 @pytest.mark.parametrize("name, torch_name", [("se_resnet50", "resnet50"), ("se_resnext50_32x4d", "resnext50_32x4d")])
 def test_se_resnet_logits(name, torch_name):
     torch.manual_seed(0)
-    # healed (He-normal) SE convs: the gates are spread, not all ~0.5
+    # healed (He-scaled) SE convs: the gates are spread, not all ~0.5
     reference = _with_se(getattr(torchvision.models, torch_name)(weights=None, num_classes=10))
     ours = build_uninitialised(kerasnets.build, name, input_shape=(SIZE, SIZE, 3), classes=10,
                                classifier_activation=None)
