@@ -13,7 +13,7 @@ import pytest
 
 import kerasnets
 from tests.conftest import assert_close
-from tests.references import assert_parity, build_uninitialised
+from tests.references import assert_parity, build_uninitialised, uniform_draws
 from weights_io import (
     UnsafePickleError,
     WeightFileError,
@@ -33,15 +33,12 @@ def tensorflow_vgg16_dict(rng, include_fc=True, classes=1000):
     for (block, convs), width in zip(VGG16_CONVS, WIDTHS):
         for c in range(1, convs + 1):
             std = np.sqrt(2.0 / (9 * cin))
-            params[f"conv{block}_{c}"] = [
-                rng.normal(0, std, (3, 3, cin, width)).astype("float32"),
-                rng.normal(0, 0.01, (width,)).astype("float32"),
-            ]
+            params[f"conv{block}_{c}"] = [uniform_draws(rng, (3, 3, cin, width), std),
+                                          uniform_draws(rng, (width,), 0.01)]
             cin = width
     if include_fc:
         for name, (i, o) in {"fc6": (25088, 4096), "fc7": (4096, 4096), "fc8": (4096, classes)}.items():
-            params[name] = [rng.normal(0, np.sqrt(2.0 / i), (i, o)).astype("float32"),
-                            rng.normal(0, 0.01, (o,)).astype("float32")]
+            params[name] = [uniform_draws(rng, (i, o), np.sqrt(2.0 / i)), uniform_draws(rng, (o,), 0.01)]
     return params
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import weights_io
+from tests.references import uniform_draws
 from training.perceptual import PERCEPTUAL_PRESETS, VGGContentLoss, build_feature_extractor
 
 VGG19_CONVS = [(b, c, w) for b, (n, w) in enumerate(zip((2, 2, 4, 4, 4), (64, 128, 256, 512, 512)), 1)
@@ -15,12 +16,12 @@ VGG19_CONVS = [(b, c, w) for b, (n, w) in enumerate(zip((2, 2, 4, 4, 4), (64, 12
 
 @pytest.fixture(scope="module")
 def vgg19_npy(tmp_path_factory):
-    """Random He-normal VGG19 conv weights in the tensorflow-vgg layout (name -> [W, b])."""
+    """Random He-scaled VGG19 conv weights in the tensorflow-vgg layout (name -> [W, b])."""
     rng = np.random.default_rng(0)
     weights, cin = {}, 3
     for b, c, w in VGG19_CONVS:
-        kernel = rng.normal(0, np.sqrt(2.0 / (9 * cin)), (3, 3, cin, w)).astype(np.float32)
-        weights[f"conv{b}_{c}"] = [kernel, rng.normal(0, 0.05, w).astype(np.float32)]
+        weights[f"conv{b}_{c}"] = [uniform_draws(rng, (3, 3, cin, w), np.sqrt(2.0 / (9 * cin))),
+                                   uniform_draws(rng, (w,), 0.05)]
         cin = w
     path = tmp_path_factory.mktemp("vgg") / "vgg19.npy"
     np.save(path, np.array(weights, dtype=object), allow_pickle=True)
