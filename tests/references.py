@@ -112,12 +112,15 @@ def _perturbed_statistics(rng, mean, var, gamma):
 
 
 def uniform_draws(rng, shape, std, out=None):
-    """float32 draws of mean 0 and standard deviation `std`, uniform on +-sqrt(3) std; into `out` if given.
+    """float32 draws of `shape`, mean 0 and standard deviation `std`, uniform on +-sqrt(3) std; written
+    into `out` (a float32 array of that shape) if given.
 
     The variance is what the reference needs, not the distribution: uniform draws cost 2.5 ns a value
     on the build VM against 10 ns for float32 normal ones (and 35 in float64), and the suite draws
     about a billion (the registry's weights alone, for tests/backends).
     """
+    if out is not None and tuple(out.shape) != tuple(np.atleast_1d(shape)):
+        raise ValueError(f"out has shape {out.shape}, not {shape}")
     value = rng.random(shape, dtype=np.float32) if out is None else rng.random(dtype=np.float32, out=out)
     value -= np.float32(0.5)
     value *= np.float32(std * np.sqrt(12.0))
@@ -183,7 +186,7 @@ def heal_keras(model, batch, seed=0):
             if std is None:  # PReLU slopes, SE scales, ...: keep the layer's own initialisation
                 continue
             value, hand_over = destination(variable, np.dtype("float32"))  # drawn in place, not copied
-            uniform_draws(rng, None, std, out=value)
+            uniform_draws(rng, value.shape, std, out=value)
             hand_over()
     _initialise_the_rest(model)
     classifier = _softmax_classifier(model)
@@ -391,7 +394,7 @@ def _draw_into(rng, parameter, std):
     import torch
 
     if parameter.dtype == torch.float32 and parameter.device.type == "cpu" and parameter.is_contiguous():
-        uniform_draws(rng, None, std, out=parameter.detach().numpy())
+        uniform_draws(rng, tuple(parameter.shape), std, out=parameter.detach().numpy())
     else:
         parameter.copy_(torch.as_tensor(uniform_draws(rng, tuple(parameter.shape), std), dtype=parameter.dtype))
 
