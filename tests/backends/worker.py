@@ -4,7 +4,9 @@ Run with KERAS_BACKEND set (jax or torch). Follows JOBDIR/manifest.jsonl as
 the TensorFlow parent appends to it (one JSON line per model, then "END"),
 so the workers run while the parent is still building: for every entry it
 builds the model with the recorded kwargs (on JAX without running its initialisers:
-see `_build`), loads the parent's `.weights.h5` and checks it set every variable,
+see `_build`), loads the parent's `.weights.h5` with `weights_io.load_weights` (our Keras-file
+reader and assign step, by layer name; strict: every weight of the file and the model paired) and
+checks it set every variable,
 runs `model.predict` (jit-compiled on JAX, as users run it) on the parent's
 input and writes `<name>.<backend>.npz`. One model's failure is recorded in
 JOBDIR/results.<backend>.json and the worker goes on, so one process covers
@@ -32,6 +34,7 @@ def main(jobdir):
 
     import kerasnets  # noqa: F401  (imported before the freeze, so that it is frozen too)
     from kerasnets.registry import ReleaseModels
+    from weights_io import load_weights
 
     # ReleaseModels collects after every 2 GB of models; with the backend's modules frozen out of its
     # sight a collection walks only what the models left (see tests/conftest.py's _collect)
@@ -46,7 +49,7 @@ def main(jobdir):
         model = None
         try:
             model = _build(name, entry["kwargs"], backend)
-            model.load_weights(os.path.join(jobdir, entry["weights"]))
+            load_weights(model, os.path.join(jobdir, entry["weights"]), source="keras")
             _check_every_variable_loaded(model)
             inputs = np.load(os.path.join(jobdir, entry["inputs"]))
             xs = [inputs[f"x{i}"] for i in range(len(inputs.files))]
