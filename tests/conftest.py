@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import os
 import pathlib
+import sys
 
 import numpy as np
 import pytest
@@ -385,6 +386,8 @@ def pytest_sessionfinish(session, exitstatus):
     and the quiet malloc_trim's folder with every run."""
     import shutil
 
+    if "tests.preloaded" in sys.modules:  # this process's forkserver, waited for: its children's CPU time counts
+        sys.modules["tests.preloaded"].stop()
     if hasattr(session.config, "workerinput"):
         return
     for folder in filter(None, _QUIET_TRIM_FOLDER):  # the processes that preload it have it mapped: safe

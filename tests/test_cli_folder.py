@@ -80,6 +80,9 @@ def test_train_on_folder_then_predict(photo_folder, tmp_path, capsys):
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+CLI = "import sys\nfrom training.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+
+
 def test_killed_folder_run_resumes_to_the_uninterrupted_losses(photo_folder, tmp_path):
     """`kerasnets train --data` killed after its first epoch, run again: the same log as a run never killed.
 
@@ -88,33 +91,28 @@ def test_killed_folder_run_resumes_to_the_uninterrupted_losses(photo_folder, tmp
     loss equals the uninterrupted run's.
     """
     import csv
-    import os
     import signal
-    import subprocess
-    import sys
     import time
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {**os.environ, "PYTHONPATH": root, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    from tests import preloaded
 
     def train(run):
-        args = ["train", "--model", "mobilenet_v3_small", "--data", str(photo_folder), "--epochs", "3",
-                "--batch-size", "8", "--image-size", "64", "--output-dir", str(run)]
-        return subprocess.Popen([sys.executable, "-m", "training.cli", *args], cwd=root, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        args = ["train", "--model", "mobilenet_v3_small", "--data", photo_folder, "--epochs", "3",
+                "--batch-size", "8", "--image-size", "64", "--output-dir", run]
+        return preloaded.start(CLI, *args)  # the console script's call, in a process that can be killed
 
     killed, clean = tmp_path / "killed", tmp_path / "clean"
     proc = train(killed)
     state = killed / "backup" / "state.json"
     deadline = time.time() + 300
     while not state.exists():
-        assert proc.poll() is None, proc.stdout.read()
+        assert proc.poll() is None, "".join(proc.communicate())
         assert time.time() < deadline, "no resume state within 300 s"
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     for p in (train(clean), train(killed)):
-        out, _ = p.communicate(timeout=600)
+        out = "".join(p.communicate(timeout=600))
         assert p.returncode == 0, out
     assert "Resuming from" in out
 

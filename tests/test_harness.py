@@ -1,6 +1,8 @@
-"""The suite's own machinery in tests/conftest.py: the in-memory temporary folder and the quiet malloc_trim.
+"""The suite's own machinery: tests/conftest.py's in-memory temporary folder and quiet malloc_trim, and
+tests/preloaded.py's forked script processes.
 
-Both only save time, so nothing else would notice them switched off; these tests do.
+The first two only save time, so nothing else would notice them switched off; these tests do. The third
+stands in for `subprocess.Popen` in the kill-and-resume tests, which trust its pids and exit statuses.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import tempfile
 
 import pytest
 
-from tests import conftest
+from tests import conftest, preloaded
 
 # In a process started under the suite: a 256 MB block freed into glibc's heap (the suite's GLIBC_TUNABLES
 # keep it there), then malloc_trim by the name any library links against, then glibc's own.
@@ -61,3 +63,37 @@ def test_a_tmpdir_the_caller_chose_stands(monkeypatch, tmp_path):
 def test_no_memory_folder_without_the_room():
     assert conftest._memory_file_system_with_room(needs=2**60) is None
     assert conftest._memory_file_system_with_room(mount="/no/such/mount") is None
+
+
+PROBE = """
+import os, sys, time
+print(os.getcwd(), sys.argv[1:], os.environ["PROBE_VALUE"], os.getppid() != int(sys.argv[1]), flush=True)
+print("to stderr", file=sys.stderr, flush=True)
+import keras  # preloaded: no import time
+print(keras.backend.backend(), flush=True)
+if sys.argv[2] == "sleep":
+    time.sleep(60)
+raise SystemExit(int(sys.argv[2]))
+"""
+
+
+def test_preloaded_processes_behave_as_subprocesses():
+    """Arguments, environment, working folder, stdout apart from stderr, exit status, SIGKILL's -9; and
+    each its own process, not a child of this one."""
+    import signal
+
+    import keras
+
+    done = preloaded.start(PROBE, os.getpid(), 3, env={"PROBE_VALUE": "seen"})
+    assert done.readline() == f"{conftest.ROOT} ['{os.getpid()}', '3'] seen True\n"
+    out, err = done.communicate(timeout=60)
+    assert done.returncode == 3 and done.pid != os.getpid()
+    assert out.endswith(f"{keras.backend.backend()}\n") and err == "to stderr\n"
+    sleeper = preloaded.start(PROBE, os.getpid(), "sleep", env={"PROBE_VALUE": "x"})
+    sleeper.readline()
+    assert sleeper.poll() is None
+    sleeper.send_signal(signal.SIGKILL)
+    assert sleeper.wait(timeout=30) == -signal.SIGKILL
+    failing = preloaded.start("1 / 0")
+    out, err = failing.communicate(timeout=60)
+    assert failing.returncode == 1 and "ZeroDivisionError" in err

@@ -4,8 +4,6 @@ import os
 import random
 import shutil
 import signal
-import subprocess
-import sys
 import textwrap
 import time
 
@@ -16,6 +14,7 @@ import pytest
 from kerasnets.saving import (
     DirectoryLock, DirectoryLockedError, link_atomically, save_model_atomically, save_weights_atomically,
 )
+from tests import preloaded
 
 WRITER = textwrap.dedent(
     """
@@ -46,9 +45,9 @@ def test_kill_during_save_leaves_a_whole_previous_file(tmp_path, suffix):
     path.parent.mkdir()
     seen.mkdir()
     rng = random.Random(0)
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True)
+    proc = preloaded.start(WRITER, path)
     try:
-        proc.stdout.readline()  # one complete save exists
+        proc.readline()  # one complete save exists
         for catch in range(3):
             time.sleep(rng.uniform(0.0, 0.5))
             deadline = time.time() + 30
@@ -102,9 +101,9 @@ HOLDER = textwrap.dedent(
 
 
 def test_second_writer_is_refused_and_lock_dies_with_its_process(tmp_path):
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    holder = preloaded.start(HOLDER, tmp_path)
     try:
-        assert holder.stdout.readline().strip() == "locked"
+        assert holder.readline().strip() == "locked"
         with pytest.raises(DirectoryLockedError, match=f"pid {holder.pid}"):
             DirectoryLock(tmp_path).acquire()
     finally:

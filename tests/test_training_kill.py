@@ -6,14 +6,13 @@ import csv
 import json
 import os
 import signal
-import subprocess
-import sys
 import textwrap
 import time
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests import preloaded
+
 EPOCHS = 8
 KILLS = 3
 
@@ -36,9 +35,7 @@ SCRIPT = textwrap.dedent("""
 
 
 def _start(out):
-    env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.Popen([sys.executable, "-c", SCRIPT, out], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return preloaded.start(SCRIPT, out)
 
 
 def _log_rows(out):
@@ -67,7 +64,7 @@ def test_random_kills_lose_and_double_nothing(tmp_path):
         proc.wait()
         survived += 1
     final = _start(out)
-    output, _ = final.communicate(timeout=300)
+    output = "".join(final.communicate(timeout=300))
     assert final.returncode == 0, output
     assert survived >= 2, "the run finished before it could be killed twice: make epochs slower"
 

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests import preloaded
 
-# Logical devices must be configured before TensorFlow runs any op: a fresh process.
+# Logical devices must be configured before TensorFlow runs any op: a process of its own (forked from one
+# that has imported TensorFlow and run nothing, see tests/preloaded.py).
 SCRIPT = textwrap.dedent("""
     import json, sys
     import tensorflow as tf
@@ -43,10 +41,9 @@ SCRIPT = textwrap.dedent("""
 
 def test_mirrored_over_two_cpu_replicas_equals_single_device(tmp_path):
     out = tmp_path / "runs.json"
-    env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(out)], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = preloaded.start(SCRIPT, out)
+    output = "".join(proc.communicate(timeout=300))
+    assert proc.returncode == 0, output[-3000:]
     runs = json.loads(out.read_text())
     assert runs["mirrored"]["replicas"] == 2
     # each replica sees half of every batch; the all-reduced mean gradient equals the single device's

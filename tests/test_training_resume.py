@@ -1,4 +1,4 @@
-"""Kill-and-resume and two-worker MultiWorkerMirroredStrategy, each in real subprocesses."""
+"""Kill-and-resume and two-worker MultiWorkerMirroredStrategy, each in real processes (`tests.preloaded`)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,14 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import textwrap
 import time
 
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests import preloaded
+
 EPOCHS = 6
 
 TRAIN_SCRIPT = textwrap.dedent("""
@@ -38,10 +37,8 @@ TRAIN_SCRIPT = textwrap.dedent("""
 """) % EPOCHS
 
 
-def _run(script, *args, env=None, **kwargs):
-    env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
-    return subprocess.Popen([sys.executable, "-c", script, *map(str, args)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+def _run(script, *args, env=None):
+    return preloaded.start(script, *args, env=env)
 
 
 def test_resume_after_sigkill(tmp_path):
@@ -58,7 +55,7 @@ def test_resume_after_sigkill(tmp_path):
     state = os.path.join(interrupted, "backup", "state.json")
     deadline = time.time() + 120
     while not os.path.exists(state):
-        assert proc.poll() is None, proc.stdout.read()
+        assert proc.poll() is None, "".join(proc.communicate())
         assert time.time() < deadline, "no checkpoint within 120 s"
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
@@ -68,7 +65,7 @@ def test_resume_after_sigkill(tmp_path):
     uninterrupted = _run(TRAIN_SCRIPT, clean, 0, 0)
     resumed = _run(TRAIN_SCRIPT, interrupted, 0, 1)
     for p in (uninterrupted, resumed):
-        out, _ = p.communicate(timeout=240)
+        out = "".join(p.communicate(timeout=240))
         assert p.returncode == 0, out
     ran = json.load(open(os.path.join(interrupted, "result.json")))
     ref = json.load(open(os.path.join(clean, "result.json")))
@@ -126,7 +123,7 @@ def test_two_workers_end_with_identical_weights(tmp_path):
     outputs = []
     try:
         for p in procs:
-            outputs.append(p.communicate(timeout=240)[0])
+            outputs.append("".join(p.communicate(timeout=240)))
     finally:
         for p in procs:
             if p.poll() is None:
