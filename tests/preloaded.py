@@ -8,7 +8,9 @@ imports `PRELOAD` once per test process. A forked child is a process like any ot
 signals, file locks, exit status), and TensorFlow has run no op in the server, so a child can still
 configure its devices first. The five files that use it (kill, resume, mirrored, saving, CLI folder;
 -n 2, alternating runs on the 2-core build VM, 2026-12-06) took 168-176 CPU-s and 100-104 s with
-fresh interpreters, 111-112 CPU-s and 68 s forked.
+fresh interpreters, 111-112 CPU-s and 68 s forked. The notebooks' kernels start the same way
+(`launch_kernel`): tests/test_notebooks.py (-n 1, alternating) 165 and 177 CPU-s with kernels
+jupyter_client started, 134 and 140 forked.
 
 The child's stdout and stderr go to two files, read back by `readline` (stdout) and `communicate`
 (both), so a child never blocks on a pipe nobody reads.
@@ -24,7 +26,9 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PRELOAD = ["numpy", "keras", "kerasnets", "training.fit", "training.cli"]
+# torchvision first, where installed (multiprocessing skips a preload that fails to import): torch imported
+# after TensorFlow segfaults (see tests/conftest.py), and notebook 02 imports it
+PRELOAD = ["torchvision", "numpy", "keras", "kerasnets", "training.fit", "training.cli", "ipykernel.kernelapp"]
 
 _context = []
 
@@ -37,11 +41,16 @@ def _forkserver():
     return _context[0]
 
 
-def _run_script(script, argv, env, outputs):
-    """The child: stdout and stderr to `outputs`, `env` over the server's environment, `script` run as
-    `python -c` runs it."""
-    os.chdir(ROOT)
-    os.environ.update(env)
+def _run_script(script, argv, env, cwd, outputs, new_session):
+    """The child: stdout and stderr to `outputs`, `env` as its environment (None: the server's), `script`
+    run as `python -c` runs it in `cwd`."""
+    if new_session:  # its own process group, as Popen(start_new_session=True) gives: killpg reaches it alone
+        os.setsid()
+    os.chdir(cwd)
+    if env is not None:
+        os.environ.clear()
+        os.environ.update(env)
+        _reread_environment()
     for stream, path in zip((1, 2), outputs):
         descriptor = os.open(path, os.O_WRONLY | os.O_APPEND)
         os.dup2(descriptor, stream)
@@ -52,19 +61,30 @@ def _run_script(script, argv, env, outputs):
     exec(compile(script, "<string>", "exec"), {"__name__": "__main__"})
 
 
+def _reread_environment():
+    """What the preloaded modules read from the environment at import, read again from the child's."""
+    import tempfile
+
+    tempfile.tempdir = None  # TMPDIR
+    if "matplotlib" in sys.modules and os.environ.get("MPLBACKEND"):  # as matplotlib/__init__.py does
+        sys.modules["matplotlib"].rcParams["backend"] = os.environ["MPLBACKEND"]
+
+
 class Process:
     """What the tests used of `subprocess.Popen` (pid, poll, wait, send_signal, kill, communicate,
     returncode), with `readline` for the child's stdout; `returncode` is -N for a child killed by signal N."""
 
-    def __init__(self, script, args, env):
+    stdin = stdout = stderr = None  # no pipes: the output goes to files (jupyter_client closes what is set)
+
+    def __init__(self, script, args, env, cwd, new_session):
         self.outputs = []
         for suffix in (".out", ".err"):
             handle, path = tempfile.mkstemp(prefix="preloaded-", suffix=suffix)
             os.close(handle)
             self.outputs.append(path)
         self._read = 0
-        self._process = _forkserver().Process(target=_run_script,
-                                              args=(script, [str(a) for a in args], dict(env or {}), self.outputs))
+        self._process = _forkserver().Process(target=_run_script, args=(script, [str(a) for a in args], env, cwd,
+                                                                        self.outputs, new_session))
         self._process.start()
         self.pid = self._process.pid
 
@@ -87,6 +107,9 @@ class Process:
 
     def kill(self):
         self.send_signal(signal.SIGKILL)
+
+    def terminate(self):
+        self.send_signal(signal.SIGTERM)
 
     def readline(self, timeout=120.0, poll=0.01):
         """The child's next line of stdout ('' once it has exited with no more)."""
@@ -121,9 +144,33 @@ class Process:
                 pass
 
 
-def start(script, *args, env=None):
-    """Runs `script` with `args` as `python -c script args...` would (from the repository root), forked."""
-    return Process(script, args, env)
+def start(script, *args, env=None, cwd=ROOT, new_session=False):
+    """Runs `script` with `args` as `python -c script args...` would, forked.
+
+    Args:
+        env: the child's whole environment (None: the server's, which is this process's when it started).
+        cwd: the child's working folder (default the repository's root).
+        new_session: the child leads a session and process group of its own.
+    """
+    return Process(script, args, None if env is None else dict(env), os.fspath(cwd), new_session)
+
+
+def launch_kernel(cmd, env=None, cwd=None, **_):
+    """`jupyter_client.launcher.launch_kernel` (`python -m ipykernel_launcher -f CONNECTION`), forked.
+
+    In its own process group, as jupyter_client's own launch gives it: the kernel manager signals the
+    group. Without JPY_PARENT_PID: ipykernel would take the server, its parent here, for a dead one.
+    """
+    module = cmd.index("-m") + 1
+    env = {k: v for k, v in (os.environ if env is None else env).items() if k != "JPY_PARENT_PID"}
+    script = f"import runpy\nrunpy.run_module({cmd[module]!r}, run_name='__main__', alter_sys=True)\n"
+    kernel = start(script, *cmd[module + 1:], env=env, cwd=cwd or os.getcwd(), new_session=True)
+    deadline = time.monotonic() + 60
+    while os.getpgid(kernel.pid) != kernel.pid:  # the manager reads the group right away: wait for setsid
+        if kernel.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the kernel did not start: {kernel.communicate()}")
+        time.sleep(0.001)
+    return kernel
 
 
 def stop():

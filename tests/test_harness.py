@@ -84,12 +84,12 @@ def test_preloaded_processes_behave_as_subprocesses():
 
     import keras
 
-    done = preloaded.start(PROBE, os.getpid(), 3, env={"PROBE_VALUE": "seen"})
+    done = preloaded.start(PROBE, os.getpid(), 3, env={**os.environ, "PROBE_VALUE": "seen"})
     assert done.readline() == f"{conftest.ROOT} ['{os.getpid()}', '3'] seen True\n"
     out, err = done.communicate(timeout=60)
     assert done.returncode == 3 and done.pid != os.getpid()
     assert out.endswith(f"{keras.backend.backend()}\n") and err == "to stderr\n"
-    sleeper = preloaded.start(PROBE, os.getpid(), "sleep", env={"PROBE_VALUE": "x"})
+    sleeper = preloaded.start(PROBE, os.getpid(), "sleep", env={**os.environ, "PROBE_VALUE": "x"})
     sleeper.readline()
     assert sleeper.poll() is None
     sleeper.send_signal(signal.SIGKILL)

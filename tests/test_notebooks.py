@@ -1,7 +1,8 @@
 """Every notebook is committed executed and fresh (its cells are what notebooks/src/build.py makes
 from its percent-format source, each code cell carries the sha256 of the source it ran), shows
 its figures (image/png outputs), has no TF/absl/CUDA log noise in its outputs, and runs top to
-bottom on a fresh kernel.
+bottom on a kernel of its own (forked from tests/preloaded.py's server: nothing run, TensorFlow and
+Keras imported).
 
 Regenerate after editing a source:  python notebooks/src/build.py --execute [NN]"""
 
@@ -20,6 +21,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 sys.path.insert(0, str(ROOT / "notebooks" / "src"))
 
+from tests import preloaded  # noqa: E402
 from build import LOG_NOISE, notebook_from_source, released_weights_mirror, source_sha256  # noqa: E402
 
 # a cell draws when it calls pyplot, a .plot/imshow/show method, or one of training's plot_* helpers
@@ -130,6 +132,9 @@ def test_notebook_runs(path, tmp_path, monkeypatch, weights_mirror):
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     monkeypatch.setenv("TMPDIR", str(scratch))
+    # a kernel of its own, forked from a server that has imported TensorFlow and Keras: the notebook's
+    # first imports are cached, its state fresh (tests/preloaded.py)
+    monkeypatch.setattr("jupyter_client.provisioning.local_provisioner.launch_kernel", preloaded.launch_kernel)
     committed = path.read_bytes()
     nb = notebook_from_source(source_of(path))  # in memory: the committed file is never written
     client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",

@@ -38,7 +38,7 @@ TRAIN_SCRIPT = textwrap.dedent("""
 
 
 def _run(script, *args, env=None):
-    return preloaded.start(script, *args, env=env)
+    return preloaded.start(script, *args, env=None if env is None else {**os.environ, **env})
 
 
 def test_resume_after_sigkill(tmp_path):
