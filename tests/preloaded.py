@@ -42,15 +42,14 @@ def _forkserver():
 
 
 def _run_script(script, argv, env, cwd, outputs, new_session):
-    """The child: stdout and stderr to `outputs`, `env` as its environment (None: the server's), `script`
-    run as `python -c` runs it in `cwd`."""
+    """The child: stdout and stderr to `outputs`, `env` as its environment, `script` run as `python -c`
+    runs it in `cwd`."""
     if new_session:  # its own process group, as Popen(start_new_session=True) gives: killpg reaches it alone
         os.setsid()
     os.chdir(cwd)
-    if env is not None:
-        os.environ.clear()
-        os.environ.update(env)
-        _reread_environment()
+    os.environ.clear()
+    os.environ.update(env)
+    _reread_environment()
     for stream, path in zip((1, 2), outputs):
         descriptor = os.open(path, os.O_WRONLY | os.O_APPEND)
         os.dup2(descriptor, stream)
@@ -62,7 +61,8 @@ def _run_script(script, argv, env, cwd, outputs, new_session):
 
 
 def _reread_environment():
-    """What the preloaded modules read from the environment at import, read again from the child's."""
+    """What the preloaded modules read from the environment at import, read again from the child's: the
+    server's environment is that of the test that started it (a notebook test's TMPDIR, since deleted)."""
     import tempfile
 
     tempfile.tempdir = None  # TMPDIR
@@ -148,11 +148,11 @@ def start(script, *args, env=None, cwd=ROOT, new_session=False):
     """Runs `script` with `args` as `python -c script args...` would, forked.
 
     Args:
-        env: the child's whole environment (None: the server's, which is this process's when it started).
+        env: the child's whole environment (None: this process's, as subprocess gives it).
         cwd: the child's working folder (default the repository's root).
         new_session: the child leads a session and process group of its own.
     """
-    return Process(script, args, None if env is None else dict(env), os.fspath(cwd), new_session)
+    return Process(script, args, dict(os.environ if env is None else env), os.fspath(cwd), new_session)
 
 
 def launch_kernel(cmd, env=None, cwd=None, **_):

@@ -97,3 +97,14 @@ def test_preloaded_processes_behave_as_subprocesses():
     failing = preloaded.start("1 / 0")
     out, err = failing.communicate(timeout=60)
     assert failing.returncode == 1 and "ZeroDivisionError" in err
+
+
+def test_preloaded_processes_take_this_process_environment_not_the_servers(tmp_path, monkeypatch):
+    """A child gets the environment of the test that starts it, and the temporary folder it names: not
+    the server's, which is that of whichever test started the server (its TMPDIR deleted since)."""
+    probe = "import os, tempfile\nprint(os.environ['TMPDIR'], tempfile.gettempdir(), flush=True)\n"
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+        monkeypatch.setenv("TMPDIR", str(tmp_path / name))
+        out, err = preloaded.start(probe).communicate(timeout=60)
+        assert out.split() == [str(tmp_path / name)] * 2, err
