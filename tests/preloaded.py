@@ -63,8 +63,6 @@ def _run_script(script, argv, env, cwd, outputs, new_session):
 def _reread_environment():
     """What the preloaded modules read from the environment at import, read again from the child's: the
     server's environment is that of the test that started it (a notebook test's TMPDIR, since deleted)."""
-    import tempfile
-
     tempfile.tempdir = None  # TMPDIR
     if "matplotlib" in sys.modules and os.environ.get("MPLBACKEND"):  # as matplotlib/__init__.py does
         sys.modules["matplotlib"].rcParams["backend"] = os.environ["MPLBACKEND"]
