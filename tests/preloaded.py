@@ -12,8 +12,8 @@ fresh interpreters, 111-112 CPU-s and 68 s forked. The notebooks' kernels start 
 (`launch_kernel`): tests/test_notebooks.py (-n 1, alternating) 165 and 177 CPU-s with kernels
 jupyter_client started, 134 and 140 forked.
 
-The child's stdout and stderr go to two files, read back by `readline` (stdout) and `communicate`
-(both), so a child never blocks on a pipe nobody reads.
+The child's stdout and stderr go to two files, read back by `readline` (stdout), `communicate` (both)
+and `output` (both as one text), so a child never blocks on a pipe nobody reads.
 """
 
 from __future__ import annotations
@@ -133,6 +133,10 @@ class Process:
             with open(path) as f:
                 texts.append(f.read())
         return tuple(texts)
+
+    def output(self, timeout=None):
+        """Waits for the child and returns its stdout followed by its stderr, for a failure's message."""
+        return "".join(self.communicate(timeout))
 
     def __del__(self):
         for path in getattr(self, "outputs", ()):

@@ -106,13 +106,13 @@ def test_killed_folder_run_resumes_to_the_uninterrupted_losses(photo_folder, tmp
     state = killed / "backup" / "state.json"
     deadline = time.time() + 300
     while not state.exists():
-        assert proc.poll() is None, "".join(proc.communicate())
+        assert proc.poll() is None, proc.output()
         assert time.time() < deadline, "no resume state within 300 s"
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     for p in (train(clean), train(killed)):
-        out = "".join(p.communicate(timeout=600))
+        out = p.output(timeout=600)
         assert p.returncode == 0, out
     assert "Resuming from" in out
 

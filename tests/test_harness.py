@@ -89,6 +89,7 @@ def test_preloaded_processes_behave_as_subprocesses():
     out, err = done.communicate(timeout=60)
     assert done.returncode == 3 and done.pid != os.getpid()
     assert out.endswith(f"{keras.backend.backend()}\n") and err == "to stderr\n"
+    assert done.output() == out + err
     sleeper = preloaded.start(PROBE, os.getpid(), "sleep", env={**os.environ, "PROBE_VALUE": "x"})
     sleeper.readline()
     assert sleeper.poll() is None

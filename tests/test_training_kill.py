@@ -64,7 +64,7 @@ def test_random_kills_lose_and_double_nothing(tmp_path):
         proc.wait()
         survived += 1
     final = _start(out)
-    output = "".join(final.communicate(timeout=300))
+    output = final.output(timeout=300)
     assert final.returncode == 0, output
     assert survived >= 2, "the run finished before it could be killed twice: make epochs slower"
 

@@ -42,7 +42,7 @@ SCRIPT = textwrap.dedent("""
 def test_mirrored_over_two_cpu_replicas_equals_single_device(tmp_path):
     out = tmp_path / "runs.json"
     proc = preloaded.start(SCRIPT, out)
-    output = "".join(proc.communicate(timeout=300))
+    output = proc.output(timeout=300)
     assert proc.returncode == 0, output[-3000:]
     runs = json.loads(out.read_text())
     assert runs["mirrored"]["replicas"] == 2

@@ -55,7 +55,7 @@ def test_resume_after_sigkill(tmp_path):
     state = os.path.join(interrupted, "backup", "state.json")
     deadline = time.time() + 120
     while not os.path.exists(state):
-        assert proc.poll() is None, "".join(proc.communicate())
+        assert proc.poll() is None, proc.output()
         assert time.time() < deadline, "no checkpoint within 120 s"
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
@@ -65,7 +65,7 @@ def test_resume_after_sigkill(tmp_path):
     uninterrupted = _run(TRAIN_SCRIPT, clean, 0, 0)
     resumed = _run(TRAIN_SCRIPT, interrupted, 0, 1)
     for p in (uninterrupted, resumed):
-        out = "".join(p.communicate(timeout=240))
+        out = p.output(timeout=240)
         assert p.returncode == 0, out
     ran = json.load(open(os.path.join(interrupted, "result.json")))
     ref = json.load(open(os.path.join(clean, "result.json")))
@@ -123,7 +123,7 @@ def test_two_workers_end_with_identical_weights(tmp_path):
     outputs = []
     try:
         for p in procs:
-            outputs.append("".join(p.communicate(timeout=240)))
+            outputs.append(p.output(timeout=240))
     finally:
         for p in procs:
             if p.poll() is None:
