@@ -11,8 +11,36 @@ import os
 import pathlib
 import sys
 
-import numpy as np
-import pytest
+
+def _free_memory_goes_back_to_the_host(devices="/sys/bus/virtio/devices"):
+    """Whether this machine is a VM whose balloon reports free memory to its host (virtio, feature bit 5).
+
+    There a memory block the guest had left free is unbacked, and numpy's advice to take large arrays in
+    transparent huge pages makes each first touch of one a 2 MB host fault: on the build VM ~22 ms per
+    huge page against ~0.7 ms for the same 2 MB in 4 KB pages, where a machine that owns its memory pays
+    about the same for both. A probe cannot tell it: blocks freed moments before are still backed."""
+    import glob
+
+    for device in glob.glob(os.path.join(devices, "*")):
+        try:
+            with open(os.path.join(device, "device")) as kind, open(os.path.join(device, "features")) as bits:
+                if int(kind.read(), 16) == 5 and bits.read()[5:6] == "1":  # balloon; VIRTIO_BALLOON_F_REPORTING
+                    return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
+# numpy reads its switch at import, in every process (this one's included: hence before `import numpy`).
+# Four files (test_deploy, oracle/test_timm, test_weights_io_mat, test_readme) in one process, alternating,
+# 2026-12-06: 3512-3589 huge pages faulted in, 192-193 s and 55-59 s of system time with numpy's advice; none,
+# 164-165 s and 24-27 s without. Eight heavy files on two workers, whose memory goes from one to the other
+# before the host takes it back: 170-171 s and 64-66 s with, 161-171 s and 58-63 s without.
+if _free_memory_goes_back_to_the_host():
+    os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
+
+import numpy as np  # noqa: E402  (after the huge-page decision above)
+import pytest  # noqa: E402
 
 # TensorFlow's oneDNN builds pool large tensors in a BFC allocator that never returns memory: a worker
 # that once held VGG-19 and keras' twin kept 8.7 GB for the rest of the run, and two such workers on the
@@ -396,7 +424,12 @@ def pytest_sessionfinish(session, exitstatus):
     if not root:
         return
     if exitstatus == 0:
-        shutil.rmtree(root, ignore_errors=True)
+        # at this process's exit, after multiprocessing has deleted the folder of its forkserver's socket
+        # (at priority -100) inside this one: deleted first, a run on one process ended with that deletion's
+        # FileNotFoundError (`-n 0`: this process is the one that started tests.preloaded's server)
+        from multiprocessing import util
+
+        util.Finalize(None, shutil.rmtree, args=(root,), kwargs={"ignore_errors": True}, exitpriority=-101)
     else:
         print(f"\nthis run's temporary files, in memory until deleted: {root}")
 
