@@ -117,11 +117,9 @@ def test_preloaded_processes_take_this_process_environment_not_the_servers(tmp_p
     ("0x0001", "11000101" + "0" * 56, False),  # a network card, whose bit 5 means something else
 ])
 def test_free_page_reporting_is_read_from_the_balloon(tmp_path, kind, features, expected):
-    from tests.conftest import _free_memory_goes_back_to_the_host
-
     (tmp_path / "virtio0").mkdir()
     (tmp_path / "virtio0" / "device").write_text(kind + "\n")
     (tmp_path / "virtio0" / "features").write_text(features + "\n")
     (tmp_path / "virtio1").mkdir()  # a device whose files cannot be read
-    assert _free_memory_goes_back_to_the_host(str(tmp_path)) is expected
-    assert _free_memory_goes_back_to_the_host(str(tmp_path / "absent")) is False
+    assert conftest._free_memory_goes_back_to_the_host(str(tmp_path)) is expected
+    assert conftest._free_memory_goes_back_to_the_host(str(tmp_path / "absent")) is False
