@@ -91,7 +91,7 @@ class Process:
         return self._process.exitcode
 
     def poll(self):
-        return self._process.exitcode
+        return self.returncode
 
     def wait(self, timeout=None):
         self._process.join(timeout)
@@ -170,7 +170,8 @@ def launch_kernel(cmd, env=None, cwd=None, **_):
     deadline = time.monotonic() + 60
     while os.getpgid(kernel.pid) != kernel.pid:  # the manager reads the group right away: wait for setsid
         if kernel.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the kernel did not start: {kernel.communicate()}")
+            kernel.kill()  # one still running after the deadline: reading its output must not wait for it
+            raise RuntimeError(f"the kernel did not start: {kernel.output(timeout=30)}")
         time.sleep(0.001)
     return kernel
 
